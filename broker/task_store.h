@@ -1,0 +1,128 @@
+// Durable task storage behind a small interface. The broker core calls it; the
+// SQLite implementation lives in sqlite_task_store.cc and a fault-injecting
+// wrapper in tests/support. No SQLite types leak through here.
+//
+// Transactions: every write joins one open transaction, begun implicitly by
+// the first write after a Commit(). Commit() makes them all durable at once
+// (group commit: one fsync per broker loop turn). Reads see the writes of the
+// open transaction. After a failed Commit() the store has rolled back: what
+// is on disk is the state as of the last successful Commit().
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "common/task_state.h"
+
+namespace tq {
+
+struct NewTask {
+  std::string batch_id;
+  uint32_t index = 0;  // (batch_id, index) is unique
+  std::string queue;
+  std::string url;
+  int32_t priority = 0;
+  uint32_t max_attempts = 0;
+  uint32_t time_limit_ms = 0;
+  std::string options_json;  // submitter's per-task options, a JSON object
+  int64_t submitted_ms = 0;  // wall clock
+};
+
+// A task not yet in a terminal state, as loaded at start-up.
+struct PendingTask {
+  uint64_t id = 0;
+  NewTask spec;
+  TaskState state = TaskState::kQueued;  // queued, leased or retry_wait
+  uint32_t attempts = 0;
+  uint64_t token = 0;        // last lease token (0: never leased)
+  int64_t not_before_ms = 0;  // wall clock; for retry_wait
+  std::string last_error;
+};
+
+// How an attempt or a task ended.
+struct TaskOutcome {
+  bool ok = false;
+  std::string output;
+  bool output_truncated = false;
+  std::string error;
+  int32_t exit_code = 0;
+  std::string stderr_tail;
+  uint32_t duration_ms = 0;
+  std::string worker;
+};
+
+// A task in a terminal state with its stored result.
+struct FinishedTask {
+  uint64_t id = 0;
+  std::string batch_id;
+  uint32_t index = 0;
+  std::string queue;
+  std::string url;
+  TaskState state = TaskState::kDone;
+  uint32_t attempts = 0;
+  TaskOutcome outcome;
+  int64_t submitted_ms = 0;
+  int64_t finished_ms = 0;
+  uint64_t finish_seq = 0;
+};
+
+// Counts of tasks per (batch, queue, state), loaded at start-up.
+struct StateCount {
+  std::string batch_id;
+  std::string queue;
+  TaskState state = TaskState::kQueued;
+  uint64_t count = 0;
+};
+
+class TaskStore {
+ public:
+  virtual ~TaskStore() = default;
+
+  // --- writes (join the open transaction) ---
+
+  // Returns the new task id, or nullopt if (batch_id, index) already exists
+  // (a re-submitted batch: nothing is written).
+  virtual Result<std::optional<uint64_t>> Insert(const NewTask& task) = 0;
+  // state := leased, with the new token and attempt count.
+  virtual Status MarkLeased(uint64_t id, uint64_t token, uint32_t attempts,
+                            const std::string& worker, int64_t now_ms) = 0;
+  // state := queued or retry_wait (not_before_ms for the latter); keeps the
+  // token so a result from the last lease can still be matched. Clears any
+  // stored outcome and finish_seq (RetryDead brings dead tasks back this way).
+  virtual Status MarkWaiting(uint64_t id, TaskState state, uint32_t attempts,
+                             int64_t not_before_ms,
+                             const std::string& last_error) = 0;
+  // state := done, dead or cancelled, storing the outcome. finish_seq orders
+  // results for FetchResults cursors.
+  virtual Status MarkFinished(uint64_t id, TaskState state, uint32_t attempts,
+                              uint64_t finish_seq, const TaskOutcome& outcome,
+                              int64_t now_ms) = 0;
+
+  // Makes every write since the last Commit() durable. On failure nothing of
+  // them is kept and the error says why (e.g. "database or disk is full").
+  virtual Status Commit() = 0;
+  // Discards every write since the last Commit() (no-op if none).
+  virtual void Abort() = 0;
+  // Writes and commits a marker row: tells whether the store takes writes
+  // again after a failure. Must not be called with a transaction open.
+  virtual Status Probe() = 0;
+
+  // --- reads ---
+
+  // Every task in state queued, leased or retry_wait, in id order.
+  virtual Result<std::vector<PendingTask>> LoadPending() = 0;
+  virtual Result<std::vector<StateCount>> LoadCounts() = 0;
+  // Largest finish_seq stored (0 if none).
+  virtual Result<uint64_t> MaxFinishSeq() = 0;
+  // Terminal tasks of a batch with finish_seq > after, in finish_seq order.
+  virtual Result<std::vector<FinishedTask>> ReadFinished(
+      const std::string& batch_id, uint64_t after, uint32_t limit) = 0;
+  // Dead tasks of a batch (batch_id non-empty) or of a queue, for RetryDead.
+  virtual Result<std::vector<PendingTask>> LoadDead(
+      const std::string& batch_id, const std::string& queue) = 0;
+};
+
+}  // namespace tq

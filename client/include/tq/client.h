@@ -1,0 +1,188 @@
+// This is a public header file: the tq client library.
+//
+// A Client talks to one tq broker over a ZeroMQ DEALER socket. It submits URL
+// batches, streams their results, and runs the admin requests behind tq-ctl.
+//
+// Threading: a Client owns its socket and is NOT thread-safe; use one Client
+// per thread (they are cheap), or guard one with a mutex. Different Clients
+// are independent.
+// Errors: every call returns a tq::Status / tq::Result. kUnavailable means the
+// broker did not answer within the request timeout (after retries) or said
+// it cannot store right now; kInvalidArgument means the broker refused the
+// request as given; kNotFound an unknown batch or queue.
+// Idempotence: every request is safe to retry. Submit() is keyed by
+// (batch_id, item index), so re-submitting the same batch id never enqueues
+// duplicates.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace tq {
+
+struct ClientOptions {
+  std::string endpoint = "tcp://127.0.0.1:7070";
+  // How long one attempt of a request waits for its reply, and how many
+  // attempts are made before giving up with kUnavailable.
+  std::chrono::milliseconds request_timeout{5000};
+  int attempts = 3;
+};
+
+struct SubmitOptions {
+  // Every URL goes on every listed queue ("generic" or country codes).
+  std::vector<std::string> queues = {"generic"};
+  int32_t priority = 0;         // higher runs first within a queue
+  uint32_t max_attempts = 0;    // 0: the broker's default (3)
+  uint32_t time_limit_ms = 0;   // 0: the broker's default
+  std::string batch_id;         // empty: a fresh random id is chosen
+  std::map<std::string, std::string> task_options;  // handed to the worker
+};
+
+struct SubmitItemError {
+  size_t url_index = 0;  // index into the urls passed to Submit
+  std::string queue;
+  std::string reason;
+};
+
+struct SubmitReceipt {
+  std::string batch_id;
+  uint64_t total = 0;       // urls x queues
+  uint64_t accepted = 0;    // newly queued
+  uint64_t duplicates = 0;  // already known from an earlier submit
+  std::vector<SubmitItemError> errors;
+};
+
+struct BatchProgress {
+  uint64_t total = 0;
+  uint64_t queued = 0;
+  uint64_t leased = 0;
+  uint64_t retry_wait = 0;
+  uint64_t done = 0;
+  uint64_t dead = 0;
+  uint64_t cancelled = 0;
+  uint64_t finished() const { return done + dead + cancelled; }
+  bool complete() const { return total > 0 && finished() >= total; }
+};
+
+struct TaskResult {
+  uint64_t task_id = 0;
+  std::string batch_id;
+  uint32_t index = 0;
+  std::string url;
+  std::string queue;
+  std::string state;  // "done", "dead" or "cancelled"
+  uint32_t attempts = 0;
+  std::string worker;
+  bool ok = false;
+  std::string output;
+  bool output_truncated = false;
+  std::string error;
+  int32_t exit_code = 0;
+  std::string stderr_tail;
+  uint32_t duration_ms = 0;
+  int64_t submitted_ms = 0;
+  int64_t finished_ms = 0;
+  uint64_t finish_seq = 0;
+};
+
+// One JSON object (no newline) as printed by `tq-submit --wait` and
+// `tq-ctl results`: task_id, batch_id, index, url, queue, status, ok,
+// attempts, worker, duration_ms, result (output as text; output_base64
+// instead when it is not UTF-8), error, exit_code, stderr_tail, finished_ms.
+std::string ToJsonLine(const TaskResult& result);
+
+struct ResultPage {
+  std::vector<TaskResult> results;
+  uint64_t cursor = 0;  // pass as `after` to get the next page
+  BatchProgress progress;
+};
+
+struct QueueSummary {
+  std::string name;
+  BatchProgress counts;
+  uint32_t workers = 0;
+};
+
+struct BrokerCounters {
+  uint64_t messages_in = 0;
+  uint64_t messages_out = 0;
+  uint64_t bad_messages = 0;
+  uint64_t commits = 0;
+  uint64_t commit_failures = 0;
+  uint64_t redeliveries = 0;
+  bool store_ok = true;
+  std::string store_error;
+};
+
+struct WorkerSummary {
+  std::string worker_id;
+  std::string country;
+  std::string country_source;
+  std::vector<std::string> queues;
+  uint32_t concurrency = 0;
+  uint32_t credit = 0;
+  uint32_t in_flight = 0;
+  uint64_t last_seen_ms_ago = 0;
+  std::string hostname;
+  uint64_t tasks_done = 0;
+  std::string peer_address;
+};
+
+class Client {
+ public:
+  // Creates the socket and connects (ZeroMQ connects lazily: an absent
+  // broker shows up as kUnavailable on the first request, not here).
+  static Result<std::unique_ptr<Client>> Connect(const ClientOptions& options);
+  ~Client();
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Queues urls x options.queues in one batch, in chunks, pipelined. URLs the
+  // broker refuses come back in errors; the rest are queued.
+  Result<SubmitReceipt> Submit(const std::vector<std::string>& urls,
+                               const SubmitOptions& options);
+
+  // Results that finished after `after`, oldest first, at most `limit`.
+  // Waits up to `wait` for at least one if none is ready (long poll).
+  Result<ResultPage> FetchResults(const std::string& batch_id, uint64_t after,
+                                  uint32_t limit,
+                                  std::chrono::milliseconds wait);
+
+  // Streams every result of the batch to on_result, in finishing order, until
+  // the batch is complete (returns Ok), on_result returns false (Ok), or
+  // `deadline` passes (kUnavailable). on_progress, if set, is called after
+  // every page.
+  Status WaitForResults(
+      const std::string& batch_id,
+      const std::function<bool(const TaskResult&)>& on_result,
+      const std::function<void(const BatchProgress&)>& on_progress,
+      std::chrono::milliseconds deadline);
+
+  Result<BatchProgress> Progress(const std::string& batch_id);
+  // Cancels the batch's queued and retry-waiting tasks; running ones finish.
+  // Returns how many were cancelled.
+  Result<uint64_t> Cancel(const std::string& batch_id);
+
+  Result<std::vector<QueueSummary>> Queues(BrokerCounters* counters = nullptr);
+  Result<std::vector<WorkerSummary>> Workers();
+  // Dead tasks of a batch (or, with batch_id empty, of a queue) are queued
+  // again with fresh attempts. Returns how many.
+  Result<uint64_t> RetryDead(const std::string& batch_id,
+                             const std::string& queue);
+  // Cancels every queued and retry-waiting task of the queue.
+  Result<uint64_t> Purge(const std::string& queue);
+
+ private:
+  struct Impl;
+  explicit Client(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tq
