@@ -1,1 +1,567 @@
-// placeholder
+#include "broker/sqlite_task_store.h"
+
+#include <sqlite3.h>
+
+#include <chrono>
+#include <iterator>
+#include <utility>
+
+namespace tq {
+namespace {
+
+// Forward migrations: kMigrations[i] takes the schema from version i to i+1.
+// Never edit a released step; append a new one and bump kSchemaVersion.
+constexpr const char* kMigrations[] = {
+    // 0 -> 1: initial schema.
+    R"sql(
+CREATE TABLE meta(
+  key TEXT PRIMARY KEY,
+  value
+);
+CREATE TABLE tasks(
+  id INTEGER PRIMARY KEY,
+  batch_id TEXT NOT NULL,
+  item_index INTEGER NOT NULL,
+  queue TEXT NOT NULL,
+  url TEXT NOT NULL,
+  priority INTEGER NOT NULL,
+  max_attempts INTEGER NOT NULL,
+  time_limit_ms INTEGER NOT NULL,
+  options_json TEXT NOT NULL DEFAULT '{}',
+  state INTEGER NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  lease_token INTEGER NOT NULL DEFAULT 0,
+  worker TEXT,
+  not_before_ms INTEGER NOT NULL DEFAULT 0,
+  last_error TEXT,
+  submitted_ms INTEGER NOT NULL,
+  started_ms INTEGER,
+  finished_ms INTEGER,
+  finish_seq INTEGER,
+  ok INTEGER,
+  output BLOB,
+  output_truncated INTEGER,
+  error TEXT,
+  exit_code INTEGER,
+  stderr_tail TEXT,
+  duration_ms INTEGER,
+  UNIQUE(batch_id, item_index)
+);
+-- Start-up loads only the live tasks; finished ones may be millions.
+CREATE INDEX tasks_pending ON tasks(id) WHERE state IN (0, 1, 2);
+-- FetchResults cursors.
+CREATE INDEX tasks_finished ON tasks(batch_id, finish_seq)
+  WHERE finish_seq IS NOT NULL;
+-- RetryDead by queue (by batch uses the UNIQUE index).
+CREATE INDEX tasks_dead_by_queue ON tasks(queue) WHERE state = 4;
+)sql",
+};
+static_assert(std::size(kMigrations) == SqliteTaskStore::kSchemaVersion);
+
+// Column lists shared by the statements and the row readers below.
+#define TQ_PENDING_COLUMNS                                                    \
+  "id, batch_id, item_index, queue, url, priority, max_attempts, "            \
+  "time_limit_ms, options_json, submitted_ms, state, attempts, lease_token, " \
+  "not_before_ms, last_error"
+#define TQ_FINISHED_COLUMNS                                                \
+  "id, batch_id, item_index, queue, url, state, attempts, ok, output, "    \
+  "output_truncated, error, exit_code, stderr_tail, duration_ms, worker, " \
+  "submitted_ms, finished_ms, finish_seq"
+
+constexpr const char* kStatementSql[] = {
+    /* kBegin */ "BEGIN IMMEDIATE",
+    /* kCommit */ "COMMIT",
+    /* kRollback */ "ROLLBACK",
+    /* kInsert */
+    "INSERT OR IGNORE INTO tasks(batch_id, item_index, queue, url, priority, "
+    "max_attempts, time_limit_ms, options_json, submitted_ms, state) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)",
+    /* kMarkLeased */
+    "UPDATE tasks SET state = 1, lease_token = ?2, attempts = ?3, worker = ?4, "
+    "started_ms = ?5 WHERE id = ?1",
+    /* kMarkWaiting */
+    "UPDATE tasks SET state = ?2, attempts = ?3, not_before_ms = ?4, "
+    "last_error = ?5, finished_ms = NULL, finish_seq = NULL, ok = NULL, "
+    "output = NULL, output_truncated = NULL, error = NULL, exit_code = NULL, "
+    "stderr_tail = NULL, duration_ms = NULL WHERE id = ?1",
+    /* kMarkFinished */
+    // An outcome without a worker (e.g. cancelled) keeps the last lessee.
+    "UPDATE tasks SET state = ?2, attempts = ?3, finish_seq = ?4, ok = ?5, "
+    "output = ?6, output_truncated = ?7, error = ?8, exit_code = ?9, "
+    "stderr_tail = ?10, duration_ms = ?11, "
+    "worker = COALESCE(NULLIF(?12, ''), worker), finished_ms = ?13 "
+    "WHERE id = ?1",
+    /* kProbe */ "INSERT OR REPLACE INTO meta(key, value) VALUES('probe', ?1)",
+    /* kLoadPending */
+    "SELECT " TQ_PENDING_COLUMNS
+    " FROM tasks WHERE state IN (0, 1, 2) ORDER BY id",
+    /* kLoadCounts */
+    "SELECT batch_id, queue, state, COUNT(*) FROM tasks "
+    "GROUP BY batch_id, queue, state",
+    /* kMaxFinishSeq */ "SELECT COALESCE(MAX(finish_seq), 0) FROM tasks",
+    /* kReadFinished */
+    "SELECT " TQ_FINISHED_COLUMNS
+    " FROM tasks WHERE batch_id = ?1 AND finish_seq > ?2 "
+    "ORDER BY finish_seq LIMIT ?3",
+    /* kLoadDeadByBatch */
+    "SELECT " TQ_PENDING_COLUMNS
+    " FROM tasks WHERE batch_id = ?1 AND state = 4 ORDER BY id",
+    /* kLoadDeadByQueue */
+    "SELECT " TQ_PENDING_COLUMNS
+    " FROM tasks WHERE queue = ?1 AND state = 4 ORDER BY id",
+};
+
+#undef TQ_PENDING_COLUMNS
+#undef TQ_FINISHED_COLUMNS
+
+// Resets a statement when the call using it returns, so no read holds a
+// snapshot open and no bound pointer outlives its string.
+class ResetOnExit {
+ public:
+  explicit ResetOnExit(sqlite3_stmt* stmt) : stmt_(stmt) {}
+  ~ResetOnExit() { sqlite3_reset(stmt_); }
+  ResetOnExit(const ResetOnExit&) = delete;
+  ResetOnExit& operator=(const ResetOnExit&) = delete;
+
+ private:
+  sqlite3_stmt* const stmt_;
+};
+
+// The strings outlive the step (they are reset before the call returns), so
+// SQLite need not copy them.
+void BindText(sqlite3_stmt* stmt, int index, const std::string& s) {
+  sqlite3_bind_text(stmt, index, s.data(), static_cast<int>(s.size()),
+                    SQLITE_STATIC);
+}
+
+void BindBlob(sqlite3_stmt* stmt, int index, const std::string& s) {
+  // A zero-length blob, not NULL, for empty output.
+  sqlite3_bind_blob(stmt, index, s.empty() ? "" : s.data(),
+                    static_cast<int>(s.size()), SQLITE_STATIC);
+}
+
+void BindInt(sqlite3_stmt* stmt, int index, int64_t v) {
+  sqlite3_bind_int64(stmt, index, v);
+}
+
+std::string ColumnText(sqlite3_stmt* stmt, int col) {
+  const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt, col));
+  if (p == nullptr) return {};
+  return std::string(p, sqlite3_column_bytes(stmt, col));
+}
+
+std::string ColumnBlob(sqlite3_stmt* stmt, int col) {
+  const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt, col));
+  if (p == nullptr) return {};
+  return std::string(p, sqlite3_column_bytes(stmt, col));
+}
+
+int64_t ColumnInt(sqlite3_stmt* stmt, int col) {
+  return sqlite3_column_int64(stmt, col);
+}
+
+// Runs SQL that returns at most one row and yields its first column.
+Result<int64_t> QueryInt(sqlite3* db, const char* sql) {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) != SQLITE_OK) {
+    return Status::IoError(sqlite3_errmsg(db));
+  }
+  int rc = sqlite3_step(stmt);
+  Result<int64_t> result = Status::IoError(sqlite3_errmsg(db));
+  if (rc == SQLITE_ROW) result = sqlite3_column_int64(stmt, 0);
+  if (rc == SQLITE_DONE) result = int64_t{0};
+  sqlite3_finalize(stmt);
+  return result;
+}
+
+Result<std::string> QueryText(sqlite3* db, const char* sql) {
+  sqlite3_stmt* stmt = nullptr;
+  if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) != SQLITE_OK) {
+    return Status::IoError(sqlite3_errmsg(db));
+  }
+  int rc = sqlite3_step(stmt);
+  Result<std::string> result = Status::IoError(sqlite3_errmsg(db));
+  if (rc == SQLITE_ROW) result = ColumnText(stmt, 0);
+  if (rc == SQLITE_DONE) result = std::string();
+  sqlite3_finalize(stmt);
+  return result;
+}
+
+Status Exec(sqlite3* db, const std::string& sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err != nullptr ? err : sqlite3_errmsg(db);
+    sqlite3_free(err);
+    return Status::IoError(msg);
+  }
+  return Status::Ok();
+}
+
+// Runs the missing migration steps in one transaction, so a crash leaves
+// either the old schema or the new one.
+Status Migrate(sqlite3* db) {
+  Status s = Exec(db, "BEGIN IMMEDIATE");
+  if (!s.ok()) return s;
+  // Read inside the write lock: another opener may have just migrated.
+  Result<int64_t> version = QueryInt(db, "PRAGMA user_version");
+  if (!version.ok()) {
+    Exec(db, "ROLLBACK");
+    return version.status();
+  }
+  for (int64_t v = *version; v < SqliteTaskStore::kSchemaVersion; ++v) {
+    s = Exec(db, kMigrations[v]);
+    if (!s.ok()) {
+      Exec(db, "ROLLBACK");
+      return Status::IoError("schema migration " + std::to_string(v) + " -> " +
+                             std::to_string(v + 1) + " failed: " + s.message());
+    }
+  }
+  s = Exec(db, "PRAGMA user_version = " +
+                   std::to_string(SqliteTaskStore::kSchemaVersion));
+  if (s.ok()) s = Exec(db, "COMMIT");
+  if (!s.ok()) Exec(db, "ROLLBACK");
+  return s;
+}
+
+}  // namespace
+
+Result<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(
+    const std::string& path, const SqliteOptions& options) {
+  const std::string where = "cannot open database " + path + ": ";
+  sqlite3* db = nullptr;
+  // NOMUTEX: one thread owns the store.
+  int rc = sqlite3_open_v2(
+      path.c_str(), &db,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+      nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db != nullptr ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close(db);
+    return Status::IoError(where + msg);
+  }
+  // From here the destructor closes db.
+  std::unique_ptr<SqliteTaskStore> store(new SqliteTaskStore(db));
+  sqlite3_busy_timeout(db, 5000);
+
+  // The first statement reads the file header: a non-database fails here.
+  Result<std::string> mode = QueryText(db, "PRAGMA journal_mode = WAL");
+  if (!mode.ok()) return Status::IoError(where + mode.status().message());
+  if (*mode != "wal") {
+    return Status::IoError(where + "cannot use WAL journal mode (got " + *mode +
+                           ")");
+  }
+  std::string pragmas = options.synchronous_full
+                            ? "PRAGMA synchronous = FULL;"
+                            : "PRAGMA synchronous = NORMAL;";
+  if (options.max_page_count > 0) {
+    pragmas +=
+        "PRAGMA max_page_count = " + std::to_string(options.max_page_count) +
+        ";";
+  }
+  if (Status s = Exec(db, pragmas); !s.ok()) {
+    return Status::IoError(where + s.message());
+  }
+
+  Result<int64_t> version = QueryInt(db, "PRAGMA user_version");
+  if (!version.ok()) return Status::IoError(where + version.status().message());
+  if (*version > kSchemaVersion) {
+    return Status::InvalidArgument(where + "database schema version " +
+                                   std::to_string(*version) +
+                                   " is newer than this tq-broker supports (" +
+                                   std::to_string(kSchemaVersion) + ")");
+  }
+  if (*version < kSchemaVersion) {
+    if (Status s = Migrate(db); !s.ok()) {
+      return Status::IoError(where + s.message());
+    }
+  }
+  if (Status s = store->Prepare(); !s.ok()) {
+    return Status::IoError(where + s.message());
+  }
+  return store;
+}
+
+SqliteTaskStore::SqliteTaskStore(sqlite3* db) : db_(db) {}
+
+SqliteTaskStore::~SqliteTaskStore() {
+  if (!sqlite3_get_autocommit(db_)) Exec(db_, "ROLLBACK");
+  for (sqlite3_stmt* stmt : stmts_) sqlite3_finalize(stmt);
+  sqlite3_close(db_);
+}
+
+Status SqliteTaskStore::Prepare() {
+  static_assert(std::size(kStatementSql) == kStmtCount);
+  for (int i = 0; i < kStmtCount; ++i) {
+    if (sqlite3_prepare_v3(db_, kStatementSql[i], -1, SQLITE_PREPARE_PERSISTENT,
+                           &stmts_[i], nullptr) != SQLITE_OK) {
+      return Status::Internal(std::string("preparing \"") + kStatementSql[i] +
+                              "\": " + sqlite3_errmsg(db_));
+    }
+  }
+  return Status::Ok();
+}
+
+Status SqliteTaskStore::FailWrite(const char* what) {
+  txn_error_ =
+      Status::IoError(std::string(what) + " failed: " + sqlite3_errmsg(db_));
+  return txn_error_;
+}
+
+Status SqliteTaskStore::ReadError(const char* what) const {
+  return Status::IoError(std::string(what) + " failed: " + sqlite3_errmsg(db_));
+}
+
+Status SqliteTaskStore::BeginWrite() {
+  if (!txn_error_.ok()) return txn_error_;
+  if (!sqlite3_get_autocommit(db_)) return Status::Ok();
+  sqlite3_stmt* stmt = stmts_[kBegin];
+  ResetOnExit reset(stmt);
+  if (sqlite3_step(stmt) != SQLITE_DONE) return FailWrite("begin");
+  return Status::Ok();
+}
+
+void SqliteTaskStore::Rollback() {
+  if (sqlite3_get_autocommit(db_)) return;  // none open, or SQLite did it
+  sqlite3_stmt* stmt = stmts_[kRollback];
+  ResetOnExit reset(stmt);
+  sqlite3_step(stmt);
+}
+
+Status SqliteTaskStore::StepUpdate(sqlite3_stmt* stmt, const char* what,
+                                   uint64_t id) {
+  ResetOnExit reset(stmt);
+  if (sqlite3_step(stmt) != SQLITE_DONE) return FailWrite(what);
+  if (sqlite3_changes(db_) == 0) {
+    // Nothing was written, so the transaction stays usable.
+    return Status::NotFound(std::string(what) + ": no task with id " +
+                            std::to_string(id));
+  }
+  return Status::Ok();
+}
+
+Result<std::optional<uint64_t>> SqliteTaskStore::Insert(const NewTask& task) {
+  if (Status s = BeginWrite(); !s.ok()) return s;
+  sqlite3_stmt* stmt = stmts_[kInsert];
+  ResetOnExit reset(stmt);
+  BindText(stmt, 1, task.batch_id);
+  BindInt(stmt, 2, task.index);
+  BindText(stmt, 3, task.queue);
+  BindText(stmt, 4, task.url);
+  BindInt(stmt, 5, task.priority);
+  BindInt(stmt, 6, task.max_attempts);
+  BindInt(stmt, 7, task.time_limit_ms);
+  BindText(stmt, 8, task.options_json);
+  BindInt(stmt, 9, task.submitted_ms);
+  if (sqlite3_step(stmt) != SQLITE_DONE) return FailWrite("insert");
+  if (sqlite3_changes(db_) == 0) return std::optional<uint64_t>();
+  return std::optional<uint64_t>(
+      static_cast<uint64_t>(sqlite3_last_insert_rowid(db_)));
+}
+
+Status SqliteTaskStore::MarkLeased(uint64_t id, uint64_t token,
+                                   uint32_t attempts, const std::string& worker,
+                                   int64_t now_ms) {
+  if (Status s = BeginWrite(); !s.ok()) return s;
+  sqlite3_stmt* stmt = stmts_[kMarkLeased];
+  BindInt(stmt, 1, static_cast<int64_t>(id));
+  BindInt(stmt, 2, static_cast<int64_t>(token));
+  BindInt(stmt, 3, attempts);
+  BindText(stmt, 4, worker);
+  BindInt(stmt, 5, now_ms);
+  return StepUpdate(stmt, "mark leased", id);
+}
+
+Status SqliteTaskStore::MarkWaiting(uint64_t id, TaskState state,
+                                    uint32_t attempts, int64_t not_before_ms,
+                                    const std::string& last_error) {
+  if (state != TaskState::kQueued && state != TaskState::kRetryWait) {
+    return Status::InvalidArgument("mark waiting: state " +
+                                   std::string(TaskStateName(state)) +
+                                   " is not queued or retry_wait");
+  }
+  if (Status s = BeginWrite(); !s.ok()) return s;
+  sqlite3_stmt* stmt = stmts_[kMarkWaiting];
+  BindInt(stmt, 1, static_cast<int64_t>(id));
+  BindInt(stmt, 2, static_cast<int>(state));
+  BindInt(stmt, 3, attempts);
+  BindInt(stmt, 4, not_before_ms);
+  BindText(stmt, 5, last_error);
+  return StepUpdate(stmt, "mark waiting", id);
+}
+
+Status SqliteTaskStore::MarkFinished(uint64_t id, TaskState state,
+                                     uint32_t attempts, uint64_t finish_seq,
+                                     const TaskOutcome& outcome,
+                                     int64_t now_ms) {
+  if (!IsTerminal(state)) {
+    return Status::InvalidArgument("mark finished: state " +
+                                   std::string(TaskStateName(state)) +
+                                   " is not terminal");
+  }
+  if (Status s = BeginWrite(); !s.ok()) return s;
+  sqlite3_stmt* stmt = stmts_[kMarkFinished];
+  BindInt(stmt, 1, static_cast<int64_t>(id));
+  BindInt(stmt, 2, static_cast<int>(state));
+  BindInt(stmt, 3, attempts);
+  BindInt(stmt, 4, static_cast<int64_t>(finish_seq));
+  BindInt(stmt, 5, outcome.ok ? 1 : 0);
+  BindBlob(stmt, 6, outcome.output);
+  BindInt(stmt, 7, outcome.output_truncated ? 1 : 0);
+  BindText(stmt, 8, outcome.error);
+  BindInt(stmt, 9, outcome.exit_code);
+  BindText(stmt, 10, outcome.stderr_tail);
+  BindInt(stmt, 11, outcome.duration_ms);
+  BindText(stmt, 12, outcome.worker);
+  BindInt(stmt, 13, now_ms);
+  return StepUpdate(stmt, "mark finished", id);
+}
+
+Status SqliteTaskStore::Commit() {
+  if (!txn_error_.ok()) {
+    Rollback();
+    Status s = Status::IoError("commit failed: " + txn_error_.message());
+    txn_error_ = Status::Ok();
+    return s;
+  }
+  if (sqlite3_get_autocommit(db_)) return Status::Ok();
+  sqlite3_stmt* stmt = stmts_[kCommit];
+  ResetOnExit reset(stmt);
+  if (sqlite3_step(stmt) != SQLITE_DONE) {
+    Status s =
+        Status::IoError(std::string("commit failed: ") + sqlite3_errmsg(db_));
+    Rollback();
+    return s;
+  }
+  return Status::Ok();
+}
+
+void SqliteTaskStore::Abort() {
+  Rollback();
+  txn_error_ = Status::Ok();
+}
+
+Status SqliteTaskStore::Probe() {
+  if (!sqlite3_get_autocommit(db_) || !txn_error_.ok()) {
+    return Status::Internal("probe called with a transaction open");
+  }
+  auto fail = [this]() {
+    Status s =
+        Status::IoError(std::string("probe failed: ") + sqlite3_errmsg(db_));
+    Rollback();
+    return s;
+  };
+  {
+    ResetOnExit reset(stmts_[kBegin]);
+    if (sqlite3_step(stmts_[kBegin]) != SQLITE_DONE) return fail();
+  }
+  {
+    sqlite3_stmt* stmt = stmts_[kProbe];
+    ResetOnExit reset(stmt);
+    BindInt(stmt, 1,
+            std::chrono::duration_cast<std::chrono::milliseconds>(
+                std::chrono::system_clock::now().time_since_epoch())
+                .count());
+    if (sqlite3_step(stmt) != SQLITE_DONE) return fail();
+  }
+  ResetOnExit reset(stmts_[kCommit]);
+  if (sqlite3_step(stmts_[kCommit]) != SQLITE_DONE) return fail();
+  return Status::Ok();
+}
+
+Result<std::vector<PendingTask>> SqliteTaskStore::ReadPendingRows(
+    sqlite3_stmt* stmt, const char* what) {
+  ResetOnExit reset(stmt);
+  std::vector<PendingTask> tasks;
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    PendingTask& t = tasks.emplace_back();
+    t.id = static_cast<uint64_t>(ColumnInt(stmt, 0));
+    t.spec.batch_id = ColumnText(stmt, 1);
+    t.spec.index = static_cast<uint32_t>(ColumnInt(stmt, 2));
+    t.spec.queue = ColumnText(stmt, 3);
+    t.spec.url = ColumnText(stmt, 4);
+    t.spec.priority = static_cast<int32_t>(ColumnInt(stmt, 5));
+    t.spec.max_attempts = static_cast<uint32_t>(ColumnInt(stmt, 6));
+    t.spec.time_limit_ms = static_cast<uint32_t>(ColumnInt(stmt, 7));
+    t.spec.options_json = ColumnText(stmt, 8);
+    t.spec.submitted_ms = ColumnInt(stmt, 9);
+    t.state = static_cast<TaskState>(ColumnInt(stmt, 10));
+    t.attempts = static_cast<uint32_t>(ColumnInt(stmt, 11));
+    t.token = static_cast<uint64_t>(ColumnInt(stmt, 12));
+    t.not_before_ms = ColumnInt(stmt, 13);
+    t.last_error = ColumnText(stmt, 14);
+  }
+  if (rc != SQLITE_DONE) return ReadError(what);
+  return tasks;
+}
+
+Result<std::vector<PendingTask>> SqliteTaskStore::LoadPending() {
+  return ReadPendingRows(stmts_[kLoadPending], "load pending");
+}
+
+Result<std::vector<PendingTask>> SqliteTaskStore::LoadDead(
+    const std::string& batch_id, const std::string& queue) {
+  sqlite3_stmt* stmt =
+      batch_id.empty() ? stmts_[kLoadDeadByQueue] : stmts_[kLoadDeadByBatch];
+  BindText(stmt, 1, batch_id.empty() ? queue : batch_id);
+  return ReadPendingRows(stmt, "load dead");
+}
+
+Result<std::vector<StateCount>> SqliteTaskStore::LoadCounts() {
+  sqlite3_stmt* stmt = stmts_[kLoadCounts];
+  ResetOnExit reset(stmt);
+  std::vector<StateCount> counts;
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    StateCount& c = counts.emplace_back();
+    c.batch_id = ColumnText(stmt, 0);
+    c.queue = ColumnText(stmt, 1);
+    c.state = static_cast<TaskState>(ColumnInt(stmt, 2));
+    c.count = static_cast<uint64_t>(ColumnInt(stmt, 3));
+  }
+  if (rc != SQLITE_DONE) return ReadError("load counts");
+  return counts;
+}
+
+Result<uint64_t> SqliteTaskStore::MaxFinishSeq() {
+  sqlite3_stmt* stmt = stmts_[kMaxFinishSeq];
+  ResetOnExit reset(stmt);
+  if (sqlite3_step(stmt) != SQLITE_ROW) return ReadError("max finish_seq");
+  return static_cast<uint64_t>(ColumnInt(stmt, 0));
+}
+
+Result<std::vector<FinishedTask>> SqliteTaskStore::ReadFinished(
+    const std::string& batch_id, uint64_t after, uint32_t limit) {
+  sqlite3_stmt* stmt = stmts_[kReadFinished];
+  ResetOnExit reset(stmt);
+  BindText(stmt, 1, batch_id);
+  BindInt(stmt, 2, static_cast<int64_t>(after));
+  BindInt(stmt, 3, limit);
+  std::vector<FinishedTask> tasks;
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    FinishedTask& t = tasks.emplace_back();
+    t.id = static_cast<uint64_t>(ColumnInt(stmt, 0));
+    t.batch_id = ColumnText(stmt, 1);
+    t.index = static_cast<uint32_t>(ColumnInt(stmt, 2));
+    t.queue = ColumnText(stmt, 3);
+    t.url = ColumnText(stmt, 4);
+    t.state = static_cast<TaskState>(ColumnInt(stmt, 5));
+    t.attempts = static_cast<uint32_t>(ColumnInt(stmt, 6));
+    t.outcome.ok = ColumnInt(stmt, 7) != 0;
+    t.outcome.output = ColumnBlob(stmt, 8);
+    t.outcome.output_truncated = ColumnInt(stmt, 9) != 0;
+    t.outcome.error = ColumnText(stmt, 10);
+    t.outcome.exit_code = static_cast<int32_t>(ColumnInt(stmt, 11));
+    t.outcome.stderr_tail = ColumnText(stmt, 12);
+    t.outcome.duration_ms = static_cast<uint32_t>(ColumnInt(stmt, 13));
+    t.outcome.worker = ColumnText(stmt, 14);
+    t.submitted_ms = ColumnInt(stmt, 15);
+    t.finished_ms = ColumnInt(stmt, 16);
+    t.finish_seq = static_cast<uint64_t>(ColumnInt(stmt, 17));
+  }
+  if (rc != SQLITE_DONE) return ReadError("read finished");
+  return tasks;
+}
+
+}  // namespace tq

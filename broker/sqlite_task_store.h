@@ -1,0 +1,111 @@
+// TaskStore on one SQLite database file (WAL mode, group commit).
+//
+// Not thread-safe: one thread owns the store (the broker loop), so the
+// connection is opened without SQLite's own mutex.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "broker/task_store.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace tq {
+
+struct SqliteOptions {
+  // true: PRAGMA synchronous=FULL (a commit survives power loss);
+  // false: NORMAL (survives a process crash only).
+  bool synchronous_full = true;
+  // 0: unlimited. >0 caps the database at that many pages, so that SQLite
+  // reports "database or disk is full" past it: tests simulate a full disk.
+  int64_t max_page_count = 0;
+};
+
+class SqliteTaskStore final : public TaskStore {
+ public:
+  // The schema version this code writes; older databases are migrated at
+  // Open, newer ones refused.
+  static constexpr int kSchemaVersion = 1;
+
+  // Opens or creates the database at `path` and migrates it to
+  // kSchemaVersion. Fails with IoError naming the path if the file cannot be
+  // opened or is not a database, and with Corruption if its schema is newer.
+  static Result<std::unique_ptr<SqliteTaskStore>> Open(
+      const std::string& path, const SqliteOptions& options = {});
+
+  // Rolls back any uncommitted writes.
+  ~SqliteTaskStore() override;
+  SqliteTaskStore(const SqliteTaskStore&) = delete;
+  SqliteTaskStore& operator=(const SqliteTaskStore&) = delete;
+
+  Result<std::optional<uint64_t>> Insert(const NewTask& task) override;
+  Status MarkLeased(uint64_t id, uint64_t token, uint32_t attempts,
+                    const std::string& worker, int64_t now_ms) override;
+  Status MarkWaiting(uint64_t id, TaskState state, uint32_t attempts,
+                     int64_t not_before_ms,
+                     const std::string& last_error) override;
+  Status MarkFinished(uint64_t id, TaskState state, uint32_t attempts,
+                      uint64_t finish_seq, const TaskOutcome& outcome,
+                      int64_t now_ms) override;
+
+  Status Commit() override;
+  void Abort() override;
+  Status Probe() override;
+
+  Result<std::vector<PendingTask>> LoadPending() override;
+  Result<std::vector<StateCount>> LoadCounts() override;
+  Result<uint64_t> MaxFinishSeq() override;
+  Result<std::vector<FinishedTask>> ReadFinished(const std::string& batch_id,
+                                                 uint64_t after,
+                                                 uint32_t limit) override;
+  Result<std::vector<PendingTask>> LoadDead(const std::string& batch_id,
+                                            const std::string& queue) override;
+
+ private:
+  // Prepared once at Open, reset after each use.
+  enum Stmt {
+    kBegin,
+    kCommit,
+    kRollback,
+    kInsert,
+    kMarkLeased,
+    kMarkWaiting,
+    kMarkFinished,
+    kProbe,
+    kLoadPending,
+    kLoadCounts,
+    kMaxFinishSeq,
+    kReadFinished,
+    kLoadDeadByBatch,
+    kLoadDeadByQueue,
+    kStmtCount,
+  };
+
+  explicit SqliteTaskStore(sqlite3* db);
+
+  Status Prepare();
+  // Begins a transaction if none is open; fails if an earlier write of this
+  // transaction failed.
+  Status BeginWrite();
+  // Steps an UPDATE of one task row; NotFound if no row has that id.
+  Status StepUpdate(sqlite3_stmt* stmt, const char* what, uint64_t id);
+  // Records a failed write: the transaction can only be rolled back now.
+  Status FailWrite(const char* what);
+  Status ReadError(const char* what) const;
+  void Rollback();
+  Result<std::vector<PendingTask>> ReadPendingRows(sqlite3_stmt* stmt,
+                                                   const char* what);
+
+  // Constant after construction.
+  sqlite3* const db_;
+  sqlite3_stmt* stmts_[kStmtCount] = {};
+
+  // Sticky error of the open transaction: set by a failed write, returned by
+  // every later write and by Commit(), cleared by Commit() or Abort().
+  Status txn_error_;
+};
+
+}  // namespace tq

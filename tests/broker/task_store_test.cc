@@ -1,0 +1,696 @@
+#include <sqlite3.h>
+#include <stdlib.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "broker/sqlite_task_store.h"
+#include "tests/support/faulty_task_store.h"
+
+namespace tq {
+namespace {
+
+// A fresh directory per test, removed with everything in it at the end.
+class TempDir {
+ public:
+  TempDir() {
+    char tmpl[] = "/tmp/tq_task_store_XXXXXX";
+    REQUIRE(mkdtemp(tmpl) != nullptr);
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  std::string File(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+std::unique_ptr<SqliteTaskStore> OpenStore(const std::string& path,
+                                           const SqliteOptions& options = {}) {
+  auto store = SqliteTaskStore::Open(path, options);
+  INFO(store.status().message());
+  REQUIRE(store.ok());
+  return std::move(store.value());
+}
+
+NewTask MakeTask(const std::string& batch, uint32_t index,
+                 const std::string& queue = "default") {
+  NewTask t;
+  t.batch_id = batch;
+  t.index = index;
+  t.queue = queue;
+  t.url = "https://example.com/" + batch + "/" + std::to_string(index);
+  t.priority = -3;
+  t.max_attempts = 5;
+  t.time_limit_ms = 30000;
+  t.options_json = R"({"lang":"en"})";
+  t.submitted_ms = 1'700'000'000'123;
+  return t;
+}
+
+uint64_t InsertOk(TaskStore& store, const NewTask& task) {
+  auto id = store.Insert(task);
+  INFO(id.status().message());
+  REQUIRE(id.ok());
+  REQUIRE(id->has_value());
+  return **id;
+}
+
+void RequireOk(const Status& s) {
+  INFO(s.message());
+  REQUIRE(s.ok());
+}
+
+std::vector<PendingTask> Pending(TaskStore& store) {
+  auto pending = store.LoadPending();
+  INFO(pending.status().message());
+  REQUIRE(pending.ok());
+  return *pending;
+}
+
+std::vector<FinishedTask> Finished(TaskStore& store, const std::string& batch,
+                                   uint64_t after = 0, uint32_t limit = 1000) {
+  auto finished = store.ReadFinished(batch, after, limit);
+  INFO(finished.status().message());
+  REQUIRE(finished.ok());
+  return *finished;
+}
+
+TaskOutcome FullOutcome() {
+  TaskOutcome o;
+  o.ok = true;
+  o.output = std::string("bin\0ary\0\xff\x01 out", 15);
+  o.output_truncated = true;
+  o.error = "none really";
+  o.exit_code = 3;
+  o.stderr_tail = "warning: x";
+  o.duration_ms = 1234;
+  o.worker = "worker-7";
+  return o;
+}
+
+void SetUserVersion(const std::string& path, int version) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  std::string sql = "PRAGMA user_version = " + std::to_string(version);
+  REQUIRE(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) ==
+          SQLITE_OK);
+  sqlite3_close(db);
+}
+
+TEST_CASE("Open creates a database at schema version 1") {
+  TempDir dir;
+  const std::string path = dir.File("tq.db");
+  OpenStore(path);
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, nullptr) ==
+          SQLITE_OK);
+  REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
+  CHECK(sqlite3_column_int(stmt, 0) == SqliteTaskStore::kSchemaVersion);
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  // Reopening an up-to-date database migrates nothing and works.
+  OpenStore(path);
+}
+
+TEST_CASE("Inserted task survives close and reopen") {
+  TempDir dir;
+  const std::string path = dir.File("tq.db");
+  const NewTask task = MakeTask("b1", 7, "crawl");
+  uint64_t id;
+  {
+    auto store = OpenStore(path);
+    id = InsertOk(*store, task);
+    RequireOk(store->Commit());
+  }
+  auto store = OpenStore(path);
+  auto pending = Pending(*store);
+  REQUIRE(pending.size() == 1);
+  const PendingTask& p = pending[0];
+  CHECK(p.id == id);
+  CHECK(p.spec.batch_id == "b1");
+  CHECK(p.spec.index == 7);
+  CHECK(p.spec.queue == "crawl");
+  CHECK(p.spec.url == task.url);
+  CHECK(p.spec.priority == -3);
+  CHECK(p.spec.max_attempts == 5);
+  CHECK(p.spec.time_limit_ms == 30000);
+  CHECK(p.spec.options_json == task.options_json);
+  CHECK(p.spec.submitted_ms == task.submitted_ms);
+  CHECK(p.state == TaskState::kQueued);
+  CHECK(p.attempts == 0);
+  CHECK(p.token == 0);
+  CHECK(p.not_before_ms == 0);
+  CHECK(p.last_error.empty());
+}
+
+TEST_CASE("Lease survives close and reopen") {
+  TempDir dir;
+  const std::string path = dir.File("tq.db");
+  {
+    auto store = OpenStore(path);
+    uint64_t id = InsertOk(*store, MakeTask("b1", 0));
+    RequireOk(store->MarkLeased(id, 0xFEEDFACECAFEull, 2, "w1", 5000));
+    RequireOk(store->Commit());
+  }
+  auto store = OpenStore(path);
+  auto pending = Pending(*store);
+  REQUIRE(pending.size() == 1);
+  CHECK(pending[0].state == TaskState::kLeased);
+  CHECK(pending[0].token == 0xFEEDFACECAFEull);
+  CHECK(pending[0].attempts == 2);
+}
+
+TEST_CASE("Queued and retry_wait with not_before survive close and reopen") {
+  TempDir dir;
+  const std::string path = dir.File("tq.db");
+  {
+    auto store = OpenStore(path);
+    uint64_t a = InsertOk(*store, MakeTask("b1", 0));
+    uint64_t b = InsertOk(*store, MakeTask("b1", 1));
+    RequireOk(store->MarkLeased(a, 11, 1, "w1", 100));
+    RequireOk(store->MarkLeased(b, 12, 1, "w1", 100));
+    RequireOk(store->Commit());
+    RequireOk(
+        store->MarkWaiting(a, TaskState::kRetryWait, 1, 99'000, "HTTP 503"));
+    RequireOk(store->MarkWaiting(b, TaskState::kQueued, 1, 0, "released"));
+    RequireOk(store->Commit());
+  }
+  auto store = OpenStore(path);
+  auto pending = Pending(*store);
+  REQUIRE(pending.size() == 2);
+  CHECK(pending[0].state == TaskState::kRetryWait);
+  CHECK(pending[0].not_before_ms == 99'000);
+  CHECK(pending[0].last_error == "HTTP 503");
+  CHECK(pending[0].attempts == 1);
+  CHECK(pending[0].token == 11);  // kept to match a late result
+  CHECK(pending[1].state == TaskState::kQueued);
+  CHECK(pending[1].last_error == "released");
+  CHECK(pending[1].token == 12);
+}
+
+TEST_CASE("Finished outcome with binary output survives close and reopen") {
+  TempDir dir;
+  const std::string path = dir.File("tq.db");
+  const TaskOutcome outcome = FullOutcome();
+  uint64_t id;
+  {
+    auto store = OpenStore(path);
+    id = InsertOk(*store, MakeTask("b1", 4, "q"));
+    RequireOk(store->MarkLeased(id, 1, 1, "worker-7", 100));
+    RequireOk(store->MarkFinished(id, TaskState::kDone, 1, 42, outcome, 7'000));
+    RequireOk(store->Commit());
+  }
+  auto store = OpenStore(path);
+  CHECK(Pending(*store).empty());
+  auto finished = Finished(*store, "b1");
+  REQUIRE(finished.size() == 1);
+  const FinishedTask& f = finished[0];
+  CHECK(f.id == id);
+  CHECK(f.batch_id == "b1");
+  CHECK(f.index == 4);
+  CHECK(f.queue == "q");
+  CHECK(f.url == MakeTask("b1", 4).url);
+  CHECK(f.state == TaskState::kDone);
+  CHECK(f.attempts == 1);
+  CHECK(f.submitted_ms == MakeTask("b1", 4).submitted_ms);
+  CHECK(f.finished_ms == 7'000);
+  CHECK(f.finish_seq == 42);
+  CHECK(f.outcome.ok);
+  CHECK(f.outcome.output.size() == 15);
+  CHECK(f.outcome.output == outcome.output);
+  CHECK(f.outcome.output_truncated);
+  CHECK(f.outcome.error == outcome.error);
+  CHECK(f.outcome.exit_code == 3);
+  CHECK(f.outcome.stderr_tail == outcome.stderr_tail);
+  CHECK(f.outcome.duration_ms == 1234);
+  CHECK(f.outcome.worker == "worker-7");
+  auto max = store->MaxFinishSeq();
+  REQUIRE(max.ok());
+  CHECK(*max == 42);
+}
+
+TEST_CASE("Cancelled task survives close and reopen and keeps its lessee") {
+  TempDir dir;
+  const std::string path = dir.File("tq.db");
+  {
+    auto store = OpenStore(path);
+    uint64_t id = InsertOk(*store, MakeTask("b1", 0));
+    InsertOk(*store, MakeTask("b1", 1));
+    RequireOk(store->MarkLeased(id, 1, 1, "w9", 100));
+    RequireOk(store->MarkFinished(id, TaskState::kCancelled, 1, 5,
+                                  TaskOutcome{}, 200));
+    RequireOk(store->Commit());
+  }
+  auto store = OpenStore(path);
+  auto pending = Pending(*store);
+  REQUIRE(pending.size() == 1);
+  CHECK(pending[0].spec.index == 1);
+  auto finished = Finished(*store, "b1");
+  REQUIRE(finished.size() == 1);
+  CHECK(finished[0].state == TaskState::kCancelled);
+  CHECK_FALSE(finished[0].outcome.ok);
+  CHECK(finished[0].outcome.output.empty());
+  CHECK(finished[0].outcome.worker == "w9");
+}
+
+TEST_CASE(
+    "Duplicate batch and index insert returns nullopt and keeps the row") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("tq.db"));
+  uint64_t id = InsertOk(*store, MakeTask("b1", 0, "first"));
+  RequireOk(store->Commit());
+  NewTask again = MakeTask("b1", 0, "second");
+  again.url = "https://other.example/";
+  auto dup = store->Insert(again);
+  REQUIRE(dup.ok());
+  CHECK_FALSE(dup->has_value());
+  // Same index in another batch is a different task.
+  CHECK(InsertOk(*store, MakeTask("b2", 0)) != id);
+  RequireOk(store->Commit());
+  auto pending = Pending(*store);
+  REQUIRE(pending.size() == 2);
+  CHECK(pending[0].id == id);
+  CHECK(pending[0].spec.queue == "first");
+  CHECK(pending[0].spec.url == MakeTask("b1", 0).url);
+}
+
+TEST_CASE("Writes not committed are gone after reopen") {
+  TempDir dir;
+  const std::string path = dir.File("tq.db");
+  {
+    auto store = OpenStore(path);
+    uint64_t id = InsertOk(*store, MakeTask("b1", 0));
+    RequireOk(store->Commit());
+    RequireOk(store->MarkLeased(id, 3, 1, "w1", 100));
+    InsertOk(*store, MakeTask("b1", 1));
+    // Destroyed without Commit().
+  }
+  auto store = OpenStore(path);
+  auto pending = Pending(*store);
+  REQUIRE(pending.size() == 1);
+  CHECK(pending[0].state == TaskState::kQueued);
+  CHECK(pending[0].token == 0);
+}
+
+TEST_CASE("Abort discards writes since the last commit") {
+  TempDir dir;
+  const std::string path = dir.File("tq.db");
+  {
+    auto store = OpenStore(path);
+    uint64_t id = InsertOk(*store, MakeTask("b1", 0));
+    RequireOk(store->Commit());
+    RequireOk(store->MarkLeased(id, 3, 1, "w1", 100));
+    InsertOk(*store, MakeTask("b1", 1));
+    store->Abort();
+    auto pending = Pending(*store);
+    REQUIRE(pending.size() == 1);
+    CHECK(pending[0].state == TaskState::kQueued);
+    // Abort without a transaction and Commit without writes are no-ops.
+    store->Abort();
+    RequireOk(store->Commit());
+    // The store takes writes again.
+    InsertOk(*store, MakeTask("b1", 2));
+    RequireOk(store->Commit());
+  }
+  auto store = OpenStore(path);
+  auto pending = Pending(*store);
+  REQUIRE(pending.size() == 2);
+  CHECK(pending[0].spec.index == 0);
+  CHECK(pending[1].spec.index == 2);
+}
+
+TEST_CASE("Reads see the writes of the open transaction") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("tq.db"));
+  uint64_t a = InsertOk(*store, MakeTask("b1", 0));
+  uint64_t b = InsertOk(*store, MakeTask("b1", 1));
+  RequireOk(store->MarkLeased(a, 1, 1, "w1", 100));
+  RequireOk(store->MarkFinished(b, TaskState::kDead, 3, 9, FullOutcome(), 50));
+  auto pending = Pending(*store);
+  REQUIRE(pending.size() == 1);
+  CHECK(pending[0].state == TaskState::kLeased);
+  CHECK(Finished(*store, "b1").size() == 1);
+  auto dead = store->LoadDead("b1", "");
+  REQUIRE(dead.ok());
+  CHECK(dead->size() == 1);
+  auto max = store->MaxFinishSeq();
+  REQUIRE(max.ok());
+  CHECK(*max == 9);
+  store->Abort();
+  CHECK(Pending(*store).empty());
+}
+
+TEST_CASE("Writes to an unknown task id return NotFound") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("tq.db"));
+  uint64_t id = InsertOk(*store, MakeTask("b1", 0));
+  CHECK(store->MarkLeased(999, 1, 1, "w", 0).code() == Status::Code::kNotFound);
+  CHECK(store->MarkWaiting(999, TaskState::kQueued, 1, 0, "").code() ==
+        Status::Code::kNotFound);
+  CHECK(store->MarkFinished(999, TaskState::kDone, 1, 1, {}, 0).code() ==
+        Status::Code::kNotFound);
+  CHECK(store->MarkWaiting(id, TaskState::kDone, 1, 0, "").code() ==
+        Status::Code::kInvalidArgument);
+  CHECK(store->MarkFinished(id, TaskState::kLeased, 1, 1, {}, 0).code() ==
+        Status::Code::kInvalidArgument);
+  // Nothing was written by those, so the transaction is still good.
+  RequireOk(store->Commit());
+  CHECK(Pending(*store).size() == 1);
+}
+
+TEST_CASE("A transaction that fills the disk keeps nothing of it") {
+  TempDir dir;
+  const std::string path = dir.File("tq.db");
+  {
+    auto store = OpenStore(path);
+    InsertOk(*store, MakeTask("committed", 0));
+    RequireOk(store->Commit());
+  }
+  {
+    SqliteOptions options;
+    options.max_page_count = 64;  // 256 KiB at the default page size
+    auto store = OpenStore(path, options);
+    const std::string big(8000, 'x');
+    Status failure;
+    for (uint32_t i = 0; i < 10'000 && failure.ok(); ++i) {
+      NewTask t = MakeTask("big", i);
+      t.url = big;
+      auto id = store->Insert(t);
+      if (!id.ok()) failure = id.status();
+    }
+    INFO(failure.message());
+    REQUIRE_FALSE(failure.ok());
+    CHECK(failure.message().find("full") != std::string::npos);
+    // Later writes of the failed transaction fail too, and so does Commit.
+    CHECK_FALSE(store->Insert(MakeTask("after", 0)).ok());
+    Status commit = store->Commit();
+    INFO(commit.message());
+    REQUIRE_FALSE(commit.ok());
+    CHECK(commit.code() == Status::Code::kIoError);
+    CHECK(commit.message().find("commit failed") != std::string::npos);
+    CHECK(commit.message().find("full") != std::string::npos);
+    // The failed transaction is gone and the committed data is still there.
+    auto pending = Pending(*store);
+    REQUIRE(pending.size() == 1);
+    CHECK(pending[0].spec.batch_id == "committed");
+    // Small writes that fit the cap go through again.
+    RequireOk(store->Probe());
+    InsertOk(*store, MakeTask("small", 0));
+    RequireOk(store->Commit());
+  }
+  auto store = OpenStore(path);
+  auto pending = Pending(*store);
+  REQUIRE(pending.size() == 2);
+  CHECK(pending[0].spec.batch_id == "committed");
+  CHECK(pending[1].spec.batch_id == "small");
+  // Without the cap the store grows again.
+  NewTask t = MakeTask("big", 0);
+  t.url = std::string(400'000, 'y');
+  InsertOk(*store, t);
+  RequireOk(store->Commit());
+}
+
+TEST_CASE("Failed commit via FaultyTaskStore persists nothing") {
+  TempDir dir;
+  const std::string path = dir.File("tq.db");
+  {
+    auto sqlite = OpenStore(path);
+    FaultyTaskStore store(*sqlite);
+    uint64_t id = InsertOk(store, MakeTask("b1", 0));
+    RequireOk(store.Commit());
+    RequireOk(store.Probe());
+
+    store.FailCommits(true, "disk on fire");
+    RequireOk(store.MarkLeased(id, 1, 1, "w1", 100));
+    InsertOk(store, MakeTask("b1", 1));
+    Status s = store.Commit();
+    CHECK(s.code() == Status::Code::kIoError);
+    CHECK(s.message() == "disk on fire");
+    CHECK_FALSE(store.Probe().ok());
+    auto pending = Pending(store);
+    REQUIRE(pending.size() == 1);
+    CHECK(pending[0].state == TaskState::kQueued);
+
+    store.FailCommits(false);
+    RequireOk(store.Probe());
+    InsertOk(store, MakeTask("b1", 2));
+    RequireOk(store.Commit());
+    CHECK(store.commit_calls() == 3);
+  }
+  auto store = OpenStore(path);
+  auto pending = Pending(*store);
+  REQUIRE(pending.size() == 2);
+  CHECK(pending[0].spec.index == 0);
+  CHECK(pending[0].state == TaskState::kQueued);
+  CHECK(pending[1].spec.index == 2);
+}
+
+TEST_CASE(
+    "FaultyTaskStore FailWrites fails writes without reaching the store") {
+  TempDir dir;
+  auto sqlite = OpenStore(dir.File("tq.db"));
+  FaultyTaskStore store(*sqlite);
+  uint64_t id = InsertOk(store, MakeTask("b1", 0));
+  RequireOk(store.Commit());
+  store.FailWrites(true);
+  CHECK(store.Insert(MakeTask("b1", 1)).status().code() ==
+        Status::Code::kIoError);
+  CHECK(store.MarkLeased(id, 1, 1, "w", 0).code() == Status::Code::kIoError);
+  CHECK(store.MarkWaiting(id, TaskState::kQueued, 1, 0, "").code() ==
+        Status::Code::kIoError);
+  CHECK(store.MarkFinished(id, TaskState::kDone, 1, 1, {}, 0).code() ==
+        Status::Code::kIoError);
+  store.FailWrites(false);
+  RequireOk(store.Commit());
+  auto pending = Pending(store);
+  REQUIRE(pending.size() == 1);
+  CHECK(pending[0].state == TaskState::kQueued);
+}
+
+TEST_CASE("Database with a newer schema version is refused") {
+  TempDir dir;
+  const std::string path = dir.File("tq.db");
+  OpenStore(path);
+  SetUserVersion(path, 7);
+  auto store = SqliteTaskStore::Open(path);
+  REQUIRE_FALSE(store.ok());
+  INFO(store.status().message());
+  CHECK(store.status().message().find(
+            "database schema version 7 is newer than this tq-broker "
+            "supports (1)") != std::string::npos);
+  CHECK(store.status().message().find(path) != std::string::npos);
+}
+
+TEST_CASE("Opening a file that is not a database gives a clear error") {
+  TempDir dir;
+  const std::string path = dir.File("garbage.db");
+  {
+    std::ofstream out(path, std::ios::binary);
+    for (int i = 0; i < 4096; ++i) out.put(static_cast<char>(i * 31 + 7));
+  }
+  auto store = SqliteTaskStore::Open(path);
+  REQUIRE_FALSE(store.ok());
+  INFO(store.status().message());
+  CHECK(store.status().message().find(path) != std::string::npos);
+  CHECK(store.status().message().find("not a database") != std::string::npos);
+}
+
+TEST_CASE("Opening a path that cannot be created gives a clear error") {
+  TempDir dir;
+  const std::string path = dir.File("no/such/dir/tq.db");
+  auto store = SqliteTaskStore::Open(path);
+  REQUIRE_FALSE(store.ok());
+  INFO(store.status().message());
+  CHECK(store.status().code() == Status::Code::kIoError);
+  CHECK(store.status().message().find(path) != std::string::npos);
+  CHECK(store.status().message().find("unable to open") != std::string::npos);
+}
+
+TEST_CASE("ReadFinished pages through a batch by finish_seq cursor") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("tq.db"));
+  // Finish in an order different from insertion; interleave another batch.
+  const uint32_t kTasks = 10;
+  std::vector<uint64_t> ids;
+  for (uint32_t i = 0; i < kTasks; ++i) {
+    ids.push_back(InsertOk(*store, MakeTask("b1", i)));
+    InsertOk(*store, MakeTask("other", i));
+  }
+  uint64_t seq = 100;
+  for (uint32_t i = kTasks; i-- > 0;) {
+    RequireOk(store->MarkFinished(ids[i], TaskState::kDone, 1, ++seq,
+                                  FullOutcome(), 0));
+    ++seq;  // gaps, as when other batches finish in between
+  }
+  RequireOk(store->Commit());
+
+  std::vector<uint32_t> indexes;
+  uint64_t cursor = 0;
+  int pages = 0;
+  while (true) {
+    auto page = Finished(*store, "b1", cursor, 3);
+    if (page.empty()) break;
+    CHECK(page.size() <= 3);
+    for (const FinishedTask& f : page) {
+      CHECK(f.finish_seq > cursor);
+      cursor = f.finish_seq;
+      indexes.push_back(f.index);
+    }
+    ++pages;
+  }
+  CHECK(pages == 4);
+  REQUIRE(indexes.size() == kTasks);
+  for (uint32_t i = 0; i < kTasks; ++i) CHECK(indexes[i] == kTasks - 1 - i);
+  CHECK(Finished(*store, "other").empty());
+  CHECK(Finished(*store, "nope").empty());
+}
+
+TEST_CASE("LoadDead returns dead tasks of a batch or of a queue") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("tq.db"));
+  uint64_t a = InsertOk(*store, MakeTask("b1", 0, "q1"));
+  uint64_t b = InsertOk(*store, MakeTask("b1", 1, "q2"));
+  uint64_t c = InsertOk(*store, MakeTask("b2", 0, "q1"));
+  uint64_t d = InsertOk(*store, MakeTask("b2", 1, "q1"));
+  RequireOk(store->MarkFinished(a, TaskState::kDead, 5, 1, {}, 0));
+  RequireOk(store->MarkFinished(b, TaskState::kDead, 5, 2, {}, 0));
+  RequireOk(store->MarkFinished(c, TaskState::kDead, 5, 3, {}, 0));
+  RequireOk(store->MarkFinished(d, TaskState::kDone, 1, 4, {}, 0));
+  RequireOk(store->MarkWaiting(d, TaskState::kQueued, 1, 0, ""));
+  RequireOk(store->Commit());
+
+  auto by_batch = store->LoadDead("b1", "");
+  REQUIRE(by_batch.ok());
+  REQUIRE(by_batch->size() == 2);
+  CHECK((*by_batch)[0].id == a);
+  CHECK((*by_batch)[1].id == b);
+  CHECK((*by_batch)[0].state == TaskState::kDead);
+  CHECK((*by_batch)[0].attempts == 5);
+  CHECK((*by_batch)[1].spec.queue == "q2");
+
+  auto by_queue = store->LoadDead("", "q1");
+  REQUIRE(by_queue.ok());
+  REQUIRE(by_queue->size() == 2);
+  CHECK((*by_queue)[0].id == a);
+  CHECK((*by_queue)[1].id == c);
+
+  auto none = store->LoadDead("", "q3");
+  REQUIRE(none.ok());
+  CHECK(none->empty());
+}
+
+TEST_CASE("MarkWaiting after finished clears the stored result") {
+  TempDir dir;
+  const std::string path = dir.File("tq.db");
+  uint64_t id;
+  {
+    auto store = OpenStore(path);
+    id = InsertOk(*store, MakeTask("b1", 0));
+    RequireOk(store->MarkLeased(id, 4, 3, "w1", 100));
+    RequireOk(
+        store->MarkFinished(id, TaskState::kDead, 3, 17, FullOutcome(), 200));
+    RequireOk(store->Commit());
+    REQUIRE(Finished(*store, "b1").size() == 1);
+    // RetryDead brings it back.
+    RequireOk(store->MarkWaiting(id, TaskState::kQueued, 0, 0, ""));
+    RequireOk(store->Commit());
+  }
+  auto store = OpenStore(path);
+  CHECK(Finished(*store, "b1").empty());
+  auto max = store->MaxFinishSeq();
+  REQUIRE(max.ok());
+  CHECK(*max == 0);
+  auto pending = Pending(*store);
+  REQUIRE(pending.size() == 1);
+  CHECK(pending[0].id == id);
+  CHECK(pending[0].state == TaskState::kQueued);
+  CHECK(pending[0].attempts == 0);
+  auto dead = store->LoadDead("b1", "");
+  REQUIRE(dead.ok());
+  CHECK(dead->empty());
+}
+
+TEST_CASE("LoadCounts counts tasks per batch, queue and state") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("tq.db"));
+  uint64_t a = InsertOk(*store, MakeTask("b1", 0, "q1"));
+  InsertOk(*store, MakeTask("b1", 1, "q1"));
+  uint64_t c = InsertOk(*store, MakeTask("b1", 2, "q1"));
+  InsertOk(*store, MakeTask("b2", 0, "q2"));
+  RequireOk(store->MarkLeased(a, 1, 1, "w", 0));
+  RequireOk(store->MarkFinished(c, TaskState::kDone, 1, 1, {}, 0));
+  RequireOk(store->Commit());
+  auto counts = store->LoadCounts();
+  REQUIRE(counts.ok());
+  std::map<std::tuple<std::string, std::string, TaskState>, uint64_t> got;
+  for (const StateCount& sc : *counts) {
+    got[{sc.batch_id, sc.queue, sc.state}] = sc.count;
+  }
+  std::map<std::tuple<std::string, std::string, TaskState>, uint64_t> want = {
+      {{"b1", "q1", TaskState::kLeased}, 1},
+      {{"b1", "q1", TaskState::kQueued}, 1},
+      {{"b1", "q1", TaskState::kDone}, 1},
+      {{"b2", "q2", TaskState::kQueued}, 1},
+  };
+  CHECK(got == want);
+}
+
+TEST_CASE("Probe refuses to run inside an open transaction") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("tq.db"));
+  RequireOk(store->Probe());
+  InsertOk(*store, MakeTask("b1", 0));
+  CHECK_FALSE(store->Probe().ok());
+  RequireOk(store->Commit());
+  RequireOk(store->Probe());
+}
+
+// Not run by default: `tq_broker_tests "[.bench]"` prints the store's rate
+// for the broker's pattern (insert, lease, finish; group commit).
+TEST_CASE("Store throughput", "[.bench]") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("tq.db"));
+  const uint32_t kTasks = 100'000;
+  const uint32_t kPerCommit = 300;
+  TaskOutcome outcome;
+  outcome.ok = true;
+  outcome.output = std::string(200, 'o');
+  outcome.worker = "w1";
+  auto start = std::chrono::steady_clock::now();
+  uint64_t seq = 0;
+  for (uint32_t base = 0; base < kTasks; base += kPerCommit) {
+    std::vector<uint64_t> ids;
+    for (uint32_t i = base; i < base + kPerCommit; ++i) {
+      ids.push_back(InsertOk(*store, MakeTask("bench", i)));
+    }
+    RequireOk(store->Commit());
+    for (uint64_t id : ids) RequireOk(store->MarkLeased(id, id, 1, "w1", 0));
+    RequireOk(store->Commit());
+    for (uint64_t id : ids) {
+      RequireOk(
+          store->MarkFinished(id, TaskState::kDone, 1, ++seq, outcome, 0));
+    }
+    RequireOk(store->Commit());
+  }
+  double secs =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
+          .count();
+  std::printf("%u tasks in %.2fs: %.0f tasks/s\n", kTasks, secs, kTasks / secs);
+}
+
+}  // namespace
+}  // namespace tq

@@ -1,0 +1,95 @@
+// A TaskStore wrapper that injects storage failures (after leveldb's
+// ErrorEnv): a commit that fails as on a full disk, writes that fail.
+// Everything else is forwarded to the wrapped store, which must outlive it.
+#pragma once
+
+#include <string>
+#include <utility>
+
+#include "broker/task_store.h"
+
+namespace tq {
+
+class FaultyTaskStore final : public TaskStore {
+ public:
+  explicit FaultyTaskStore(TaskStore& inner) : inner_(inner) {}
+
+  // While on, Commit() discards the open transaction and returns
+  // IoError(message), and Probe() fails the same way.
+  void FailCommits(bool on, std::string message = "injected commit failure") {
+    fail_commits_ = on;
+    commit_message_ = std::move(message);
+  }
+  // While on, Insert and Mark* return IoError without reaching the store.
+  void FailWrites(bool on) { fail_writes_ = on; }
+  // Commit() calls so far, failed ones included.
+  int commit_calls() const { return commit_calls_; }
+
+  Result<std::optional<uint64_t>> Insert(const NewTask& task) override {
+    if (fail_writes_) return WriteError();
+    return inner_.Insert(task);
+  }
+  Status MarkLeased(uint64_t id, uint64_t token, uint32_t attempts,
+                    const std::string& worker, int64_t now_ms) override {
+    if (fail_writes_) return WriteError();
+    return inner_.MarkLeased(id, token, attempts, worker, now_ms);
+  }
+  Status MarkWaiting(uint64_t id, TaskState state, uint32_t attempts,
+                     int64_t not_before_ms,
+                     const std::string& last_error) override {
+    if (fail_writes_) return WriteError();
+    return inner_.MarkWaiting(id, state, attempts, not_before_ms, last_error);
+  }
+  Status MarkFinished(uint64_t id, TaskState state, uint32_t attempts,
+                      uint64_t finish_seq, const TaskOutcome& outcome,
+                      int64_t now_ms) override {
+    if (fail_writes_) return WriteError();
+    return inner_.MarkFinished(id, state, attempts, finish_seq, outcome,
+                               now_ms);
+  }
+
+  Status Commit() override {
+    ++commit_calls_;
+    if (fail_commits_) {
+      // Honours the contract: after a failed commit nothing of it is kept.
+      inner_.Abort();
+      return Status::IoError(commit_message_);
+    }
+    return inner_.Commit();
+  }
+  void Abort() override { inner_.Abort(); }
+  Status Probe() override {
+    if (fail_commits_) return Status::IoError(commit_message_);
+    return inner_.Probe();
+  }
+
+  Result<std::vector<PendingTask>> LoadPending() override {
+    return inner_.LoadPending();
+  }
+  Result<std::vector<StateCount>> LoadCounts() override {
+    return inner_.LoadCounts();
+  }
+  Result<uint64_t> MaxFinishSeq() override { return inner_.MaxFinishSeq(); }
+  Result<std::vector<FinishedTask>> ReadFinished(const std::string& batch_id,
+                                                 uint64_t after,
+                                                 uint32_t limit) override {
+    return inner_.ReadFinished(batch_id, after, limit);
+  }
+  Result<std::vector<PendingTask>> LoadDead(const std::string& batch_id,
+                                            const std::string& queue) override {
+    return inner_.LoadDead(batch_id, queue);
+  }
+
+ private:
+  static Status WriteError() {
+    return Status::IoError("injected write failure");
+  }
+
+  TaskStore& inner_;
+  bool fail_commits_ = false;
+  bool fail_writes_ = false;
+  std::string commit_message_ = "injected commit failure";
+  int commit_calls_ = 0;
+};
+
+}  // namespace tq
