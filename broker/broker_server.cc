@@ -1,1 +1,211 @@
-// placeholder
+#include "broker/broker_server.h"
+
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+namespace tq {
+namespace {
+
+constexpr const char* kMonitorEndpoint = "inproc://tq-router-monitor";
+constexpr Millis kMaxPollWait{1000};
+
+// "tcp://host:0" asks for any free port; ZeroMQ spells that "tcp://host:*".
+std::string BindSpec(const std::string& endpoint) {
+  if (endpoint.size() > 2 && endpoint.compare(endpoint.size() - 2, 2, ":0") == 0) {
+    return endpoint.substr(0, endpoint.size() - 1) + "*";
+  }
+  return endpoint;
+}
+
+Status WriteFileAtomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text << "\n";
+    if (!out.flush()) return Status::IoError("cannot write " + tmp);
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) return Status::IoError("cannot rename " + tmp + ": " + ec.message());
+  return Status::Ok();
+}
+
+}  // namespace
+
+BrokerServer::BrokerServer(Broker& core, ServerOptions options)
+    : core_(core),
+      options_(std::move(options)),
+      context_(1),
+      router_(context_, zmq::socket_type::router),
+      monitor_(context_, zmq::socket_type::pair) {}
+
+BrokerServer::~BrokerServer() {
+  if (signal_fd_ >= 0) close(signal_fd_);
+}
+
+Status BrokerServer::Bind() {
+  try {
+    router_.set(zmq::sockopt::linger, 1000);
+    // Anything larger is cut off by ZeroMQ (the peer is disconnected) before
+    // it is buffered; the codec refuses what is between the two caps.
+    router_.set(zmq::sockopt::maxmsgsize,
+                options_.max_message_bytes + 64 * 1024);
+    // Fail loudly (EHOSTUNREACH) on a vanished peer instead of dropping.
+    router_.set(zmq::sockopt::router_mandatory, 1);
+    router_.set(zmq::sockopt::sndhwm, 1'000'000);
+    router_.set(zmq::sockopt::rcvhwm, 1'000'000);
+    int rc = zmq_socket_monitor(router_.handle(), kMonitorEndpoint,
+                                ZMQ_EVENT_DISCONNECTED);
+    if (rc != 0) return Status::Internal("cannot monitor the ROUTER socket");
+    monitor_.connect(kMonitorEndpoint);
+    router_.bind(BindSpec(options_.listen));
+    endpoint_ = router_.get(zmq::sockopt::last_endpoint);
+  } catch (const zmq::error_t& e) {
+    return Status::Unavailable("cannot listen on " + options_.listen + ": " +
+                               e.what());
+  }
+  spdlog::info("listening on {}", endpoint_);
+  if (!options_.ready_file.empty()) {
+    return WriteFileAtomically(options_.ready_file, endpoint_);
+  }
+  return Status::Ok();
+}
+
+Status BrokerServer::Run() {
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  signal_fd_ = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (signal_fd_ < 0) return Status::Internal("signalfd failed");
+
+  bool stopping = false;
+  while (!stopping) {
+    const TimePoint deadline = core_.OnTick();
+    const auto now = std::chrono::time_point_cast<Millis>(
+        std::chrono::steady_clock::now());
+    Millis wait = std::clamp(std::chrono::duration_cast<Millis>(deadline - now),
+                             Millis(0), kMaxPollWait);
+
+    zmq::pollitem_t items[] = {
+        {router_.handle(), 0, ZMQ_POLLIN, 0},
+        {monitor_.handle(), 0, ZMQ_POLLIN, 0},
+        {nullptr, signal_fd_, ZMQ_POLLIN, 0},
+    };
+    try {
+      zmq::poll(items, 3, wait);
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) return Status::Internal(e.what());
+    }
+    if (items[2].revents & ZMQ_POLLIN) {
+      signalfd_siginfo info;
+      while (read(signal_fd_, &info, sizeof info) == sizeof info) {
+        spdlog::info("received {}: finishing the current turn and stopping",
+                     strsignal(int(info.ssi_signo)));
+      }
+      core_.BeginShutdown();
+      stopping = true;
+    }
+    DrainMonitor();
+    ReceiveAll();
+    core_.OnTick();
+    SendAll(core_.Flush());
+    SendAll(core_.Commit());
+  }
+  return Status::Ok();
+}
+
+void BrokerServer::ReceiveAll() {
+  for (size_t n = 0; n < options_.max_messages_per_turn; ++n) {
+    zmq::message_t identity;
+    if (!router_.recv(identity, zmq::recv_flags::dontwait)) return;
+    std::string peer = identity.to_string();
+    zmq::message_t payload;
+    size_t frames = 0;
+    zmq::message_t first;
+    bool more = identity.more();
+    while (more) {
+      zmq::message_t part;
+      if (!router_.recv(part, zmq::recv_flags::none)) break;
+      more = part.more();
+      if (frames++ == 0) first = std::move(part);
+    }
+
+    // Learn which connection (fd) this peer uses, to match disconnects.
+    const int fd = first.get(ZMQ_SRCFD);
+    if (fd >= 0) {
+      auto [it, inserted] = peer_by_fd_.try_emplace(fd, peer);
+      if (!inserted && it->second != peer) {
+        // The fd was reused: the connection of the previous peer is gone.
+        core_.OnDisconnect(it->second);
+        it->second = peer;
+      }
+    }
+
+    if (frames != 1) {
+      core_.OnBadMessage(peer, DecodeError::kMalformed,
+                         "expected 1 frame after the routing id, got " +
+                             std::to_string(frames));
+      continue;
+    }
+    Decoded d = Decode(std::string_view(first.data<char>(), first.size()),
+                       size_t(options_.max_message_bytes));
+    if (d.error != DecodeError::kNone) {
+      core_.OnBadMessage(peer, d.error);
+      continue;
+    }
+    std::string address;
+    if (d.envelope.has_hello()) {
+      const char* a = first.gets("Peer-Address");
+      if (a) address = a;
+    }
+    core_.OnMessage(peer, d.envelope, address);
+  }
+}
+
+void BrokerServer::DrainMonitor() {
+  while (true) {
+    zmq::message_t event;
+    if (!monitor_.recv(event, zmq::recv_flags::dontwait)) return;
+    zmq::message_t address;
+    if (event.more()) (void)monitor_.recv(address, zmq::recv_flags::none);
+    if (event.size() < 6) continue;
+    uint16_t id;
+    int32_t value;
+    std::memcpy(&id, event.data<char>(), 2);
+    std::memcpy(&value, event.data<char>() + 2, 4);
+    if (id != ZMQ_EVENT_DISCONNECTED) continue;
+    auto it = peer_by_fd_.find(value);
+    if (it == peer_by_fd_.end()) continue;
+    core_.OnDisconnect(it->second);
+    peer_by_fd_.erase(it);
+  }
+}
+
+void BrokerServer::SendAll(std::vector<Outgoing> messages) {
+  for (Outgoing& o : messages) {
+    std::string bytes = Encode(o.envelope);
+    try {
+      zmq::message_t identity(o.peer.data(), o.peer.size());
+      if (!router_.send(identity, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+        spdlog::warn("peer's queue is full: dropped a message");
+        continue;
+      }
+      router_.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EHOSTUNREACH) {
+        core_.OnDisconnect(o.peer);  // gone before we could answer
+      } else {
+        spdlog::warn("send failed: {}", e.what());
+      }
+    }
+  }
+}
+
+}  // namespace tq
