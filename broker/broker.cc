@@ -29,8 +29,8 @@ bool IsPrintable(const std::string& s) {
                      [](unsigned char c) { return c >= 0x20 && c != 0x7f; });
 }
 
-std::string OptionsJson(const google::protobuf::Map<std::string, std::string>&
-                            options) {
+std::string OptionsJson(
+    const google::protobuf::Map<std::string, std::string>& options) {
   if (options.empty()) return "{}";
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [k, v] : options) j[k] = v;
@@ -127,7 +127,8 @@ Status Broker::ReloadFromStore(bool first_load) {
         queues_[e.spec.queue].ready.emplace(-int64_t(e.spec.priority), e.id);
         break;
       case TaskState::kRetryWait:
-        e.not_before = now + Millis(std::max<int64_t>(0, p.not_before_ms - wall_now));
+        e.not_before =
+            now + Millis(std::max<int64_t>(0, p.not_before_ms - wall_now));
         retry_deadlines_.emplace(e.not_before, e.id);
         break;
       case TaskState::kLeased: {
@@ -278,7 +279,8 @@ TimePoint Broker::OnTick() {
     TimePoint next = now + options_.heartbeat_interval;
     for (auto& [id, s] : sessions_) {
       if (now - s.last_seen >= silence_limit) {
-        silent.emplace_back(id, std::chrono::duration_cast<Millis>(now - s.last_seen));
+        silent.emplace_back(
+            id, std::chrono::duration_cast<Millis>(now - s.last_seen));
         continue;
       }
       if (now - s.last_sent >= options_.heartbeat_interval) {
@@ -317,9 +319,10 @@ TimePoint Broker::OnTick() {
       }
       MakeReady(t);
     } else {
-      LoseLease(t, "lease expired after " +
-                       Seconds(Millis(t.spec.time_limit_ms) + options_.lease_grace) +
-                       " (time limit + grace)");
+      LoseLease(
+          t, "lease expired after " +
+                 Seconds(Millis(t.spec.time_limit_ms) + options_.lease_grace) +
+                 " (time limit + grace)");
     }
   }
 
@@ -349,8 +352,10 @@ TimePoint Broker::OnTick() {
   AnswerParkedFetches(/*expired_only=*/true);
 
   TimePoint next = next_session_check_;
-  if (!lease_deadlines_.empty()) next = std::min(next, lease_deadlines_.top().first);
-  if (!retry_deadlines_.empty()) next = std::min(next, retry_deadlines_.top().first);
+  if (!lease_deadlines_.empty())
+    next = std::min(next, lease_deadlines_.top().first);
+  if (!retry_deadlines_.empty())
+    next = std::min(next, retry_deadlines_.top().first);
   for (const ParkedFetch& p : parked_) next = std::min(next, p.deadline);
   if (!store_error_.empty()) next = std::min(next, next_probe_);
   return next;
@@ -422,8 +427,7 @@ bool Broker::CheckWritable(const std::string& peer, uint64_t seq) {
 // ---------------------------------------------------------------- workers
 
 void Broker::HandleHello(const std::string& peer, uint64_t seq,
-                         const wire::Hello& hello,
-                         const std::string& address) {
+                         const wire::Hello& hello, const std::string& address) {
   const std::string& wid = hello.worker_id();
   if (wid.empty() || wid.size() > kMaxIdBytes || !IsPrintable(wid)) {
     SendError(peer, seq, wire::INVALID_ARGUMENT,
@@ -452,7 +456,8 @@ void Broker::HandleHello(const std::string& peer, uint64_t seq,
   for (const std::string* key : {&wid, &peer}) {
     auto& index = key == &wid ? session_by_worker_ : session_by_peer_;
     auto it = index.find(*key);
-    if (it != index.end()) EndSession(it->second, "replaced by a new session", held);
+    if (it != index.end())
+      EndSession(it->second, "replaced by a new session", held);
   }
 
   const TimePoint now = clock_.Now();
@@ -461,7 +466,8 @@ void Broker::HandleHello(const std::string& peer, uint64_t seq,
   s.peer = peer;
   s.worker_id = wid;
   s.country = hello.country();
-  s.country_source = hello.country().empty() ? "none: no country given" : "flag";
+  s.country_source =
+      hello.country().empty() ? "none: no country given" : "flag";
   if (!s.country.empty()) s.queues.push_back(s.country);
   s.queues.push_back(kGenericQueue);
   s.hostname = hello.hostname().substr(0, kMaxIdBytes);
@@ -483,11 +489,13 @@ void Broker::HandleHello(const std::string& peer, uint64_t seq,
       SetState(t, TaskState::kLeased);
     }
     t.holder = s.id;
-    t.lease_deadline = now + Millis(t.spec.time_limit_ms) + options_.lease_grace;
+    t.lease_deadline =
+        now + Millis(t.spec.time_limit_ms) + options_.lease_grace;
     lease_deadlines_.emplace(t.lease_deadline, t.id);
     s.in_flight.emplace(t.id, t.token);
     if (store_error_.empty()) {
-      Status st = store_.MarkLeased(t.id, t.token, t.attempts, wid, clock_.WallMs());
+      Status st =
+          store_.MarkLeased(t.id, t.token, t.attempts, wid, clock_.WallMs());
       if (!st.ok()) {
         OnStoreFailure(st);
         return;
@@ -516,7 +524,8 @@ void Broker::HandleHello(const std::string& peer, uint64_t seq,
   session_by_worker_[wid] = id;
   session_by_peer_[peer] = id;
   sessions_.emplace(id, std::move(s));
-  next_session_check_ = std::min(next_session_check_, now + options_.heartbeat_interval);
+  next_session_check_ =
+      std::min(next_session_check_, now + options_.heartbeat_interval);
   Send(peer, std::move(welcome));
 }
 
@@ -563,8 +572,9 @@ void Broker::HandleResult(WorkerSession& s, uint64_t seq,
     if (it == tasks_.end()) {
       reply(false, "task is unknown or already finished");
     } else if (it->second.token != r.token()) {
-      spdlog::info("refused a late result for task {} from {}: lease superseded",
-                   r.task_id(), s.worker_id);
+      spdlog::info(
+          "refused a late result for task {} from {}: lease superseded",
+          r.task_id(), s.worker_id);
       reply(false, "lease superseded by a newer one");
     } else {
       TaskEntry& t = it->second;
@@ -616,7 +626,8 @@ void Broker::HandleRelease(WorkerSession& s, const wire::Release& release) {
     auto it = tasks_.find(l.task_id());
     if (it == tasks_.end()) continue;
     TaskEntry& t = it->second;
-    if (t.state != TaskState::kLeased || t.holder != s.id || t.token != l.token()) {
+    if (t.state != TaskState::kLeased || t.holder != s.id ||
+        t.token != l.token()) {
       continue;
     }
     Detach(t);
@@ -747,7 +758,8 @@ void Broker::LoseLease(TaskEntry& t, const std::string& reason) {
   }
   spdlog::info("task {} redelivered ({}; attempt {} of {} used)", t.id, reason,
                t.attempts, t.spec.max_attempts);
-  Status st = store_.MarkWaiting(t.id, TaskState::kQueued, t.attempts, 0, reason);
+  Status st =
+      store_.MarkWaiting(t.id, TaskState::kQueued, t.attempts, 0, reason);
   if (!st.ok()) return OnStoreFailure(st);
   MakeReady(t);
 }
@@ -758,15 +770,17 @@ void Broker::FailAttempt(TaskEntry& t, TaskOutcome outcome) {
     Finish(t, TaskState::kDead, std::move(outcome));
     return;
   }
-  Millis backoff = options_.retry_backoff * (int64_t(1) << std::min<uint32_t>(t.attempts - 1, 16));
+  Millis backoff = options_.retry_backoff *
+                   (int64_t(1) << std::min<uint32_t>(t.attempts - 1, 16));
   backoff = std::min(backoff, options_.max_retry_backoff);
   t.not_before = clock_.Now() + backoff;
   retry_deadlines_.emplace(t.not_before, t.id);
   SetState(t, TaskState::kRetryWait);
   spdlog::debug("task {} failed ({}), retry in {}", t.id, outcome.error,
                 Seconds(backoff));
-  Status st = store_.MarkWaiting(t.id, TaskState::kRetryWait, t.attempts,
-                                 clock_.WallMs() + backoff.count(), t.last_error);
+  Status st =
+      store_.MarkWaiting(t.id, TaskState::kRetryWait, t.attempts,
+                         clock_.WallMs() + backoff.count(), t.last_error);
   if (!st.ok()) OnStoreFailure(st);
 }
 
@@ -864,8 +878,9 @@ void Broker::HandleSubmit(const std::string& peer, uint64_t seq,
   NewTask spec;
   spec.batch_id = submit.batch_id();
   spec.priority = submit.priority();
-  spec.max_attempts = submit.max_attempts() ? std::min(submit.max_attempts(), kMaxAttemptsCap)
-                                            : options_.default_max_attempts;
+  spec.max_attempts = submit.max_attempts()
+                          ? std::min(submit.max_attempts(), kMaxAttemptsCap)
+                          : options_.default_max_attempts;
   spec.time_limit_ms = submit.time_limit_ms()
                            ? std::min(submit.time_limit_ms(), kMaxTimeLimitMs)
                            : options_.default_time_limit_ms;
@@ -963,7 +978,8 @@ bool Broker::ReplyResults(const std::string& peer, uint64_t seq,
 void Broker::HandleFetch(const std::string& peer, uint64_t seq,
                          const wire::FetchResults& fetch) {
   if (!batches_.count(fetch.batch_id())) {
-    SendError(peer, seq, wire::NOT_FOUND, "no batch '" + fetch.batch_id().substr(0, 64) + "'");
+    SendError(peer, seq, wire::NOT_FOUND,
+              "no batch '" + fetch.batch_id().substr(0, 64) + "'");
     return;
   }
   if (ReplyResults(peer, seq, fetch, fetch.wait_ms() == 0)) return;
@@ -971,7 +987,8 @@ void Broker::HandleFetch(const std::string& peer, uint64_t seq,
   p.peer = peer;
   p.seq = seq;
   p.request = fetch;
-  p.deadline = clock_.Now() + std::min(Millis(fetch.wait_ms()), options_.max_fetch_wait);
+  p.deadline =
+      clock_.Now() + std::min(Millis(fetch.wait_ms()), options_.max_fetch_wait);
   parked_.push_back(std::move(p));
 }
 
@@ -984,7 +1001,8 @@ void Broker::AnswerParkedFetches(bool expired_only) {
   std::erase_if(parked_, [&](const ParkedFetch& p) {
     const bool expired = now >= p.deadline;
     if (expired_only && !expired) return false;
-    if (!expired && !batches_with_news_.count(p.request.batch_id())) return false;
+    if (!expired && !batches_with_news_.count(p.request.batch_id()))
+      return false;
     return ReplyResults(p.peer, p.seq, p.request, expired);
   });
   if (!expired_only) batches_with_news_.clear();
@@ -994,7 +1012,8 @@ void Broker::HandleBatchStatus(const std::string& peer, uint64_t seq,
                                const wire::BatchStatusRequest& req) {
   auto it = batches_.find(req.batch_id());
   if (it == batches_.end()) {
-    SendError(peer, seq, wire::NOT_FOUND, "no batch '" + req.batch_id().substr(0, 64) + "'");
+    SendError(peer, seq, wire::NOT_FOUND,
+              "no batch '" + req.batch_id().substr(0, 64) + "'");
     return;
   }
   wire::Envelope env;
@@ -1007,7 +1026,8 @@ void Broker::HandleBatchStatus(const std::string& peer, uint64_t seq,
 void Broker::HandleCancel(const std::string& peer, uint64_t seq,
                           const wire::CancelBatch& req) {
   if (!batches_.count(req.batch_id())) {
-    SendError(peer, seq, wire::NOT_FOUND, "no batch '" + req.batch_id().substr(0, 64) + "'");
+    SendError(peer, seq, wire::NOT_FOUND,
+              "no batch '" + req.batch_id().substr(0, 64) + "'");
     return;
   }
   if (!CheckWritable(peer, seq)) return;
@@ -1071,11 +1091,13 @@ void Broker::HandleRetryDead(const std::string& peer, uint64_t seq,
   if (!CheckWritable(peer, seq)) return;
   auto dead = store_.LoadDead(req.batch_id(), req.queue());
   if (!dead.ok()) {
-    SendError(peer, seq, wire::STORE_UNAVAILABLE, dead.status().message(), true);
+    SendError(peer, seq, wire::STORE_UNAVAILABLE, dead.status().message(),
+              true);
     return;
   }
   for (PendingTask& p : dead.value()) {
-    Status st = store_.MarkWaiting(p.id, TaskState::kQueued, 0, 0, p.last_error);
+    Status st =
+        store_.MarkWaiting(p.id, TaskState::kQueued, 0, 0, p.last_error);
     if (!st.ok()) {
       OnStoreFailure(st);
       SendError(peer, seq, wire::STORE_UNAVAILABLE, st.message(), true);

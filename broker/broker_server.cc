@@ -17,7 +17,8 @@ constexpr Millis kMaxPollWait{1000};
 
 // "tcp://host:0" asks for any free port; ZeroMQ spells that "tcp://host:*".
 std::string BindSpec(const std::string& endpoint) {
-  if (endpoint.size() > 2 && endpoint.compare(endpoint.size() - 2, 2, ":0") == 0) {
+  if (endpoint.size() > 2 &&
+      endpoint.compare(endpoint.size() - 2, 2, ":0") == 0) {
     return endpoint.substr(0, endpoint.size() - 1) + "*";
   }
   return endpoint;
@@ -88,8 +89,8 @@ Status BrokerServer::Run() {
   bool stopping = false;
   while (!stopping) {
     const TimePoint deadline = core_.OnTick();
-    const auto now = std::chrono::time_point_cast<Millis>(
-        std::chrono::steady_clock::now());
+    const auto now =
+        std::chrono::time_point_cast<Millis>(std::chrono::steady_clock::now());
     Millis wait = std::clamp(std::chrono::duration_cast<Millis>(deadline - now),
                              Millis(0), kMaxPollWait);
 
@@ -193,7 +194,8 @@ void BrokerServer::SendAll(std::vector<Outgoing> messages) {
     std::string bytes = Encode(o.envelope);
     try {
       zmq::message_t identity(o.peer.data(), o.peer.size());
-      if (!router_.send(identity, zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      if (!router_.send(identity,
+                        zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
         spdlog::warn("peer's queue is full: dropped a message");
         continue;
       }

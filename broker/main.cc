@@ -61,8 +61,9 @@ int main(int argc, char** argv) {
                  "default per-task time limit in seconds")
       ->capture_default_str()
       ->check(CLI::Range(0.01, 86400.0));
-  app.add_option("--lease-grace", lease_grace_s,
-                 "seconds past a task's time limit before its lease is taken back")
+  app.add_option(
+         "--lease-grace", lease_grace_s,
+         "seconds past a task's time limit before its lease is taken back")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 3600.0));
   app.add_option("--retry-backoff", retry_backoff_s,
@@ -119,7 +120,8 @@ int main(int argc, char** argv) {
   options.heartbeat_interval = SecondsToMillis(heartbeat_s);
   options.heartbeat_liveness = liveness;
   options.default_max_attempts = max_attempts;
-  options.default_time_limit_ms = uint32_t(SecondsToMillis(time_limit_s).count());
+  options.default_time_limit_ms =
+      uint32_t(SecondsToMillis(time_limit_s).count());
   options.lease_grace = SecondsToMillis(lease_grace_s);
   options.retry_backoff = SecondsToMillis(retry_backoff_s);
   tq::Broker core(**store, clock, options);

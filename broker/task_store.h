@@ -37,7 +37,7 @@ struct PendingTask {
   NewTask spec;
   TaskState state = TaskState::kQueued;  // queued, leased or retry_wait
   uint32_t attempts = 0;
-  uint64_t token = 0;        // last lease token (0: never leased)
+  uint64_t token = 0;         // last lease token (0: never leased)
   int64_t not_before_ms = 0;  // wall clock; for retry_wait
   std::string last_error;
 };
