@@ -1,1 +1,166 @@
-int main() { return 1; }  // placeholder
+// tq-worker: takes tasks from a tq broker and runs them (see worker.h).
+#include <signal.h>
+#include <spdlog/spdlog.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string>
+
+#include "common/defaults.h"
+#include "common/log.h"
+#include "common/queue_name.h"
+#include "worker/command_line.h"
+#include "worker/exec_runner.h"
+#include "worker/worker.h"
+
+namespace {
+
+constexpr int kExitUsage = 2;
+constexpr int kExitFatal = 1;
+constexpr uint32_t kMaxConcurrency = 1024;
+// A Result must fit in one message, with room for the rest of it.
+constexpr uint64_t kMaxOutputLimit = tq::kMaxMessageBytes - 1024 * 1024;
+
+int Usage(const std::string& message) {
+  std::fprintf(stderr, "tq-worker: %s\n", message.c_str());
+  return kExitUsage;
+}
+
+std::string Hostname() {
+  char buf[256] = {};
+  if (gethostname(buf, sizeof buf - 1) != 0) return "localhost";
+  return buf;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"tq-worker: takes tasks from a tq broker and runs them"};
+  const char* env_broker = std::getenv(tq::kBrokerEnvVar);
+  std::string broker =
+      env_broker && *env_broker ? env_broker : tq::kDefaultEndpoint;
+  std::string country = "none";
+  uint32_t concurrency = 1;
+  std::string id;
+  std::string exec;
+  bool noop = false;
+  uint64_t max_output = tq::kDefaultMaxOutputBytes;
+  std::string log_level = "info";
+
+  app.add_option("--broker", broker,
+                 "broker endpoint (default: $TQ_BROKER, else " +
+                     std::string(tq::kDefaultEndpoint) + ")")
+      ->capture_default_str();
+  app.add_option("--country", country,
+                 "ISO 3166-1 alpha-2 code of the queue to serve besides "
+                 "generic (e.g. IT), or none for generic only")
+      ->capture_default_str();
+  app.add_option("--concurrency", concurrency, "tasks run at once (1..1024)")
+      ->check(CLI::Range(1u, kMaxConcurrency))
+      ->capture_default_str();
+  app.add_option("--id", id, "worker identity (default: <hostname>-<pid>)");
+  auto* exec_opt = app.add_option(
+      "--exec", exec,
+      "command run per task, split like a shell splits quoted words (never "
+      "run through one); {url} is replaced by the task's URL");
+  auto* noop_opt =
+      app.add_flag("--noop", noop, "complete every task at once (benchmarks)");
+  exec_opt->excludes(noop_opt);
+  app.add_option("--max-output", max_output,
+                 "bytes of a command's stdout kept per task")
+      ->check(CLI::Range(uint64_t{0}, kMaxOutputLimit))
+      ->capture_default_str();
+  app.add_option("--log-level", log_level,
+                 "trace, debug, info, warn, error or off")
+      ->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : kExitUsage;
+  }
+
+  tq::WorkerOptions options;
+  options.endpoint = broker;
+  options.noop = noop;
+  options.max_output_bytes = max_output;
+  if (!noop && exec_opt->count() == 0) {
+    return Usage(
+        "choose a handler: --exec 'CMD ARG...' or --noop (the built-in "
+        "analyser arrives in a later release)");
+  }
+  if (!noop) {
+    auto command = tq::CommandTemplate::Parse(exec);
+    if (!command.ok()) return Usage("--exec: " + command.status().message());
+    options.command = std::move(command).value();
+  }
+  if (country == "auto") {
+    return Usage(
+        "--country auto is not implemented yet (geolocation arrives in a "
+        "later release); pass --country CC or none");
+  }
+  if (country == "none") {
+    country.clear();
+  } else if (!tq::IsIsoCountryCode(country)) {
+    tq::Status why = tq::ValidateQueueName(country);
+    return Usage(
+        "--country: " +
+        (why.ok() ? "'" + country + "' is not a country code" : why.message()) +
+        "; pass an ISO 3166-1 alpha-2 code such as IT, or none");
+  }
+  if (broker.empty()) return Usage("--broker: empty endpoint");
+
+  tq::Status logging = tq::SetupLogging("tq-worker", log_level);
+  if (!logging.ok()) return Usage("--log-level: " + logging.message());
+
+  options.identity.broker = broker;
+  options.identity.country = country;
+  options.identity.concurrency = concurrency;
+  options.identity.hostname = Hostname();
+  options.identity.pid = static_cast<uint32_t>(getpid());
+  options.identity.worker_id =
+      id.empty() ? options.identity.hostname + "-" + std::to_string(getpid())
+                 : id;
+  if (!noop && !options.command.uses_url()) {
+    spdlog::warn("--exec command has no {{url}}: tasks' URLs are not passed");
+  }
+
+  // Blocked before ZeroMQ starts its threads, so the signals only ever
+  // surface through the signalfd the loop polls.
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  if (sigprocmask(SIG_BLOCK, &stop, nullptr) != 0) {
+    spdlog::critical("cannot block signals");
+    return kExitFatal;
+  }
+  int signal_fd = signalfd(-1, &stop, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (signal_fd < 0) {
+    spdlog::critical("signalfd failed");
+    return kExitFatal;
+  }
+  signal(SIGPIPE, SIG_IGN);
+
+  int rc;
+  try {
+    spdlog::info(
+        "worker {} starting: broker {}, country {}, concurrency {}, "
+        "handler {}",
+        options.identity.worker_id, broker, country.empty() ? "none" : country,
+        concurrency, noop ? "noop" : "exec");
+    tq::Worker worker(std::move(options), signal_fd);
+    rc = worker.Run();
+  } catch (const std::exception& e) {
+    spdlog::critical("fatal: {}", e.what());
+    rc = kExitFatal;
+  }
+  close(signal_fd);
+  spdlog::info("exit {}", rc);
+  return rc;
+}

@@ -1,1 +1,264 @@
-// placeholder
+#include "worker/worker.h"
+
+#include <spdlog/spdlog.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <string_view>
+#include <utility>
+
+#include "common/codec.h"
+#include "common/defaults.h"
+
+namespace tq {
+namespace {
+
+constexpr int kLingerMs = 1000;
+constexpr int64_t kMaxMessageSlack = 64 * 1024;
+constexpr Millis kIdleWait{60'000};
+// Messages taken per poll turn, so children's pipes are not starved.
+constexpr int kMaxReceivesPerTurn = 4096;
+
+}  // namespace
+
+Worker::Worker(WorkerOptions options, int signal_fd)
+    : options_(std::move(options)),
+      signal_fd_(signal_fd),
+      core_(options_.identity, clock_),
+      context_(1) {
+  if (!options_.noop) {
+    ExecOptions exec;
+    exec.max_output_bytes = options_.max_output_bytes;
+    runner_ = std::make_unique<ExecRunner>(clock_, exec);
+  }
+}
+
+Worker::~Worker() {
+  runner_.reset();  // kills what is still running
+  CloseSocket();
+}
+
+Status Worker::OpenSocket() {
+  CloseSocket();
+  try {
+    socket_ = zmq::socket_t(context_, zmq::socket_type::dealer);
+    socket_.set(zmq::sockopt::linger, kLingerMs);
+    socket_.set(zmq::sockopt::maxmsgsize, kMaxMessageBytes + kMaxMessageSlack);
+    socket_.connect(options_.endpoint);
+  } catch (const zmq::error_t& e) {
+    CloseSocket();
+    if (e.num() == EINVAL || e.num() == EPROTONOSUPPORT) {
+      return Status::InvalidArgument("bad broker endpoint '" +
+                                     options_.endpoint + "': " + e.what());
+    }
+    return Status::IoError("cannot open a socket to " + options_.endpoint +
+                           ": " + e.what());
+  }
+  return Status::Ok();
+}
+
+void Worker::CloseSocket() {
+  pending_.clear();
+  pending_head_ = 0;
+  if (socket_) socket_.close();
+}
+
+void Worker::StartTask(const wire::Task& task) {
+  if (options_.noop) {
+    TaskOutcome done;
+    done.task_id = task.task_id();
+    done.ok = true;
+    core_.OnTaskFinished(std::move(done));
+    return;
+  }
+  options_.command.ExpandInto(task.url(), &argv_);
+  runner_->Start(task.task_id(), argv_, Millis(task.time_limit_ms()));
+}
+
+void Worker::Queue(wire::Envelope& envelope) {
+  if (!socket_) return;
+  const std::string bytes = Encode(envelope);
+  pending_.emplace_back(bytes.data(), bytes.size());
+}
+
+Status Worker::FlushSends() {
+  if (!socket_) {
+    pending_.clear();
+    pending_head_ = 0;
+    return Status::Ok();
+  }
+  try {
+    while (pending_head_ < pending_.size()) {
+      // Non-blocking: past the high-water mark we wait for POLLOUT instead.
+      if (!socket_.send(pending_[pending_head_], zmq::send_flags::dontwait)) {
+        break;
+      }
+      ++pending_head_;
+    }
+  } catch (const zmq::error_t& e) {
+    return Status::IoError(std::string("send failed: ") + e.what());
+  }
+  if (pending_head_ == pending_.size()) {
+    pending_.clear();
+    pending_head_ = 0;
+  }
+  return Status::Ok();
+}
+
+Status Worker::ApplyActions() {
+  while (core_.HasPendingActions()) {
+    if (core_.TakeKillAll() && runner_) runner_->KillAll();
+    if (core_.TakeCloseSocket()) CloseSocket();
+    if (core_.TakeOpenSocket()) {
+      Status s = OpenSocket();
+      if (!s.ok()) return s;
+      core_.OnConnected();
+    }
+    core_.TakeTasksToStart(&tasks_);
+    for (const auto& t : tasks_) StartTask(t);
+    tasks_.clear();
+    core_.TakeOutbox(&out_);
+    for (auto& e : out_) Queue(e);
+    out_.clear();
+  }
+  return FlushSends();
+}
+
+void Worker::CollectFinished() {
+  if (!runner_) return;
+  runner_->TakeFinished(&outcomes_);
+  for (auto& o : outcomes_) core_.OnTaskFinished(std::move(o));
+  outcomes_.clear();
+}
+
+void Worker::ReceiveAll() {
+  for (int i = 0; i < kMaxReceivesPerTurn && socket_; ++i) {
+    zmq::message_t msg;
+    if (!socket_.recv(msg, zmq::recv_flags::dontwait)) return;
+    if (msg.more()) {
+      // The protocol is one frame per message: drop the rest of this one.
+      zmq::message_t rest;
+      while (msg.more() && socket_.recv(rest, zmq::recv_flags::dontwait)) {
+        msg.swap(rest);
+      }
+      core_.OnBadMessage(0, DecodeError::kMalformed);
+      continue;
+    }
+    Decoded d = Decode(std::string_view(msg.data<char>(), msg.size()));
+    if (d.error != DecodeError::kNone) {
+      core_.OnBadMessage(d.envelope.seq(), d.error);
+    } else {
+      core_.OnMessage(d.envelope);
+    }
+  }
+}
+
+void Worker::ReadSignals() {
+  signalfd_siginfo info;
+  while (read(signal_fd_, &info, sizeof info) == sizeof info) {
+    spdlog::info("received signal {} ({})", info.ssi_signo,
+                 strsignal(static_cast<int>(info.ssi_signo)));
+    core_.OnStopSignal();
+  }
+}
+
+Status Worker::Poll(Millis wait) {
+  items_.clear();
+  int socket_index = -1;
+  if (socket_) {
+    socket_index = static_cast<int>(items_.size());
+    short events = ZMQ_POLLIN;
+    if (pending_head_ < pending_.size()) events |= ZMQ_POLLOUT;
+    items_.push_back({socket_.handle(), 0, events, 0});
+  }
+  const size_t signal_index = items_.size();
+  items_.push_back({nullptr, signal_fd_, ZMQ_POLLIN, 0});
+  const size_t first_child = items_.size();
+  if (runner_) {
+    fds_.clear();
+    runner_->AppendPollFds(&fds_);
+    for (int fd : fds_) items_.push_back({nullptr, fd, ZMQ_POLLIN, 0});
+  }
+
+  int rc = zmq_poll(items_.data(), static_cast<int>(items_.size()),
+                    static_cast<long>(wait.count()));
+  if (rc < 0) {
+    if (zmq_errno() == EINTR) return Status::Ok();
+    return Status::IoError(std::string("poll failed: ") +
+                           zmq_strerror(zmq_errno()));
+  }
+  if (rc == 0) return Status::Ok();
+  if (items_[signal_index].revents) ReadSignals();
+  if (socket_index >= 0) {
+    const short revents = items_[socket_index].revents;
+    if (revents & ZMQ_POLLIN) ReceiveAll();
+    if (revents & ZMQ_POLLOUT) {
+      Status s = FlushSends();
+      if (!s.ok()) return s;
+    }
+  }
+  for (size_t i = first_child; i < items_.size(); ++i) {
+    // POLLHUP shows up as ZMQ_POLLERR; either way, read to EOF.
+    if (items_[i].revents) runner_->OnReadable(items_[i].fd);
+  }
+  return Status::Ok();
+}
+
+void Worker::Shutdown() {
+  if (socket_ && pending_head_ < pending_.size()) {
+    try {
+      // Last words (Release, Goodbye): wait a little for room if need be.
+      socket_.set(zmq::sockopt::sndtimeo, kLingerMs);
+      while (pending_head_ < pending_.size() &&
+             socket_.send(pending_[pending_head_], zmq::send_flags::none)) {
+        ++pending_head_;
+      }
+    } catch (const zmq::error_t&) {
+    }
+  }
+  CloseSocket();  // linger delivers what is queued, for up to kLingerMs
+  const WorkerCounters& c = core_.counters();
+  spdlog::info(
+      "exit: {} tasks run, {} results acknowledged ({} stale), {} released, "
+      "{} refused and {} malformed messages from the broker, {} reconnects",
+      c.tasks_finished, c.results_acked, c.results_stale, c.tasks_released,
+      c.refused_messages, c.malformed_messages, c.reconnects);
+}
+
+int Worker::Run() {
+  bool first_open = true;
+  try {
+    while (true) {
+      Millis wait = kIdleWait;
+      if (runner_) wait = std::min(wait, runner_->OnTick());
+      CollectFinished();
+      wait = std::min(wait, core_.OnTick());
+      Status s = ApplyActions();
+      if (!s.ok()) {
+        spdlog::critical("{}", s.message());
+        Shutdown();
+        return (first_open && s.code() == Status::Code::kInvalidArgument) ? 2
+                                                                          : 1;
+      }
+      first_open = false;
+      if (core_.done()) break;
+      // A spawn that failed at once already has its outcome: no sleeping.
+      if (runner_ && runner_->has_finished()) continue;
+      s = Poll(wait);
+      if (!s.ok()) {
+        spdlog::critical("{}", s.message());
+        Shutdown();
+        return 1;
+      }
+    }
+  } catch (const std::exception& e) {
+    spdlog::critical("fatal: {}", e.what());
+    Shutdown();
+    return 1;
+  }
+  Shutdown();
+  return core_.exit_code();
+}
+
+}  // namespace tq

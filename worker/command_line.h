@@ -1,0 +1,44 @@
+// The --exec command template: shell-like word splitting (quoting only, never
+// run through a shell) and {url} substitution into argv.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/status.h"
+
+namespace tq {
+
+// Splits `command` into words the way a POSIX shell treats quoting: single
+// quotes keep everything literal; double quotes keep everything literal except
+// that a backslash escapes $ ` " \ and newline; outside quotes a backslash
+// escapes any character and unquoted blanks separate words. There is no
+// expansion of any kind ($VAR, globs, `...`, $(...) stay literal). Unquoted
+// control operators and redirections (| & ; < > ( )) are refused, since
+// without a shell they would silently become plain arguments. Errors:
+// InvalidArgument for an unterminated quote, an unquoted operator, or an
+// empty command.
+Result<std::vector<std::string>> SplitCommand(std::string_view command);
+
+// An argv template with {url} placeholders, built once from --exec.
+class CommandTemplate {
+ public:
+  static Result<CommandTemplate> Parse(std::string_view command);
+
+  // argv for one task: every "{url}" in every word is replaced by `url`; each
+  // word stays exactly one argv element whatever the URL contains.
+  std::vector<std::string> Expand(std::string_view url) const;
+  void ExpandInto(std::string_view url, std::vector<std::string>* argv) const;
+
+  const std::vector<std::string>& words() const { return words_; }
+  bool uses_url() const { return uses_url_; }
+
+ private:
+  std::vector<std::string> words_;
+  bool uses_url_ = false;
+};
+
+inline constexpr std::string_view kUrlPlaceholder = "{url}";
+
+}  // namespace tq

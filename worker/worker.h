@@ -1,0 +1,74 @@
+// The tq-worker process: one single-threaded poll loop over the DEALER
+// socket, the stop-signal fd and the children's pipes. It does I/O only;
+// protocol decisions are WorkerCore's, child processes are ExecRunner's.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+#include <zmq.hpp>
+
+#include "common/clock.h"
+#include "common/status.h"
+#include "worker/command_line.h"
+#include "worker/exec_runner.h"
+#include "worker/worker_core.h"
+
+namespace tq {
+
+struct WorkerOptions {
+  WorkerConfig identity;
+  std::string endpoint;
+  // Exactly one handler: noop completes at once; otherwise command runs.
+  bool noop = false;
+  CommandTemplate command;
+  size_t max_output_bytes = kDefaultMaxOutputBytes;
+};
+
+class Worker {
+ public:
+  // `signal_fd` (not owned) becomes readable on SIGTERM/SIGINT; the caller
+  // blocked those signals before any thread (ZeroMQ's) was started.
+  Worker(WorkerOptions options, int signal_fd);
+  ~Worker();
+
+  // Runs until stopped. Returns the exit code: 0 after a clean stop, 2 if the
+  // endpoint is unusable, 1 on a fatal error.
+  int Run();
+
+ private:
+  Status ApplyActions();
+  Status OpenSocket();
+  void CloseSocket();
+  void StartTask(const wire::Task& task);
+  void Queue(wire::Envelope& envelope);
+  Status FlushSends();
+  Status Poll(Millis wait);
+  void ReceiveAll();
+  void ReadSignals();
+  void CollectFinished();
+  void Shutdown();
+
+  // Constant after construction.
+  const WorkerOptions options_;
+  const int signal_fd_;
+  SystemClock clock_;
+
+  // Owned by the loop thread (the only thread).
+  WorkerCore core_;
+  std::unique_ptr<ExecRunner> runner_;  // null with --noop
+  zmq::context_t context_;
+  zmq::socket_t socket_;
+  std::vector<zmq::message_t> pending_;  // encoded, not yet accepted by zmq
+  size_t pending_head_ = 0;
+
+  // Scratch, reused every turn to keep the hot path allocation-light.
+  std::vector<zmq_pollitem_t> items_;
+  std::vector<int> fds_;
+  std::vector<wire::Envelope> out_;
+  std::vector<wire::Task> tasks_;
+  std::vector<TaskOutcome> outcomes_;
+  std::vector<std::string> argv_;
+};
+
+}  // namespace tq
