@@ -36,10 +36,11 @@ Status ValidateUrl(std::string_view url, size_t max_bytes) {
     return Status::InvalidArgument("not a valid URL (syntax error at column " +
                                    std::to_string(column) + ")");
   }
-  std::string scheme(uri.scheme.first ? uri.scheme.first : "",
-                     uri.scheme.first ? uri.scheme.afterLast : nullptr);
-  std::string host(uri.hostText.first ? uri.hostText.first : "",
-                   uri.hostText.first ? uri.hostText.afterLast : nullptr);
+  auto text = [](const UriTextRangeA& r) {
+    return r.first ? std::string(r.first, r.afterLast) : std::string();
+  };
+  std::string scheme = text(uri.scheme);
+  std::string host = text(uri.hostText);
   uriFreeUriMembersA(&uri);
   std::transform(scheme.begin(), scheme.end(), scheme.begin(),
                  [](unsigned char c) { return std::tolower(c); });
