@@ -1,1 +1,346 @@
-int main() { return 1; }  // placeholder
+// tq-ctl: look at and steer a tq broker (queues, workers, batches).
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "client/exit_codes.h"
+#include "client/table.h"
+#include "common/defaults.h"
+#include "common/log.h"
+#include "common/queue_name.h"
+#include "tq/client.h"
+
+namespace tq {
+namespace {
+
+using nlohmann::ordered_json;
+
+constexpr const char* kProgram = "tq-ctl";
+constexpr uint32_t kResultPageLimit = 1000;
+
+constexpr const char* kExitCodesHelp =
+    "Exit codes: 0 ok, 2 usage error, 4 broker unreachable or error, "
+    "5 batch or queue not found.";
+
+struct Args {
+  std::string broker = kDefaultEndpoint;
+  bool json = false;
+  double request_timeout_s = 5;
+  std::string log_level = "warn";
+  std::string batch_id;  // batch, results, cancel, retry --batch
+  std::string queue;     // purge, retry --queue
+};
+
+void Fail(const std::string& message) {
+  std::cerr << kProgram << ": " << message << "\n";
+}
+
+int ExitFor(const Status& s) {
+  Fail(s.message());
+  return s.code() == Status::Code::kNotFound ? kExitNotFound : kExitBroker;
+}
+
+std::string Dump(const ordered_json& j) {
+  return j.dump(2, ' ', false, ordered_json::error_handler_t::replace);
+}
+
+// "0.4s ago", "42s ago", "7m ago", "3h ago".
+std::string FormatAgo(uint64_t ms) {
+  char buf[32];
+  if (ms < 10'000) {
+    snprintf(buf, sizeof buf, "%.1fs ago", static_cast<double>(ms) / 1000.0);
+  } else if (ms < 120'000) {
+    snprintf(buf, sizeof buf, "%llus ago",
+             static_cast<unsigned long long>(ms / 1000));
+  } else if (ms < 2 * 3'600'000) {
+    snprintf(buf, sizeof buf, "%llum ago",
+             static_cast<unsigned long long>(ms / 60'000));
+  } else {
+    snprintf(buf, sizeof buf, "%lluh ago",
+             static_cast<unsigned long long>(ms / 3'600'000));
+  }
+  return buf;
+}
+
+std::string Join(const std::vector<std::string>& items, const char* sep) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out += sep;
+    out += items[i];
+  }
+  return out;
+}
+
+ordered_json CountsJson(const BatchProgress& p) {
+  ordered_json j;
+  j["total"] = p.total;
+  j["queued"] = p.queued;
+  j["leased"] = p.leased;
+  j["retry_wait"] = p.retry_wait;
+  j["done"] = p.done;
+  j["dead"] = p.dead;
+  j["cancelled"] = p.cancelled;
+  return j;
+}
+
+int ShowQueues(Client& client, bool json) {
+  BrokerCounters counters;
+  auto queues = client.Queues(&counters);
+  if (!queues.ok()) return ExitFor(queues.status());
+  if (json) {
+    ordered_json list = ordered_json::array();
+    for (const auto& q : *queues) {
+      ordered_json j;
+      j["name"] = q.name;
+      j.update(CountsJson(q.counts));
+      j["workers"] = q.workers;
+      list.push_back(std::move(j));
+    }
+    ordered_json broker;
+    broker["messages_in"] = counters.messages_in;
+    broker["messages_out"] = counters.messages_out;
+    broker["bad_messages"] = counters.bad_messages;
+    broker["commits"] = counters.commits;
+    broker["commit_failures"] = counters.commit_failures;
+    broker["redeliveries"] = counters.redeliveries;
+    broker["store_ok"] = counters.store_ok;
+    broker["store_error"] = counters.store_error;
+    ordered_json doc;
+    doc["queues"] = std::move(list);
+    doc["broker"] = std::move(broker);
+    std::cout << Dump(doc) << "\n";
+    return kExitOk;
+  }
+  Table t;
+  t.header = {"QUEUE", "QUEUED", "LEASED",    "RETRY_WAIT",
+              "DONE",  "DEAD",   "CANCELLED", "WORKERS"};
+  t.right_align = {false, true, true, true, true, true, true, true};
+  for (const auto& q : *queues) {
+    const auto& c = q.counts;
+    t.rows.push_back({q.name, std::to_string(c.queued),
+                      std::to_string(c.leased), std::to_string(c.retry_wait),
+                      std::to_string(c.done), std::to_string(c.dead),
+                      std::to_string(c.cancelled), std::to_string(q.workers)});
+  }
+  std::cout << FormatTable(t);
+  std::cout << "broker: " << counters.messages_in << " messages in, "
+            << counters.messages_out << " out, " << counters.bad_messages
+            << " bad; " << counters.commits << " commits ("
+            << counters.commit_failures << " failed); " << counters.redeliveries
+            << " redeliveries; store "
+            << (counters.store_ok ? "ok" : "FAILED: " + counters.store_error)
+            << "\n";
+  return kExitOk;
+}
+
+int ShowWorkers(Client& client, bool json) {
+  auto workers = client.Workers();
+  if (!workers.ok()) return ExitFor(workers.status());
+  if (json) {
+    ordered_json list = ordered_json::array();
+    for (const auto& w : *workers) {
+      ordered_json j;
+      j["worker_id"] = w.worker_id;
+      j["country"] = w.country;
+      j["country_source"] = w.country_source;
+      j["queues"] = w.queues;
+      j["concurrency"] = w.concurrency;
+      j["credit"] = w.credit;
+      j["in_flight"] = w.in_flight;
+      j["last_seen_ms_ago"] = w.last_seen_ms_ago;
+      j["tasks_done"] = w.tasks_done;
+      j["hostname"] = w.hostname;
+      j["peer_address"] = w.peer_address;
+      list.push_back(std::move(j));
+    }
+    ordered_json doc;
+    doc["workers"] = std::move(list);
+    std::cout << Dump(doc) << "\n";
+    return kExitOk;
+  }
+  Table t;
+  t.header = {"ID",        "COUNTRY",   "SOURCE",     "QUEUES", "SLOTS",
+              "IN-FLIGHT", "LAST SEEN", "TASKS DONE", "HOST"};
+  t.right_align = {false, false, false, false, true, true, true, true, false};
+  for (const auto& w : *workers) {
+    t.rows.push_back(
+        {w.worker_id, w.country.empty() ? "-" : w.country,
+         w.country_source.empty() ? "-" : w.country_source, Join(w.queues, ","),
+         std::to_string(w.concurrency), std::to_string(w.in_flight),
+         FormatAgo(w.last_seen_ms_ago), std::to_string(w.tasks_done),
+         w.hostname.empty() ? "-" : w.hostname});
+  }
+  std::cout << FormatTable(t);
+  return kExitOk;
+}
+
+int ShowBatch(Client& client, const std::string& batch_id, bool json) {
+  auto p = client.Progress(batch_id);
+  if (!p.ok()) return ExitFor(p.status());
+  if (json) {
+    ordered_json j;
+    j["batch_id"] = batch_id;
+    j.update(CountsJson(*p));
+    j["complete"] = p->complete();
+    std::cout << Dump(j) << "\n";
+    return kExitOk;
+  }
+  Table t;
+  t.right_align = {false, true};
+  t.rows = {{"batch", batch_id},
+            {"total", std::to_string(p->total)},
+            {"queued", std::to_string(p->queued)},
+            {"leased", std::to_string(p->leased)},
+            {"retry_wait", std::to_string(p->retry_wait)},
+            {"done", std::to_string(p->done)},
+            {"dead", std::to_string(p->dead)},
+            {"cancelled", std::to_string(p->cancelled)},
+            {"state", p->complete() ? "complete" : "in progress"}};
+  std::cout << FormatTable(t);
+  return kExitOk;
+}
+
+int ShowResults(Client& client, const std::string& batch_id) {
+  uint64_t cursor = 0;
+  for (;;) {
+    auto page = client.FetchResults(batch_id, cursor, kResultPageLimit,
+                                    std::chrono::milliseconds(0));
+    if (!page.ok()) return ExitFor(page.status());
+    for (const auto& r : page->results) std::cout << ToJsonLine(r) << "\n";
+    // Stop on an empty page, or if the cursor would not move (a broker bug
+    // must not loop us forever).
+    if (page->results.empty() || page->cursor <= cursor) break;
+    cursor = page->cursor;
+  }
+  std::cout.flush();
+  return kExitOk;
+}
+
+int PrintCount(bool json, const char* key, uint64_t n,
+               const std::string& human) {
+  if (json) {
+    ordered_json j;
+    j[key] = n;
+    std::cout << Dump(j) << "\n";
+  } else {
+    std::cout << human << "\n";
+  }
+  return kExitOk;
+}
+
+}  // namespace
+}  // namespace tq
+
+int main(int argc, char** argv) {
+  using namespace tq;
+  Args args;
+  CLI::App app{"Look at and steer a tq broker."};
+  app.add_option("--broker", args.broker, "broker endpoint")
+      ->envname(kBrokerEnvVar)
+      ->capture_default_str();
+  app.add_flag("--json", args.json,
+               "one JSON document instead of columns (queues, workers, "
+               "batch, cancel, retry, purge)");
+  app.add_option("--timeout", args.request_timeout_s,
+                 "seconds to wait for each broker reply (3 attempts)")
+      ->check(CLI::Range(0.01, 3600.0))
+      ->capture_default_str();
+  app.add_option("--log-level", args.log_level,
+                 "trace, debug, info, warn, error, off")
+      ->capture_default_str();
+  app.footer(kExitCodesHelp);
+  app.require_subcommand(1);
+  // Global flags may also follow the subcommand: `tq-ctl queues --json`.
+  app.fallthrough();
+
+  auto* queues = app.add_subcommand("queues", "task counts per queue");
+  auto* workers = app.add_subcommand("workers", "connected workers");
+  auto* batch = app.add_subcommand("batch", "progress of a batch");
+  batch->add_option("ID", args.batch_id, "batch id")->required();
+  auto* results = app.add_subcommand(
+      "results", "every result of a batch so far, as JSON lines");
+  results->add_option("ID", args.batch_id, "batch id")->required();
+  auto* cancel = app.add_subcommand(
+      "cancel", "cancel a batch's queued and retry-waiting tasks");
+  cancel->add_option("ID", args.batch_id, "batch id")->required();
+  auto* retry = app.add_subcommand(
+      "retry", "queue dead tasks again, with fresh attempts");
+  auto* retry_batch =
+      retry->add_option("--batch", args.batch_id, "dead tasks of this batch");
+  auto* retry_queue =
+      retry->add_option("--queue", args.queue, "dead tasks of this queue");
+  retry_batch->excludes(retry_queue);
+  retry->require_option(1);
+  auto* purge = app.add_subcommand(
+      "purge", "cancel every queued and retry-waiting task of a queue");
+  purge->add_option("QUEUE", args.queue, "queue name")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+  if (Status s = SetupLogging(kProgram, args.log_level); !s.ok()) {
+    Fail(s.message());
+    return kExitUsage;
+  }
+  // Refuse malformed ids and names here: exit 2 (usage), not 4.
+  if (*retry && args.batch_id.empty() && args.queue.empty()) {
+    Fail("retry needs --batch ID or --queue QUEUE");
+    return kExitUsage;
+  }
+  if (!args.batch_id.empty()) {
+    if (Status s = ValidateBatchId(args.batch_id); !s.ok()) {
+      Fail(s.message());
+      return kExitUsage;
+    }
+  }
+  if (!args.queue.empty()) {
+    if (Status s = ValidateQueueName(args.queue); !s.ok()) {
+      Fail(s.message());
+      return kExitUsage;
+    }
+  }
+
+  ClientOptions options;
+  options.endpoint = args.broker;
+  options.request_timeout = std::chrono::milliseconds(
+      static_cast<int64_t>(args.request_timeout_s * 1000.0 + 0.5));
+  auto connected = Client::Connect(options);
+  if (!connected.ok()) {
+    Fail(connected.status().message());
+    return kExitUsage;
+  }
+  Client& client = **connected;
+
+  if (*queues) return ShowQueues(client, args.json);
+  if (*workers) return ShowWorkers(client, args.json);
+  if (*batch) return ShowBatch(client, args.batch_id, args.json);
+  if (*results) return ShowResults(client, args.batch_id);
+  if (*cancel) {
+    auto n = client.Cancel(args.batch_id);
+    if (!n.ok()) return ExitFor(n.status());
+    return PrintCount(
+        args.json, "cancelled", *n,
+        "cancelled " + std::to_string(*n) + " tasks of batch " + args.batch_id);
+  }
+  if (*retry) {
+    auto n = client.RetryDead(args.batch_id, args.queue);
+    if (!n.ok()) return ExitFor(n.status());
+    std::string scope = args.batch_id.empty() ? "queue " + args.queue
+                                              : "batch " + args.batch_id;
+    return PrintCount(
+        args.json, "requeued", *n,
+        "queued " + std::to_string(*n) + " dead tasks of " + scope + " again");
+  }
+  if (*purge) {
+    auto n = client.Purge(args.queue);
+    if (!n.ok()) return ExitFor(n.status());
+    return PrintCount(
+        args.json, "purged", *n,
+        "purged " + std::to_string(*n) + " tasks from queue " + args.queue);
+  }
+  return kExitUsage;  // unreachable: a subcommand is required
+}

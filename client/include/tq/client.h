@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -38,10 +39,10 @@ struct ClientOptions {
 struct SubmitOptions {
   // Every URL goes on every listed queue ("generic" or country codes).
   std::vector<std::string> queues = {"generic"};
-  int32_t priority = 0;         // higher runs first within a queue
-  uint32_t max_attempts = 0;    // 0: the broker's default (3)
-  uint32_t time_limit_ms = 0;   // 0: the broker's default
-  std::string batch_id;         // empty: a fresh random id is chosen
+  int32_t priority = 0;        // higher runs first within a queue
+  uint32_t max_attempts = 0;   // 0: the broker's default (3)
+  uint32_t time_limit_ms = 0;  // 0: the broker's default
+  std::string batch_id;        // empty: a fresh random id is chosen
   std::map<std::string, std::string> task_options;  // handed to the worker
 };
 
@@ -92,10 +93,17 @@ struct TaskResult {
   uint64_t finish_seq = 0;
 };
 
+// Batch ids are 1..64 characters of [A-Za-z0-9._:-]. Ok or the reason.
+Status ValidateBatchId(std::string_view batch_id);
+// A fresh random batch id: 16 lower-case hex digits. Thread-safe.
+std::string NewBatchId();
+
 // One JSON object (no newline) as printed by `tq-submit --wait` and
 // `tq-ctl results`: task_id, batch_id, index, url, queue, status, ok,
 // attempts, worker, duration_ms, result (output as text; output_base64
-// instead when it is not UTF-8), error, exit_code, stderr_tail, finished_ms.
+// instead when it is not UTF-8), output_truncated (only when true), error
+// (only when non-empty), exit_code, stderr_tail (only when non-empty),
+// finished_ms. Never throws; invalid UTF-8 in other fields becomes U+FFFD.
 std::string ToJsonLine(const TaskResult& result);
 
 struct ResultPage {

@@ -1,0 +1,240 @@
+#include "client/channel.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <mutex>
+#include <unordered_map>
+#include <zmq.hpp>
+
+#include "common/codec.h"
+#include "common/defaults.h"
+
+namespace tq {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// Room above the application cap so ZeroMQ only cuts off what the codec
+// would refuse anyway.
+constexpr int64_t kMaxMessageSlack = 64 * 1024;
+
+// One ZeroMQ context (one I/O thread) shared by every Client alive in the
+// process; it goes away with the last of them.
+std::shared_ptr<zmq::context_t> SharedContext() {
+  static std::mutex mu;
+  static std::weak_ptr<zmq::context_t> weak;
+  std::lock_guard<std::mutex> lock(mu);
+  auto context = weak.lock();
+  if (!context) {
+    context = std::make_shared<zmq::context_t>(1);
+    weak = context;
+  }
+  return context;
+}
+
+}  // namespace
+
+Status StatusFromWireError(const wire::Error& error) {
+  std::string message = error.message();
+  if (message.empty()) message = wire::ErrorCode_Name(error.code());
+  switch (error.code()) {
+    case wire::STORE_UNAVAILABLE:
+    case wire::SHUTTING_DOWN:
+      return Status::Unavailable(std::move(message));
+    case wire::INVALID_ARGUMENT:
+      return Status::InvalidArgument(std::move(message));
+    case wire::NOT_FOUND:
+      return Status::NotFound(std::move(message));
+    default:
+      return Status::Internal("broker error " +
+                              wire::ErrorCode_Name(error.code()) + ": " +
+                              message);
+  }
+}
+
+std::string FormatDuration(milliseconds d) {
+  int64_t ms = d.count();
+  if (ms < 1000) return std::to_string(ms) + " ms";
+  if (ms % 1000 == 0) return std::to_string(ms / 1000) + " s";
+  char buf[32];
+  snprintf(buf, sizeof buf, "%.1f s", static_cast<double>(ms) / 1000.0);
+  return buf;
+}
+
+Result<std::unique_ptr<Channel>> Channel::Open(const ClientOptions& options) {
+  if (options.endpoint.empty()) {
+    return Status::InvalidArgument("empty broker endpoint");
+  }
+  if (options.attempts < 1) {
+    return Status::InvalidArgument("attempts must be at least 1");
+  }
+  if (options.request_timeout.count() <= 0) {
+    return Status::InvalidArgument("request timeout must be positive");
+  }
+  try {
+    auto context = SharedContext();
+    auto socket =
+        std::make_unique<zmq::socket_t>(*context, zmq::socket_type::dealer);
+    // Every request waits for its reply, so nothing worth keeping is left
+    // unsent when the Client goes away; don't hang the process on exit.
+    socket->set(zmq::sockopt::linger, 0);
+    socket->set(zmq::sockopt::maxmsgsize, kMaxMessageBytes + kMaxMessageSlack);
+    socket->connect(options.endpoint);
+    return std::unique_ptr<Channel>(
+        new Channel(options, std::move(context), std::move(socket)));
+  } catch (const zmq::error_t& e) {
+    return Status::InvalidArgument("cannot connect to '" + options.endpoint +
+                                   "': " + e.what());
+  }
+}
+
+Channel::Channel(const ClientOptions& options,
+                 std::shared_ptr<zmq::context_t> context,
+                 std::unique_ptr<zmq::socket_t> socket)
+    : options_(options),
+      context_(std::move(context)),
+      socket_(std::move(socket)) {}
+
+Channel::~Channel() {
+  socket_.reset();  // before the context it belongs to
+}
+
+Status Channel::SendFrame(const std::string& bytes) {
+  try {
+    // Never block: with the pipe full the attempt simply times out and is
+    // resent, like a lost message.
+    if (!socket_->send(zmq::buffer(bytes), zmq::send_flags::dontwait)) {
+      spdlog::debug("send to {} would block; counted as a lost attempt",
+                    options_.endpoint);
+    }
+    return Status::Ok();
+  } catch (const zmq::error_t& e) {
+    return Status::IoError(std::string("send failed: ") + e.what());
+  }
+}
+
+Result<wire::Envelope> Channel::Call(wire::Envelope request,
+                                     milliseconds extra_wait) {
+  std::vector<wire::Envelope> requests;
+  requests.push_back(std::move(request));
+  wire::Envelope reply;
+  Status status = CallPipelined(requests, 1, extra_wait,
+                                [&reply](size_t, const wire::Envelope& env) {
+                                  reply = env;
+                                  return Status::Ok();
+                                });
+  if (!status.ok()) return status;
+  return reply;
+}
+
+Status Channel::CallPipelined(
+    std::vector<wire::Envelope>& requests, size_t window,
+    milliseconds extra_wait,
+    const std::function<Status(size_t, const wire::Envelope&)>& on_reply) {
+  struct Pending {
+    size_t index = 0;
+    int attempts = 0;
+    Clock::time_point deadline;
+    std::string bytes;
+  };
+  const milliseconds per_attempt = options_.request_timeout + extra_wait;
+  window = std::max<size_t>(window, 1);
+  // Keyed by seq. A request keeps its seq across resends, so the answer to
+  // any attempt completes it (and a Submit's first answer, which counts the
+  // accepted items, is not replaced by a resend's "all duplicates"); replies
+  // for seqs not here are late duplicates and are dropped.
+  std::unordered_map<uint64_t, Pending> outstanding;
+  size_t next = 0;
+  size_t answered = 0;
+
+  while (answered < requests.size()) {
+    while (outstanding.size() < window && next < requests.size()) {
+      uint64_t seq = next_seq_++;
+      requests[next].set_seq(seq);
+      Pending p;
+      p.index = next++;
+      p.bytes = Encode(requests[p.index]);
+      p.attempts = 1;
+      p.deadline = Clock::now() + per_attempt;
+      Status s = SendFrame(p.bytes);
+      if (!s.ok()) return s;
+      outstanding.emplace(seq, std::move(p));
+    }
+
+    Clock::time_point now = Clock::now();
+    Clock::time_point earliest = Clock::time_point::max();
+    for (auto& [seq, p] : outstanding) {
+      if (p.deadline <= now) {
+        if (p.attempts >= options_.attempts) {
+          return Status::Unavailable("no answer from " + options_.endpoint +
+                                     " after " + std::to_string(p.attempts) +
+                                     " attempt" + (p.attempts == 1 ? "" : "s") +
+                                     " of " + FormatDuration(per_attempt));
+        }
+        ++p.attempts;
+        p.deadline = now + per_attempt;
+        spdlog::debug("no reply to seq {} yet; attempt {} of {}", seq,
+                      p.attempts, options_.attempts);
+        Status s = SendFrame(p.bytes);
+        if (!s.ok()) return s;
+      }
+      earliest = std::min(earliest, p.deadline);
+    }
+
+    auto wait = std::chrono::ceil<milliseconds>(earliest - Clock::now());
+    zmq_pollitem_t item{static_cast<void*>(*socket_), 0, ZMQ_POLLIN, 0};
+    try {
+      zmq::poll(&item, 1, std::max<milliseconds>(wait, milliseconds(0)));
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) continue;
+      return Status::IoError(std::string("poll failed: ") + e.what());
+    }
+    if (!(item.revents & ZMQ_POLLIN)) continue;
+
+    // Drain everything that has arrived.
+    for (;;) {
+      zmq::message_t frame;
+      zmq::recv_result_t got;
+      try {
+        got = socket_->recv(frame, zmq::recv_flags::dontwait);
+      } catch (const zmq::error_t& e) {
+        if (e.num() == EINTR) continue;
+        return Status::IoError(std::string("receive failed: ") + e.what());
+      }
+      if (!got) break;
+      Decoded decoded = Decode(frame.to_string_view());
+      uint64_t seq = decoded.envelope.seq();
+      auto it = outstanding.find(seq);
+      if (it == outstanding.end()) {
+        if (decoded.error == DecodeError::kNone &&
+            decoded.envelope.has_error() && seq == 0) {
+          // The broker could not read some request well enough to echo its
+          // seq; say so, the request itself will time out.
+          spdlog::warn("broker error: {}", decoded.envelope.error().message());
+        } else {
+          spdlog::debug("dropping reply with unknown seq {}", seq);
+        }
+        continue;
+      }
+      size_t index = it->second.index;
+      outstanding.erase(it);
+      if (decoded.error != DecodeError::kNone) {
+        return Status::Internal("unreadable reply from " + options_.endpoint +
+                                ": " +
+                                std::string(DecodeErrorName(decoded.error)));
+      }
+      if (decoded.envelope.has_error()) {
+        return StatusFromWireError(decoded.envelope.error());
+      }
+      Status s = on_reply(index, decoded.envelope);
+      if (!s.ok()) return s;
+      ++answered;
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace tq

@@ -1,0 +1,70 @@
+// Request/reply over one DEALER socket to the broker: seq matching, per
+// attempt timeouts, resends and a window of pipelined requests.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "tq.pb.h"
+#include "tq/client.h"
+
+namespace zmq {
+class context_t;
+class socket_t;
+}  // namespace zmq
+
+namespace tq {
+
+// Maps a broker Error reply to a Status: STORE_UNAVAILABLE and SHUTTING_DOWN
+// are kUnavailable, INVALID_ARGUMENT kInvalidArgument, NOT_FOUND kNotFound,
+// anything else kInternal. The broker's message is kept.
+Status StatusFromWireError(const wire::Error& error);
+
+// "5 s", "1.5 s", "250 ms": durations in error messages.
+std::string FormatDuration(std::chrono::milliseconds d);
+
+// Not thread-safe: one owner, like the Client holding it.
+class Channel {
+ public:
+  static Result<std::unique_ptr<Channel>> Open(const ClientOptions& options);
+  ~Channel();
+  Channel(const Channel&) = delete;
+  Channel& operator=(const Channel&) = delete;
+
+  // Sends `request` and returns the broker's reply. Each attempt waits
+  // request_timeout + extra_wait; an Error reply becomes its Status.
+  Result<wire::Envelope> Call(wire::Envelope request,
+                              std::chrono::milliseconds extra_wait = {});
+
+  // Sends every request, at most `window` awaiting a reply at a time, and
+  // calls on_reply(i, reply) for requests[i] as replies arrive, in any order.
+  // Stops at the first failure: a request out of attempts (kUnavailable), an
+  // Error reply, or a non-ok Status from on_reply. Requests are resent
+  // unchanged, so they must be idempotent.
+  Status CallPipelined(
+      std::vector<wire::Envelope>& requests, size_t window,
+      std::chrono::milliseconds extra_wait,
+      const std::function<Status(size_t, const wire::Envelope&)>& on_reply);
+
+  const std::string& endpoint() const { return options_.endpoint; }
+
+ private:
+  Channel(const ClientOptions& options, std::shared_ptr<zmq::context_t> context,
+          std::unique_ptr<zmq::socket_t> socket);
+  Status SendFrame(const std::string& bytes);
+
+  // Constant after construction.
+  const ClientOptions options_;
+  // The context outlives the socket: declared first, destroyed last.
+  std::shared_ptr<zmq::context_t> context_;
+  std::unique_ptr<zmq::socket_t> socket_;
+  // Owned by the caller's thread.
+  uint64_t next_seq_ = 1;
+};
+
+}  // namespace tq

@@ -1,0 +1,13 @@
+// Exit codes of tq-submit and tq-ctl. When several apply, the largest wins.
+#pragma once
+
+namespace tq {
+
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitTasksFailed = 1;  // --wait: some dead or cancelled
+inline constexpr int kExitUsage = 2;        // bad flags, unreadable file
+inline constexpr int kExitBadLines = 3;     // some lines skipped
+inline constexpr int kExitBroker = 4;       // unreachable, or refused
+inline constexpr int kExitNotFound = 5;     // tq-ctl: unknown batch/queue
+
+}  // namespace tq

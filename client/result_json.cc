@@ -1,0 +1,103 @@
+#include "client/result_json.h"
+
+#include <nlohmann/json.hpp>
+
+#include "tq/client.h"
+
+namespace tq {
+
+bool IsValidUtf8(std::string_view bytes) {
+  size_t i = 0;
+  const size_t n = bytes.size();
+  while (i < n) {
+    auto c = static_cast<unsigned char>(bytes[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len;
+    uint32_t cp;
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+      cp = c & 0x1F;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      cp = c & 0x0F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return false;  // continuation byte, C0/C1 overlong lead, or > F4
+    }
+    if (n - i < len) return false;
+    for (size_t k = 1; k < len; ++k) {
+      auto cc = static_cast<unsigned char>(bytes[i + k]);
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000)) return false;
+    if (cp >= 0xD800 && cp <= 0xDFFF) return false;
+    if (cp > 0x10FFFF) return false;
+    i += len;
+  }
+  return true;
+}
+
+std::string Base64Encode(std::string_view bytes) {
+  static constexpr char kAlphabet[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  out.reserve((bytes.size() + 2) / 3 * 4);
+  size_t i = 0;
+  for (; i + 3 <= bytes.size(); i += 3) {
+    uint32_t v = (uint32_t(uint8_t(bytes[i])) << 16) |
+                 (uint32_t(uint8_t(bytes[i + 1])) << 8) |
+                 uint32_t(uint8_t(bytes[i + 2]));
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += kAlphabet[(v >> 6) & 63];
+    out += kAlphabet[v & 63];
+  }
+  size_t rest = bytes.size() - i;
+  if (rest > 0) {
+    uint32_t v = uint32_t(uint8_t(bytes[i])) << 16;
+    if (rest == 2) v |= uint32_t(uint8_t(bytes[i + 1])) << 8;
+    out += kAlphabet[(v >> 18) & 63];
+    out += kAlphabet[(v >> 12) & 63];
+    out += rest == 2 ? kAlphabet[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+std::string ToJsonLine(const TaskResult& r) {
+  // ordered_json keeps the documented key order, which reads better in a
+  // terminal and diffs.
+  nlohmann::ordered_json j;
+  j["task_id"] = r.task_id;
+  j["batch_id"] = r.batch_id;
+  j["index"] = r.index;
+  j["url"] = r.url;
+  j["queue"] = r.queue;
+  j["status"] = r.state;
+  j["ok"] = r.ok;
+  j["attempts"] = r.attempts;
+  j["worker"] = r.worker;
+  j["duration_ms"] = r.duration_ms;
+  if (IsValidUtf8(r.output)) {
+    j["result"] = r.output;
+  } else {
+    j["output_base64"] = Base64Encode(r.output);
+  }
+  if (r.output_truncated) j["output_truncated"] = true;
+  if (!r.error.empty()) j["error"] = r.error;
+  j["exit_code"] = r.exit_code;
+  if (!r.stderr_tail.empty()) j["stderr_tail"] = r.stderr_tail;
+  j["finished_ms"] = r.finished_ms;
+  // replace: a stray invalid byte in another field becomes U+FFFD instead of
+  // an exception.
+  return j.dump(-1, ' ', false,
+                nlohmann::ordered_json::error_handler_t::replace);
+}
+
+}  // namespace tq
