@@ -1,45 +1,11 @@
 #include "client/url_file.h"
 
-#include <cctype>
-#include <exception>
 #include <optional>
 
 #include "common/url_check.h"
 
 namespace tq {
 namespace {
-
-// ValidateUrl, shielded from a bug in common/url_check.cc: it builds
-// std::string("", nullptr) when uriparser leaves the scheme or host unset, so
-// "example.com/x" or "mailto:a@b" throw std::length_error instead of being
-// refused. Until that is fixed, give the reason it means to give (its length,
-// character and syntax checks have passed by the time it throws).
-Status CheckUrl(std::string_view url, size_t max_bytes) {
-  try {
-    return ValidateUrl(url, max_bytes);
-  } catch (const std::exception&) {
-    size_t colon = url.find(':');
-    bool has_scheme = colon != std::string_view::npos && colon > 0 &&
-                      std::isalpha(static_cast<unsigned char>(url[0]));
-    for (size_t i = 0; has_scheme && i < colon; ++i) {
-      auto c = static_cast<unsigned char>(url[i]);
-      has_scheme = std::isalnum(c) || c == '+' || c == '-' || c == '.';
-    }
-    if (!has_scheme) {
-      return Status::InvalidArgument(
-          "not an absolute URL (no scheme; expected http:// or https://)");
-    }
-    std::string scheme(url.substr(0, colon));
-    for (char& c : scheme) {
-      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    }
-    if (scheme != "http" && scheme != "https") {
-      return Status::InvalidArgument("scheme '" + scheme +
-                                     "' is not http or https");
-    }
-    return Status::InvalidArgument("URL has no host");
-  }
-}
 
 bool IsLeadingSpace(char c) { return c == ' ' || c == '\t'; }
 // A \r anywhere in the trailing run is the tail of a CRLF line ending (or
@@ -94,7 +60,7 @@ UrlFile ParseUrlFile(std::istream& in, size_t max_url_bytes) {
                                        std::to_string(max_url_bytes) + ")"});
       continue;
     }
-    if (Status s = CheckUrl(line->text, max_url_bytes); !s.ok()) {
+    if (Status s = ValidateUrl(line->text, max_url_bytes); !s.ok()) {
       file.bad.push_back({line_no, s.message()});
       continue;
     }
