@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what tq needs to build, test and run its demo, from Debian 12's
+# packages. Installs only what is missing; safe to run again.
+set -euo pipefail
+
+packages=(
+  build-essential cmake ninja-build pkg-config
+  libzmq3-dev cppzmq-dev libprotobuf-dev protobuf-compiler libsqlite3-dev
+  libmaxminddb-dev libspdlog-dev catch2 libcli11-dev nlohmann-json3-dev
+  liburiparser-dev
+  # demo and tests: a local web server and a fetcher for the example handler
+  python3 curl procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "deploy: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+echo "deploy: installing ${missing[*]}"
+sudo_cmd=()
+[ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+"${sudo_cmd[@]}" apt-get update -qq
+"${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
