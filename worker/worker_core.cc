@@ -52,6 +52,12 @@ uint64_t WorkerCore::Send(wire::Envelope envelope) {
   return seq;
 }
 
+void WorkerCore::SendReply(wire::Envelope envelope) {
+  // A reply echoes the requester's seq instead of taking one of ours.
+  outbox_.push_back(std::move(envelope));
+  last_sent_ = clock_.Now();
+}
+
 void WorkerCore::SendHello() {
   wire::Envelope env;
   auto* hello = env.mutable_hello();
@@ -109,8 +115,8 @@ void WorkerCore::OnMessage(const wire::Envelope& envelope) {
     default: {
       Refuse(envelope.seq(), "unexpected " + BodyName(envelope) + " message");
       if (connected()) {
-        Send(ErrorReply(envelope.seq(), wire::UNSUPPORTED,
-                        "a worker does not handle " + BodyName(envelope)));
+        SendReply(ErrorReply(envelope.seq(), wire::UNSUPPORTED,
+                             "a worker does not handle " + BodyName(envelope)));
       }
       break;
     }
@@ -125,8 +131,8 @@ void WorkerCore::OnBadMessage(uint64_t seq, DecodeError error) {
                  DecodeErrorName(error), counters_.malformed_messages);
   }
   if (connected()) {
-    Send(ErrorReply(seq, ErrorCodeFor(error),
-                    std::string(DecodeErrorName(error))));
+    SendReply(ErrorReply(seq, ErrorCodeFor(error),
+                         std::string(DecodeErrorName(error))));
   }
 }
 

@@ -114,6 +114,7 @@ class WorkerCore {
   };
 
   uint64_t Send(wire::Envelope envelope);
+  void SendReply(wire::Envelope envelope);
   void SendHello();
   void SendResult(Unacked* u, uint32_t credit);
   void OnWelcome(const wire::Welcome& welcome);
