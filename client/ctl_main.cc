@@ -188,15 +188,15 @@ int ShowBatch(Client& client, const std::string& batch_id, bool json) {
   }
   Table t;
   t.right_align = {false, true};
-  t.rows = {{"batch", batch_id},
-            {"total", std::to_string(p->total)},
+  t.rows = {{"total", std::to_string(p->total)},
             {"queued", std::to_string(p->queued)},
             {"leased", std::to_string(p->leased)},
             {"retry_wait", std::to_string(p->retry_wait)},
             {"done", std::to_string(p->done)},
             {"dead", std::to_string(p->dead)},
-            {"cancelled", std::to_string(p->cancelled)},
-            {"state", p->complete() ? "complete" : "in progress"}};
+            {"cancelled", std::to_string(p->cancelled)}};
+  std::cout << "batch " << batch_id << ": "
+            << (p->complete() ? "complete" : "in progress") << "\n";
   std::cout << FormatTable(t);
   return kExitOk;
 }

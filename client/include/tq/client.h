@@ -153,12 +153,18 @@ class Client {
   Client& operator=(const Client&) = delete;
 
   // Queues urls x options.queues in one batch, in chunks, pipelined. URLs the
-  // broker refuses come back in errors; the rest are queued.
+  // broker refuses come back in errors; the rest are queued. Item i*n+j is
+  // urls[i] on queues[j] (n queues), so re-submitting the same urls, queues
+  // and batch id only counts duplicates. A bad batch id, queue name, empty
+  // url list or repeated queue is kInvalidArgument before anything is sent.
+  // On kUnavailable some chunks may have been queued: retry with the same
+  // batch id.
   Result<SubmitReceipt> Submit(const std::vector<std::string>& urls,
                                const SubmitOptions& options);
 
   // Results that finished after `after`, oldest first, at most `limit`.
-  // Waits up to `wait` for at least one if none is ready (long poll).
+  // Waits up to `wait` for at least one if none is ready (long poll); each
+  // attempt allows request_timeout + wait for the reply.
   Result<ResultPage> FetchResults(const std::string& batch_id, uint64_t after,
                                   uint32_t limit,
                                   std::chrono::milliseconds wait);
@@ -166,7 +172,9 @@ class Client {
   // Streams every result of the batch to on_result, in finishing order, until
   // the batch is complete (returns Ok), on_result returns false (Ok), or
   // `deadline` passes (kUnavailable). on_progress, if set, is called after
-  // every page.
+  // every page. Pages hold up to 1000 results and long-poll up to 1 s, so
+  // callbacks run at least about once a second. Broker errors end the wait
+  // with their Status.
   Status WaitForResults(
       const std::string& batch_id,
       const std::function<bool(const TaskResult&)>& on_result,
