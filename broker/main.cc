@@ -22,6 +22,8 @@ int main(int argc, char** argv) {
   CLI::App app{
       "tq-broker: keeps the durable task queues ('generic' and one per ISO "
       "country code) in SQLite and serves workers and clients over ZeroMQ."};
+  // A later flag wins, so scripts can append overrides.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   std::string db_path = "tq.db";
   std::string listen = tq::kDefaultEndpoint;
   if (const char* env = std::getenv(tq::kBrokerEnvVar)) listen = env;

@@ -1,0 +1,233 @@
+// tq-bench: starts a broker and workers on loopback in a temp dir, runs one
+// scenario, prints a table (and one JSON object with --json).
+//
+//   throughput  N no-op tasks submitted, all N results collected
+//   latency     sequential submit-then-wait round trips with an idle worker
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <thread>
+
+#include "tests/support/cluster.h"
+#include "tests/support/wait.h"
+#include "tq/client.h"
+
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using tq::testing::BrokerProcess;
+using tq::testing::Process;
+using tq::testing::StartWorker;
+using tq::testing::TempDir;
+
+struct ProcStats {
+  double cpu_seconds = 0;  // user + system
+  uint64_t peak_rss_kb = 0;
+};
+
+ProcStats ReadProcStats(pid_t pid) {
+  ProcStats s;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  // Fields after the ")" of the command name; utime and stime are 14 and 15.
+  auto close = line.rfind(')');
+  if (close != std::string::npos) {
+    std::istringstream in(line.substr(close + 2));
+    std::string field;
+    uint64_t utime = 0, stime = 0;
+    for (int i = 3; i <= 15 && in >> field; ++i) {
+      if (i == 14) utime = std::stoull(field);
+      if (i == 15) stime = std::stoull(field);
+    }
+    s.cpu_seconds = double(utime + stime) / double(sysconf(_SC_CLK_TCK));
+  }
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  while (std::getline(status, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) s.peak_rss_kb = std::stoull(line.substr(6));
+  }
+  return s;
+}
+
+std::unique_ptr<tq::Client> Connect(const std::string& endpoint) {
+  tq::ClientOptions o;
+  o.endpoint = endpoint;
+  o.request_timeout = 10s;
+  auto c = tq::Client::Connect(o);
+  if (!c.ok()) throw std::runtime_error(c.status().message());
+  return std::move(c.value());
+}
+
+std::string Url(uint64_t i) {
+  // 61 bytes, as in the workload.
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "http://bench.example.com/analysis/target/page-%014llu",
+                static_cast<unsigned long long>(i));
+  return buf;
+}
+
+void WaitForWorkers(tq::Client& client, size_t n) {
+  bool ok = tq::testing::WaitUntil(
+      [&] {
+        auto w = client.Workers();
+        return w.ok() && w->size() == n;
+      },
+      20s);
+  if (!ok) throw std::runtime_error("workers did not connect");
+}
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t i = std::min(v.size() - 1, size_t(p / 100.0 * double(v.size())));
+  return v[i];
+}
+
+nlohmann::json Throughput(const std::string& synchronous, uint64_t n,
+                          int workers, int slots) {
+  TempDir dir;
+  BrokerProcess broker(dir, {"--synchronous", synchronous, "--log-level", "warn"});
+  std::vector<std::unique_ptr<Process>> procs;
+  for (int i = 0; i < workers; ++i) {
+    procs.push_back(StartWorker(dir, broker.endpoint(),
+                                {"bench-" + std::to_string(i), "none", slots}));
+  }
+  auto client = Connect(broker.endpoint());
+  WaitForWorkers(*client, size_t(workers));
+  std::vector<std::string> urls;
+  urls.reserve(n);
+  for (uint64_t i = 0; i < n; ++i) urls.push_back(Url(i));
+
+  const ProcStats before = ReadProcStats(broker.process().pid());
+  const auto start = Clock::now();
+  auto receipt = client->Submit(urls, {});
+  if (!receipt.ok()) throw std::runtime_error(receipt.status().message());
+  const auto submitted = Clock::now();
+  uint64_t collected = 0;
+  tq::Status st = client->WaitForResults(
+      receipt->batch_id,
+      [&](const tq::TaskResult&) {
+        ++collected;
+        return true;
+      },
+      nullptr, 600s);
+  const auto end = Clock::now();
+  if (!st.ok()) throw std::runtime_error(st.message());
+  const ProcStats after = ReadProcStats(broker.process().pid());
+  const double seconds = std::chrono::duration<double>(end - start).count();
+  nlohmann::json j;
+  j["scenario"] = "throughput";
+  j["synchronous"] = synchronous;
+  j["tasks"] = n;
+  j["results_collected"] = collected;
+  j["workers"] = workers;
+  j["slots_per_worker"] = slots;
+  j["seconds"] = seconds;
+  j["submit_seconds"] = std::chrono::duration<double>(submitted - start).count();
+  j["tasks_per_second"] = double(collected) / seconds;
+  j["broker_cpu_us_per_task"] =
+      (after.cpu_seconds - before.cpu_seconds) * 1e6 / double(std::max<uint64_t>(collected, 1));
+  j["broker_peak_rss_mb"] = double(after.peak_rss_kb) / 1024.0;
+  return j;
+}
+
+nlohmann::json Latency(const std::string& synchronous, int trips, int warmup) {
+  TempDir dir;
+  BrokerProcess broker(dir, {"--synchronous", synchronous, "--log-level", "warn"});
+  auto worker = StartWorker(dir, broker.endpoint(), {"bench-0", "none", 1});
+  auto client = Connect(broker.endpoint());
+  WaitForWorkers(*client, 1);
+  std::vector<double> ms;
+  for (int i = 0; i < warmup + trips; ++i) {
+    const auto start = Clock::now();
+    auto receipt = client->Submit({Url(uint64_t(i))}, {});
+    if (!receipt.ok()) throw std::runtime_error(receipt.status().message());
+    uint64_t cursor = 0;
+    bool done = false;
+    for (int polls = 0; !done && polls < 100; ++polls) {
+      auto page = client->FetchResults(receipt->batch_id, cursor, 10, 5000ms);
+      if (!page.ok()) throw std::runtime_error(page.status().message());
+      cursor = page->cursor;
+      done = !page->results.empty();
+    }
+    if (!done) throw std::runtime_error("a round trip did not finish");
+    const double elapsed =
+        std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+    if (i >= warmup) ms.push_back(elapsed);
+  }
+  nlohmann::json j;
+  j["scenario"] = "latency";
+  j["synchronous"] = synchronous;
+  j["trips"] = trips;
+  j["p50_ms"] = Percentile(ms, 50);
+  j["p90_ms"] = Percentile(ms, 90);
+  j["p99_ms"] = Percentile(ms, 99);
+  j["p999_ms"] = Percentile(ms, 99.9);
+  j["max_ms"] = *std::max_element(ms.begin(), ms.end());
+  return j;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"tq-bench: measures tq on loopback (broker + workers in a temp dir)"};
+  std::string scenario = "throughput";
+  std::string synchronous = "full";
+  uint64_t tasks = 100'000;
+  int workers = 2;
+  int slots = 1;
+  int trips = 2000;
+  int runs = 1;
+  bool json = false;
+  app.add_option("scenario", scenario, "throughput or latency")
+      ->check(CLI::IsMember({"throughput", "latency"}))
+      ->capture_default_str();
+  app.add_option("--synchronous", synchronous, "broker durability: full or normal")
+      ->check(CLI::IsMember({"full", "normal"}))
+      ->capture_default_str();
+  app.add_option("-n,--tasks", tasks, "tasks for throughput")->capture_default_str();
+  app.add_option("-w,--workers", workers, "worker processes")->capture_default_str();
+  app.add_option("-c,--slots", slots, "slots per worker")->capture_default_str();
+  app.add_option("--trips", trips, "round trips for latency")->capture_default_str();
+  app.add_option("--runs", runs, "repeat and report each run plus the median")
+      ->capture_default_str();
+  app.add_flag("--json", json, "print one JSON object instead of a table");
+  CLI11_PARSE(app, argc, argv);
+
+  try {
+    nlohmann::json all = nlohmann::json::array();
+    for (int r = 0; r < runs; ++r) {
+      all.push_back(scenario == "throughput" ? Throughput(synchronous, tasks, workers, slots)
+                                             : Latency(synchronous, trips, 200));
+    }
+    const std::string key = scenario == "throughput" ? "tasks_per_second" : "p50_ms";
+    std::vector<nlohmann::json> sorted(all.begin(), all.end());
+    std::sort(sorted.begin(), sorted.end(),
+              [&](auto& a, auto& b) { return a[key].template get<double>() < b[key].template get<double>(); });
+    nlohmann::json out;
+    out["cores"] = std::thread::hardware_concurrency();
+    out["runs"] = all;
+    out["median"] = sorted[sorted.size() / 2];
+    if (json) {
+      std::printf("%s\n", out.dump().c_str());
+    } else {
+      std::printf("tq-bench %s (%u cores, synchronous=%s, %d run%s; median run)\n",
+                  scenario.c_str(), std::thread::hardware_concurrency(),
+                  synchronous.c_str(), runs, runs == 1 ? "" : "s");
+      for (auto& [k, v] : out["median"].items()) {
+        std::printf("  %-24s %s\n", k.c_str(), v.dump().c_str());
+      }
+    }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "tq-bench: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
