@@ -1,10 +1,13 @@
 // tq-worker: takes tasks from a tq broker and runs them (see worker.h).
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -28,6 +31,24 @@ constexpr uint64_t kMaxOutputLimit = tq::kMaxMessageBytes - 1024 * 1024;
 int Usage(const std::string& message) {
   std::fprintf(stderr, "tq-worker: %s\n", message.c_str());
   return kExitUsage;
+}
+
+// Each running command holds three fds (stdout, stderr, pidfd); the default
+// soft limit of 1024 would starve --concurrency 1024.
+void RaiseFdLimit(uint32_t concurrency) {
+  rlimit lim{};
+  if (getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+  const rlim_t want = static_cast<rlim_t>(concurrency) * 3 + 256;
+  if (lim.rlim_cur >= want) return;
+  lim.rlim_cur =
+      lim.rlim_max == RLIM_INFINITY ? want : std::min(want, lim.rlim_max);
+  setrlimit(RLIMIT_NOFILE, &lim);
+  if (lim.rlim_cur < want) {
+    spdlog::warn(
+        "open file limit {} is low for --concurrency {}; raise it "
+        "(ulimit -n {})",
+        lim.rlim_cur, concurrency, want);
+  }
 }
 
 std::string Hostname() {
@@ -107,11 +128,18 @@ int main(int argc, char** argv) {
   if (country == "none") {
     country.clear();
   } else if (!tq::IsIsoCountryCode(country)) {
-    tq::Status why = tq::ValidateQueueName(country);
-    return Usage(
-        "--country: " +
-        (why.ok() ? "'" + country + "' is not a country code" : why.message()) +
-        "; pass an ISO 3166-1 alpha-2 code such as IT, or none");
+    std::string upper = country;
+    for (char& c : upper) {
+      c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+    if (upper != country && tq::IsIsoCountryCode(upper)) {
+      return Usage("--country '" + country +
+                   "': country codes are upper case (use --country " + upper +
+                   ")");
+    }
+    return Usage("--country '" + country +
+                 "' is not an ISO 3166-1 alpha-2 country code; pass one such "
+                 "as IT, or none");
   }
   if (broker.empty()) return Usage("--broker: empty endpoint");
 
@@ -126,6 +154,7 @@ int main(int argc, char** argv) {
   options.identity.worker_id =
       id.empty() ? options.identity.hostname + "-" + std::to_string(getpid())
                  : id;
+  if (!noop) RaiseFdLimit(concurrency);
   if (!noop && !options.command.uses_url()) {
     spdlog::warn("--exec command has no {{url}}: tasks' URLs are not passed");
   }

@@ -112,8 +112,14 @@ Status Worker::ApplyActions() {
     if (core_.TakeCloseSocket()) CloseSocket();
     if (core_.TakeOpenSocket()) {
       Status s = OpenSocket();
-      if (!s.ok()) return s;
-      core_.OnConnected();
+      if (s.ok()) {
+        core_.OnConnected();
+        opened_once_ = true;
+      } else if (!opened_once_) {
+        return s;  // a bad endpoint at startup is the user's to fix
+      } else {
+        core_.OnConnectFailed(s.message());
+      }
     }
     core_.TakeTasksToStart(&tasks_);
     for (const auto& t : tasks_) StartTask(t);
@@ -227,7 +233,6 @@ void Worker::Shutdown() {
 }
 
 int Worker::Run() {
-  bool first_open = true;
   try {
     while (true) {
       Millis wait = kIdleWait;
@@ -238,10 +243,8 @@ int Worker::Run() {
       if (!s.ok()) {
         spdlog::critical("{}", s.message());
         Shutdown();
-        return (first_open && s.code() == Status::Code::kInvalidArgument) ? 2
-                                                                          : 1;
+        return s.code() == Status::Code::kInvalidArgument ? 2 : 1;
       }
-      first_open = false;
       if (core_.done()) break;
       // A spawn that failed at once already has its outcome: no sleeping.
       if (runner_ && runner_->has_finished()) continue;

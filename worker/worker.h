@@ -61,6 +61,7 @@ class Worker {
   zmq::socket_t socket_;
   std::vector<zmq::message_t> pending_;  // encoded, not yet accepted by zmq
   size_t pending_head_ = 0;
+  bool opened_once_ = false;
 
   // Scratch, reused every turn to keep the hot path allocation-light.
   std::vector<zmq_pollitem_t> items_;

@@ -85,6 +85,11 @@ void WorkerCore::OnConnected() {
   SendHello();
 }
 
+void WorkerCore::OnConnectFailed(const std::string& why) {
+  LoseBroker(why);
+  close_socket_ = false;  // there is none
+}
+
 void WorkerCore::SendResult(Unacked* u, uint32_t credit) {
   if (u->seq != 0) result_seq_.erase(u->seq);
   wire::Envelope env;

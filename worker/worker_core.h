@@ -67,6 +67,8 @@ class WorkerCore {
   // --- Events ---
   // A fresh socket is connected: say Hello.
   void OnConnected();
+  // Opening a new socket failed (not at startup): try again after back-off.
+  void OnConnectFailed(const std::string& why);
   // A decoded envelope from the broker.
   void OnMessage(const wire::Envelope& envelope);
   // Bytes from the broker that did not decode.

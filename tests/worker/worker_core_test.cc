@@ -344,6 +344,22 @@ TEST_CASE("SilenceBeyondLivenessReconnectsWithCappedExponentialBackoff",
   CHECK(h.core.reconnect_delay() == kInitialReconnectDelay);
 }
 
+TEST_CASE("FailedSocketOpenIsRetriedAfterBackoff", "[worker_core]") {
+  Harness h(1);
+  h.Ready();
+  h.Advance(Millis(3000));
+  REQUIRE(h.core.TakeCloseSocket());
+  h.Advance(kInitialReconnectDelay);
+  REQUIRE(h.core.TakeOpenSocket());
+  h.core.OnConnectFailed("no more fds");
+  CHECK_FALSE(h.core.TakeCloseSocket());
+  CHECK(h.core.state() == SessionState::kDisconnected);
+  h.Advance(kInitialReconnectDelay * 2 - Millis(1));
+  CHECK_FALSE(h.core.TakeOpenSocket());
+  h.Advance(Millis(1));
+  CHECK(h.core.TakeOpenSocket());
+}
+
 TEST_CASE("ReconnectSaysHelloWithHeldLeasesAndResendsUnackedResults",
           "[worker_core]") {
   Harness h(3);
