@@ -277,7 +277,9 @@ void WorkerCore::OnResultAck(const wire::ResultAck& ack) {
 void WorkerCore::OnError(uint64_t seq, const wire::Error& error) {
   switch (error.code()) {
     case wire::NOT_REGISTERED:
-      if (!connected()) return;
+      // Everything we sent before our Hello earns one of these: answer the
+      // first only, or each extra Hello would reset the session's credit.
+      if (state_ != SessionState::kReady) return;
       spdlog::info(
           "broker {} does not know us (restarted?): saying Hello again",
           config_.broker);

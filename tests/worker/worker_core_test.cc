@@ -433,6 +433,18 @@ TEST_CASE("NotRegisteredErrorSaysHelloAgainOnTheSameSocket", "[worker_core]") {
   CHECK(out[0].credit().grant() == 1);
 }
 
+TEST_CASE("BurstOfNotRegisteredErrorsSaysHelloOnce", "[worker_core]") {
+  Harness h(2);
+  h.Ready();
+  for (int i = 0; i < 5; ++i) h.Error(wire::NOT_REGISTERED, 10 + i);
+  auto out = h.Out();
+  CHECK(out.size() == 1);
+  CHECK(Count(out, wire::Envelope::kHello) == 1);
+  h.Welcome();
+  CHECK(h.core.state() == SessionState::kReady);
+  CHECK(Find(h.Out(), wire::Envelope::kCredit)->credit().grant() == 2);
+}
+
 TEST_CASE("StoreUnavailableResendsTheResultAfterOneInterval", "[worker_core]") {
   Harness h(2);
   h.Ready(1000, 3);
