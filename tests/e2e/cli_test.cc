@@ -139,7 +139,7 @@ TEST_CASE("UnreachableBrokerGivesExitCodeFour", "[e2e][cli]") {
   WriteFile(file, "http://127.0.0.1/a\n");
   // Port 1 on loopback: nothing listens there.
   Run r = RunTool(dir, {Binary("tq-submit"), "--broker", "tcp://127.0.0.1:1",
-                        "--timeout", "3", file});
+                        "--request-timeout", "1", file});
   CHECK(r.code == 4);
   CHECK_FALSE(r.err.empty());
 }
