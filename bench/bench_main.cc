@@ -51,7 +51,8 @@ ProcStats ReadProcStats(pid_t pid) {
   }
   std::ifstream status("/proc/" + std::to_string(pid) + "/status");
   while (std::getline(status, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) s.peak_rss_kb = std::stoull(line.substr(6));
+    if (line.rfind("VmHWM:", 0) == 0)
+      s.peak_rss_kb = std::stoull(line.substr(6));
   }
   return s;
 }
@@ -68,7 +69,8 @@ std::unique_ptr<tq::Client> Connect(const std::string& endpoint) {
 std::string Url(uint64_t i) {
   // 61 bytes, as in the workload.
   char buf[64];
-  std::snprintf(buf, sizeof buf, "http://bench.example.com/analysis/target/page-%014llu",
+  std::snprintf(buf, sizeof buf,
+                "http://bench.example.com/analysis/target/page-%014llu",
                 static_cast<unsigned long long>(i));
   return buf;
 }
@@ -93,7 +95,8 @@ double Percentile(std::vector<double> v, double p) {
 nlohmann::json Throughput(const std::string& synchronous, uint64_t n,
                           int workers, int slots) {
   TempDir dir;
-  BrokerProcess broker(dir, {"--synchronous", synchronous, "--log-level", "warn"});
+  BrokerProcess broker(dir,
+                       {"--synchronous", synchronous, "--log-level", "warn"});
   std::vector<std::unique_ptr<Process>> procs;
   for (int i = 0; i < workers; ++i) {
     procs.push_back(StartWorker(dir, broker.endpoint(),
@@ -130,17 +133,19 @@ nlohmann::json Throughput(const std::string& synchronous, uint64_t n,
   j["workers"] = workers;
   j["slots_per_worker"] = slots;
   j["seconds"] = seconds;
-  j["submit_seconds"] = std::chrono::duration<double>(submitted - start).count();
+  j["submit_seconds"] =
+      std::chrono::duration<double>(submitted - start).count();
   j["tasks_per_second"] = double(collected) / seconds;
-  j["broker_cpu_us_per_task"] =
-      (after.cpu_seconds - before.cpu_seconds) * 1e6 / double(std::max<uint64_t>(collected, 1));
+  j["broker_cpu_us_per_task"] = (after.cpu_seconds - before.cpu_seconds) * 1e6 /
+                                double(std::max<uint64_t>(collected, 1));
   j["broker_peak_rss_mb"] = double(after.peak_rss_kb) / 1024.0;
   return j;
 }
 
 nlohmann::json Latency(const std::string& synchronous, int trips, int warmup) {
   TempDir dir;
-  BrokerProcess broker(dir, {"--synchronous", synchronous, "--log-level", "warn"});
+  BrokerProcess broker(dir,
+                       {"--synchronous", synchronous, "--log-level", "warn"});
   auto worker = StartWorker(dir, broker.endpoint(), {"bench-0", "none", 1});
   auto client = Connect(broker.endpoint());
   WaitForWorkers(*client, 1);
@@ -177,7 +182,8 @@ nlohmann::json Latency(const std::string& synchronous, int trips, int warmup) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"tq-bench: measures tq on loopback (broker + workers in a temp dir)"};
+  CLI::App app{
+      "tq-bench: measures tq on loopback (broker + workers in a temp dir)"};
   std::string scenario = "throughput";
   std::string synchronous = "full";
   uint64_t tasks = 100'000;
@@ -189,13 +195,18 @@ int main(int argc, char** argv) {
   app.add_option("scenario", scenario, "throughput or latency")
       ->check(CLI::IsMember({"throughput", "latency"}))
       ->capture_default_str();
-  app.add_option("--synchronous", synchronous, "broker durability: full or normal")
+  app.add_option("--synchronous", synchronous,
+                 "broker durability: full or normal")
       ->check(CLI::IsMember({"full", "normal"}))
       ->capture_default_str();
-  app.add_option("-n,--tasks", tasks, "tasks for throughput")->capture_default_str();
-  app.add_option("-w,--workers", workers, "worker processes")->capture_default_str();
-  app.add_option("-c,--slots", slots, "slots per worker")->capture_default_str();
-  app.add_option("--trips", trips, "round trips for latency")->capture_default_str();
+  app.add_option("-n,--tasks", tasks, "tasks for throughput")
+      ->capture_default_str();
+  app.add_option("-w,--workers", workers, "worker processes")
+      ->capture_default_str();
+  app.add_option("-c,--slots", slots, "slots per worker")
+      ->capture_default_str();
+  app.add_option("--trips", trips, "round trips for latency")
+      ->capture_default_str();
   app.add_option("--runs", runs, "repeat and report each run plus the median")
       ->capture_default_str();
   app.add_flag("--json", json, "print one JSON object instead of a table");
@@ -204,13 +215,16 @@ int main(int argc, char** argv) {
   try {
     nlohmann::json all = nlohmann::json::array();
     for (int r = 0; r < runs; ++r) {
-      all.push_back(scenario == "throughput" ? Throughput(synchronous, tasks, workers, slots)
-                                             : Latency(synchronous, trips, 200));
+      all.push_back(scenario == "throughput"
+                        ? Throughput(synchronous, tasks, workers, slots)
+                        : Latency(synchronous, trips, 200));
     }
-    const std::string key = scenario == "throughput" ? "tasks_per_second" : "p50_ms";
+    const std::string key =
+        scenario == "throughput" ? "tasks_per_second" : "p50_ms";
     std::vector<nlohmann::json> sorted(all.begin(), all.end());
-    std::sort(sorted.begin(), sorted.end(),
-              [&](auto& a, auto& b) { return a[key].template get<double>() < b[key].template get<double>(); });
+    std::sort(sorted.begin(), sorted.end(), [&](auto& a, auto& b) {
+      return a[key].template get<double>() < b[key].template get<double>();
+    });
     nlohmann::json out;
     out["cores"] = std::thread::hardware_concurrency();
     out["runs"] = all;
@@ -218,9 +232,10 @@ int main(int argc, char** argv) {
     if (json) {
       std::printf("%s\n", out.dump().c_str());
     } else {
-      std::printf("tq-bench %s (%u cores, synchronous=%s, %d run%s; median run)\n",
-                  scenario.c_str(), std::thread::hardware_concurrency(),
-                  synchronous.c_str(), runs, runs == 1 ? "" : "s");
+      std::printf(
+          "tq-bench %s (%u cores, synchronous=%s, %d run%s; median run)\n",
+          scenario.c_str(), std::thread::hardware_concurrency(),
+          synchronous.c_str(), runs, runs == 1 ? "" : "s");
       for (auto& [k, v] : out["median"].items()) {
         std::printf("  %-24s %s\n", k.c_str(), v.dump().c_str());
       }

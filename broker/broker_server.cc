@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 namespace tq {
 namespace {
@@ -98,9 +99,11 @@ Status BrokerServer::Run() {
         {router_.handle(), 0, ZMQ_POLLIN, 0},
         {monitor_.handle(), 0, ZMQ_POLLIN, 0},
         {nullptr, signal_fd_, ZMQ_POLLIN, 0},
+        {nullptr, options_.syncer ? options_.syncer->notify_fd() : -1,
+         ZMQ_POLLIN, 0},
     };
     try {
-      zmq::poll(items, 3, wait);
+      zmq::poll(items, options_.syncer ? 4 : 3, wait);
     } catch (const zmq::error_t& e) {
       if (e.num() != EINTR) return Status::Internal(e.what());
     }
@@ -113,12 +116,48 @@ Status BrokerServer::Run() {
       core_.BeginShutdown();
       stopping = true;
     }
-    DrainMonitor();
+    if (items[1].revents & ZMQ_POLLIN) DrainMonitor();
+    if (items[3].revents & ZMQ_POLLIN) options_.syncer->Drain();
     ReceiveAll();
     core_.OnTick();
     SendAll(core_.Flush());
-    SendAll(core_.Commit());
+    Hold(core_.Commit());
+    if (Status st = ReleaseDurable(); !st.ok()) return st;
   }
+  // Stopping: wait (bounded) for the last commit to be durable, answer what
+  // waited on it.
+  for (int i = 0; i < 500 && !held_.empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    options_.syncer->Drain();
+    if (Status st = ReleaseDurable(); !st.ok()) return st;
+  }
+  return Status::Ok();
+}
+
+void BrokerServer::Hold(std::vector<Outgoing> messages) {
+  if (!options_.syncer) return SendAll(std::move(messages));
+  if (messages.empty()) return;
+  const uint64_t commit = options_.commit_count();
+  if (commit > options_.syncer->durable()) options_.syncer->Request(commit);
+  for (Outgoing& o : messages) held_.emplace_back(commit, std::move(o));
+}
+
+Status BrokerServer::ReleaseDurable() {
+  if (!options_.syncer) return Status::Ok();
+  if (Status st = options_.syncer->error(); !st.ok()) {
+    // Like PostgreSQL after a failed fsync: what the kernel dropped cannot be
+    // trusted, so stop without acknowledging anything that waited on it.
+    return Status::IoError("cannot make commits durable: " + st.message() +
+                           "; stopping with " + std::to_string(held_.size()) +
+                           " acknowledgements unsent");
+  }
+  const uint64_t durable = options_.syncer->durable();
+  std::vector<Outgoing> ready;
+  while (!held_.empty() && held_.front().first <= durable) {
+    ready.push_back(std::move(held_.front().second));
+    held_.pop_front();
+  }
+  SendAll(std::move(ready));
   return Status::Ok();
 }
 

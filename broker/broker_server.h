@@ -4,10 +4,13 @@
 // says may leave now, commit, send the acknowledgements.
 #pragma once
 
+#include <deque>
+#include <functional>
 #include <string>
 #include <zmq.hpp>
 
 #include "broker/broker.h"
+#include "broker/wal_syncer.h"
 #include "common/status.h"
 
 namespace tq {
@@ -17,6 +20,11 @@ struct ServerOptions {
   std::string ready_file;  // if set, the bound endpoint is written here
   int64_t max_message_bytes = kMaxMessageBytes;
   size_t max_messages_per_turn = 4096;
+  // With a syncer, commits are made durable off the loop thread: the
+  // acknowledgements of a turn are held until the syncer has synced the
+  // commit they depend on (commit_count() right after the turn's commit).
+  WalSyncer* syncer = nullptr;
+  std::function<uint64_t()> commit_count;
 };
 
 class BrokerServer {
@@ -37,6 +45,9 @@ class BrokerServer {
   void ReceiveAll();
   void SendAll(std::vector<Outgoing> messages);
   void DrainMonitor();
+  // Acknowledgements wait for their commit to be durable.
+  void Hold(std::vector<Outgoing> messages);
+  Status ReleaseDurable();
 
   // Constant after construction.
   Broker& core_;
@@ -49,6 +60,7 @@ class BrokerServer {
   std::string endpoint_;
   int signal_fd_ = -1;
   std::unordered_map<int, std::string> peer_by_fd_;  // for disconnect events
+  std::deque<std::pair<uint64_t, Outgoing>> held_;   // (commit, message)
 };
 
 }  // namespace tq

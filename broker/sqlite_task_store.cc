@@ -1,5 +1,6 @@
 #include "broker/sqlite_task_store.h"
 
+#include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
 #include <chrono>
@@ -223,6 +224,9 @@ Status Migrate(sqlite3* db) {
   return s;
 }
 
+// About 16 MB of WAL between checkpoints.
+constexpr int kCheckpointFrames = 4000;
+
 }  // namespace
 
 Result<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(
@@ -243,6 +247,13 @@ Result<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(
   std::unique_ptr<SqliteTaskStore> store(new SqliteTaskStore(db));
   sqlite3_busy_timeout(db, 5000);
 
+  // One process owns the database: exclusive locking spares the fcntl()
+  // lock calls of every transaction (and the shared-memory index).
+  if (options.deferred_sync) {
+    if (Status s = Exec(db, "PRAGMA locking_mode = EXCLUSIVE"); !s.ok()) {
+      return Status::IoError(where + s.message());
+    }
+  }
   // The first statement reads the file header: a non-database fails here.
   Result<std::string> mode = QueryText(db, "PRAGMA journal_mode = WAL");
   if (!mode.ok()) return Status::IoError(where + mode.status().message());
@@ -250,9 +261,22 @@ Result<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(
     return Status::IoError(where + "cannot use WAL journal mode (got " + *mode +
                            ")");
   }
-  std::string pragmas = options.synchronous_full
+  std::string pragmas = options.deferred_sync ? "PRAGMA synchronous = OFF;"
+                        : options.synchronous_full
                             ? "PRAGMA synchronous = FULL;"
                             : "PRAGMA synchronous = NORMAL;";
+  if (options.deferred_sync) {
+    // Checkpoints only from Checkpoint(), which syncs before the WAL restarts.
+    pragmas += "PRAGMA wal_autocheckpoint = 0;";
+    store->deferred_sync_ = true;
+    sqlite3_wal_hook(
+        db,
+        [](void* self, sqlite3*, const char*, int frames) {
+          static_cast<SqliteTaskStore*>(self)->wal_frames_ = frames;
+          return SQLITE_OK;
+        },
+        store.get());
+  }
   if (options.max_page_count > 0) {
     pragmas +=
         "PRAGMA max_page_count = " + std::to_string(options.max_page_count) +
@@ -285,6 +309,8 @@ SqliteTaskStore::SqliteTaskStore(sqlite3* db) : db_(db) {}
 
 SqliteTaskStore::~SqliteTaskStore() {
   if (!sqlite3_get_autocommit(db_)) Exec(db_, "ROLLBACK");
+  // The checkpoint SQLite runs at close must sync like any other.
+  if (deferred_sync_) Exec(db_, "PRAGMA synchronous = FULL");
   for (sqlite3_stmt* stmt : stmts_) sqlite3_finalize(stmt);
   sqlite3_close(db_);
 }
@@ -432,7 +458,27 @@ Status SqliteTaskStore::Commit() {
     Rollback();
     return s;
   }
+  ++commit_count_;
+  if (deferred_sync_ && wal_frames_ >= kCheckpointFrames) {
+    // The commit itself stands; a failed checkpoint leaves the WAL as it is
+    // (still durable once synced) and is tried again after the next commit.
+    if (Status c = Checkpoint(); !c.ok()) spdlog::warn("{}", c.message());
+  }
   return Status::Ok();
+}
+
+Status SqliteTaskStore::Checkpoint() {
+  Status s = Exec(db_,
+                  "PRAGMA synchronous = FULL;"
+                  "PRAGMA wal_checkpoint(RESTART);"
+                  "PRAGMA synchronous = OFF;");
+  if (!s.ok()) return Status::IoError("checkpoint failed: " + s.message());
+  wal_frames_ = 0;
+  return Status::Ok();
+}
+
+std::string SqliteTaskStore::wal_path() const {
+  return std::string(sqlite3_db_filename(db_, "main")) + "-wal";
 }
 
 void SqliteTaskStore::Abort() {

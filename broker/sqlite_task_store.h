@@ -22,6 +22,12 @@ struct SqliteOptions {
   // 0: unlimited. >0 caps the database at that many pages, so that SQLite
   // reports "database or disk is full" past it: tests simulate a full disk.
   int64_t max_page_count = 0;
+  // true: commits only write the WAL (synchronous=OFF, no automatic
+  // checkpoints); the caller makes them durable by fdatasync-ing wal_path()
+  // (see WalSyncer) before it acknowledges anything. Checkpoints run inside
+  // Commit() with full syncing, so the WAL is never reset before the
+  // database file holds its contents durably.
+  bool deferred_sync = false;
 };
 
 class SqliteTaskStore final : public TaskStore {
@@ -54,6 +60,11 @@ class SqliteTaskStore final : public TaskStore {
   Status Commit() override;
   void Abort() override;
   Status Probe() override;
+
+  // Path of the write-ahead log, for WalSyncer.
+  std::string wal_path() const;
+  // Number of successful commits so far (commit numbers for WalSyncer).
+  uint64_t commit_count() const { return commit_count_; }
 
   Result<std::vector<PendingTask>> LoadPending() override;
   Result<std::vector<StateCount>> LoadCounts() override;
@@ -99,13 +110,19 @@ class SqliteTaskStore final : public TaskStore {
   Result<std::vector<PendingTask>> ReadPendingRows(sqlite3_stmt* stmt,
                                                    const char* what);
 
+  // Copies the WAL into the database with full syncing, then restarts it.
+  Status Checkpoint();
+
   // Constant after construction.
   sqlite3* const db_;
+  bool deferred_sync_ = false;
   sqlite3_stmt* stmts_[kStmtCount] = {};
 
   // Sticky error of the open transaction: set by a failed write, returned by
   // every later write and by Commit(), cleared by Commit() or Abort().
   Status txn_error_;
+  uint64_t commit_count_ = 0;
+  int wal_frames_ = 0;  // frames in the WAL after the last commit
 };
 
 }  // namespace tq

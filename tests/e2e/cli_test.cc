@@ -66,7 +66,8 @@ TEST_CASE("UrlFileWithBadLinesNamesThemAndRunsTheGoodOnes", "[e2e][cli]") {
                   {"TQ_BROKER=" + broker.endpoint()});
   INFO(r.err);
   CHECK(r.code == 3);  // bad lines skipped, the rest done
-  CHECK(r.err.find(file + ":3: scheme 'ftp' is not http or https") != std::string::npos);
+  CHECK(r.err.find(file + ":3: scheme 'ftp' is not http or https") !=
+        std::string::npos);
   CHECK(r.err.find(file + ":5: not an absolute URL") != std::string::npos);
   CHECK(r.err.find(file + ":7: space at column 11") != std::string::npos);
   auto lines = JsonLines(r.out);
@@ -79,7 +80,8 @@ TEST_CASE("UrlFileWithBadLinesNamesThemAndRunsTheGoodOnes", "[e2e][cli]") {
     // The handler echoed the URL: the result is its output.
     CHECK(j["result"].get<std::string>() == j["url"].get<std::string>() + "\n");
   }
-  CHECK(urls == std::set<std::string>{"http://127.0.0.1/one", "http://127.0.0.1/four",
+  CHECK(urls == std::set<std::string>{"http://127.0.0.1/one",
+                                      "http://127.0.0.1/four",
                                       "https://127.0.0.1/six"});
 }
 
@@ -92,12 +94,14 @@ TEST_CASE("StrictModeSendsNothingWhenAnyLineIsBad", "[e2e][cli]") {
                         "--strict", file});
   CHECK(r.code == 2);
   CHECK(r.err.find(file + ":2:") != std::string::npos);
-  Run q = RunTool(dir, {Binary("tq-ctl"), "--broker", broker.endpoint(), "--json", "queues"});
+  Run q = RunTool(dir, {Binary("tq-ctl"), "--broker", broker.endpoint(),
+                        "--json", "queues"});
   REQUIRE(q.code == 0);
   auto j = nlohmann::json::parse(q.out);
   INFO(q.out);
   uint64_t total = 0;
-  for (const auto& queue : j["queues"]) total += queue["queued"].get<uint64_t>();
+  for (const auto& queue : j["queues"])
+    total += queue["queued"].get<uint64_t>();
   CHECK(total == 0);
 }
 
@@ -106,16 +110,17 @@ TEST_CASE("ResubmitWithSameBatchIdEnqueuesNoDuplicates", "[e2e][cli]") {
   BrokerProcess broker(dir);
   const std::string file = dir.File("urls.txt");
   WriteFile(file, "http://127.0.0.1/a\nhttp://127.0.0.1/b\n");
-  std::vector<std::string> argv = {Binary("tq-submit"), "--broker", broker.endpoint(),
-                                   "--batch-id", "fixed-1", "--country", "IT,IN", file};
+  std::vector<std::string> argv = {
+      Binary("tq-submit"), "--broker",  broker.endpoint(), "--batch-id",
+      "fixed-1",           "--country", "IT,IN",           file};
   Run first = RunTool(dir, argv);
   REQUIRE(first.code == 0);
   CHECK(first.out == "fixed-1\n");
   Run second = RunTool(dir, argv);
   REQUIRE(second.code == 0);
   CHECK(second.err.find("(4 duplicates)") != std::string::npos);
-  Run batch = RunTool(dir, {Binary("tq-ctl"), "--broker", broker.endpoint(), "--json",
-                            "batch", "fixed-1"});
+  Run batch = RunTool(dir, {Binary("tq-ctl"), "--broker", broker.endpoint(),
+                            "--json", "batch", "fixed-1"});
   REQUIRE(batch.code == 0);
   INFO(batch.out);
   auto j = nlohmann::json::parse(batch.out);

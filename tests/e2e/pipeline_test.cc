@@ -114,11 +114,15 @@ TEST_CASE("ConcurrencyOneNeverHoldsTwoAndSlowWorkerDoesNotHoard", "[e2e]") {
   // The slow worker's handler takes a lock directory for the duration of a
   // task; a second task at the same time would find it taken and fail.
   const std::string lock = dir.File("slow.lock");
-  auto slow = StartWorker(
-      dir, broker.endpoint(),
-      {"slow", "none", 1,
-       {"--exec", "sh -c 'mkdir \"$1\" || exit 99; sleep 0.5; rmdir \"$1\"' "
-                  "{url} " + lock}});
+  auto slow =
+      StartWorker(dir, broker.endpoint(),
+                  {"slow",
+                   "none",
+                   1,
+                   {"--exec",
+                    "sh -c 'mkdir \"$1\" || exit 99; sleep 0.5; rmdir \"$1\"' "
+                    "{url} " +
+                        lock}});
   auto fast = StartWorker(dir, broker.endpoint(), {"fast", "none", 1});
   auto client = Connect(broker.endpoint());
   REQUIRE(WaitUntil([&] { return WorkersConnected(*client, 2); }, 10s));
@@ -143,8 +147,10 @@ TEST_CASE("ConcurrencyOneNeverHoldsTwoAndSlowWorkerDoesNotHoard", "[e2e]") {
 TEST_CASE("KilledWorkersTaskFinishesElsewhereWithinHeartbeatWindow", "[e2e]") {
   TempDir dir;
   // interval 0.3 s x liveness 3 = 0.9 s; the bound is that + 1 s.
-  BrokerProcess broker(dir, {"--heartbeat-interval", "0.3", "--heartbeat-liveness", "3"});
-  auto victim = StartWorker(dir, broker.endpoint(), {"victim", "none", 1, SlowHandler("30")});
+  BrokerProcess broker(
+      dir, {"--heartbeat-interval", "0.3", "--heartbeat-liveness", "3"});
+  auto victim = StartWorker(dir, broker.endpoint(),
+                            {"victim", "none", 1, SlowHandler("30")});
   auto client = Connect(broker.endpoint());
   REQUIRE(WaitUntil([&] { return WorkersConnected(*client, 1); }, 10s));
   auto receipt = client->Submit({"http://127.0.0.1/victim-task"}, {});
@@ -171,9 +177,9 @@ TEST_CASE("KilledBrokerRestartsAndEveryTaskEndsWithOneResult", "[e2e]") {
       dir, std::vector<std::string>{"--heartbeat-interval", "0.3"});
   std::vector<std::unique_ptr<Process>> workers;
   for (int i = 0; i < 2; ++i) {
-    workers.push_back(StartWorker(dir, broker->endpoint(),
-                                  {"w" + std::to_string(i), "none", 2,
-                                   SlowHandler("0.01")}));
+    workers.push_back(
+        StartWorker(dir, broker->endpoint(),
+                    {"w" + std::to_string(i), "none", 2, SlowHandler("0.01")}));
   }
   auto client = Connect(broker->endpoint());
   auto receipt = client->Submit(Urls(300), {});
@@ -239,9 +245,9 @@ TEST_CASE("CountryTasksReachOnlyThatCountrysWorkers", "[e2e]") {
 TEST_CASE("FailingHandlerRetriesThenDeadWithItsError", "[e2e]") {
   TempDir dir;
   BrokerProcess broker(dir, {"--retry-backoff", "0.05"});
-  auto w = StartWorker(dir, broker.endpoint(),
-                       {"w", "none", 1,
-                        {"--exec", "sh -c 'echo broken >&2; exit 3' {url}"}});
+  auto w = StartWorker(
+      dir, broker.endpoint(),
+      {"w", "none", 1, {"--exec", "sh -c 'echo broken >&2; exit 3' {url}"}});
   auto client = Connect(broker.endpoint());
   SubmitOptions options;
   options.max_attempts = 2;
@@ -266,13 +272,15 @@ TEST_CASE("BrokerStopsCleanlyOnSigterm", "[e2e]") {
   auto code = broker.process().Wait(10s);
   REQUIRE(code.has_value());
   CHECK(*code == 0);
-  CHECK(broker.Log().find("stopped cleanly (10 tasks pending") != std::string::npos);
+  CHECK(broker.Log().find("stopped cleanly (10 tasks pending") !=
+        std::string::npos);
 }
 
 TEST_CASE("WorkerDrainsOnSigtermAndExitsZero", "[e2e]") {
   TempDir dir;
   BrokerProcess broker(dir);
-  auto w = StartWorker(dir, broker.endpoint(), {"w", "none", 1, SlowHandler("0.5")});
+  auto w =
+      StartWorker(dir, broker.endpoint(), {"w", "none", 1, SlowHandler("0.5")});
   auto client = Connect(broker.endpoint());
   auto receipt = client->Submit(Urls(3), {});
   REQUIRE(receipt.ok());

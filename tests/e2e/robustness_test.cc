@@ -113,7 +113,8 @@ TEST_CASE("FullDatabaseRefusesSubmissionsWithAClearError", "[e2e]") {
   auto client = Connect(broker.endpoint());
   std::vector<std::string> urls;
   for (int i = 0; i < 2000; ++i) {
-    urls.push_back("http://127.0.0.1/" + std::string(400, 'a') + std::to_string(i));
+    urls.push_back("http://127.0.0.1/" + std::string(400, 'a') +
+                   std::to_string(i));
   }
   SubmitOptions options;
   options.batch_id = "too-big";
