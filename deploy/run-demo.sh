@@ -23,6 +23,8 @@ trap cleanup EXIT
 python3 -m http.server 8765 --bind 127.0.0.1 --directory examples/site \
   >"$work/http.log" 2>&1 &
 pids+=($!)
+for _ in $(seq 100); do curl -s -o /dev/null http://127.0.0.1:8765/ && break; sleep 0.1; done
+curl -s -o /dev/null http://127.0.0.1:8765/ || { echo "demo: port 8765 is busy or python3 failed" >&2; cat "$work/http.log" >&2; exit 1; }
 
 "$bin/tq-broker" --db "$work/tq.db" --listen tcp://127.0.0.1:0 \
   --ready-file "$work/endpoint" --retry-backoff 0.2 2>"$work/broker.log" &
@@ -34,7 +36,7 @@ echo "demo: broker at $TQ_BROKER, database $work/tq.db" >&2
 
 # The handler: curl fetches the URL (one argv element, never a shell) and
 # prints a small JSON summary; a non-2xx answer fails the attempt.
-handler='curl -sS --fail --max-time 10 -o /dev/null -w {"status":%{http_code},"bytes":%{size_download},"type":"%{content_type}"} {url}'
+handler="curl -sS --fail --max-time 10 -o /dev/null -w '{\"status\":%{http_code},\"bytes\":%{size_download},\"type\":\"%{content_type}\"}' {url}"
 for i in 1 2; do
   "$bin/tq-worker" --country none --concurrency 2 --id "demo-worker-$i" \
     --exec "$handler" 2>"$work/worker-$i.log" &
