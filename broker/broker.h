@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <queue>
 #include <random>
@@ -166,6 +167,11 @@ class Broker {
   void EndSession(SessionId id, const std::string& reason,
                   const std::unordered_set<uint64_t>& keep = {});
   void Dispatch();
+  // Cancels the queued and retry-waiting tasks that `matches` selects, oldest
+  // first, and says how many.
+  size_t CancelWaiting(const std::function<bool(const TaskEntry&)>& matches,
+                       const std::string& reason);
+  void SendAdminAck(const std::string& peer, uint64_t seq, uint64_t affected);
   void AnswerParkedFetches(bool expired_only);
   bool ReplyResults(const std::string& peer, uint64_t seq,
                     const wire::FetchResults& req, bool final_answer);

@@ -1,0 +1,348 @@
+// The broker core's answers to clients: submissions, results, batch
+// progress and the admin requests behind tq-ctl.
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+
+#include "broker/broker.h"
+#include "common/queue_name.h"
+#include "common/url_check.h"
+
+namespace tq {
+namespace {
+
+constexpr uint32_t kMaxAttemptsCap = 100;
+constexpr uint32_t kMaxTimeLimitMs = 24 * 3600 * 1000;
+constexpr uint32_t kMaxFetchLimit = 10'000;
+
+bool IsValidBatchId(const std::string& id) {
+  if (id.empty() || id.size() > 64) return false;
+  return std::all_of(id.begin(), id.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '.' || c == '_' || c == ':' || c == '-';
+  });
+}
+
+std::string OptionsJson(
+    const google::protobuf::Map<std::string, std::string>& options) {
+  if (options.empty()) return "{}";
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [k, v] : options) j[k] = v;
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+}  // namespace
+
+void Broker::HandleSubmit(const std::string& peer, uint64_t seq,
+                          const wire::Submit& submit) {
+  if (!IsValidBatchId(submit.batch_id())) {
+    SendError(peer, seq, wire::INVALID_ARGUMENT,
+              "batch id must be 1-64 characters of A-Z a-z 0-9 . _ : -");
+    return;
+  }
+  if (uint32_t(submit.items_size()) > kMaxSubmitItems) {
+    SendError(peer, seq, wire::INVALID_ARGUMENT,
+              "at most " + std::to_string(kMaxSubmitItems) +
+                  " items per Submit message");
+    return;
+  }
+  if (!CheckWritable(peer, seq)) return;
+
+  NewTask spec;
+  spec.batch_id = submit.batch_id();
+  spec.priority = submit.priority();
+  spec.max_attempts = submit.max_attempts()
+                          ? std::min(submit.max_attempts(), kMaxAttemptsCap)
+                          : options_.default_max_attempts;
+  spec.time_limit_ms = submit.time_limit_ms()
+                           ? std::min(submit.time_limit_ms(), kMaxTimeLimitMs)
+                           : options_.default_time_limit_ms;
+  spec.options_json = OptionsJson(submit.options());
+  spec.submitted_ms = clock_.WallMs();
+
+  wire::Envelope ack;
+  ack.set_seq(seq);
+  wire::SubmitAck* a = ack.mutable_submit_ack();
+  a->set_batch_id(submit.batch_id());
+  uint32_t accepted = 0, duplicates = 0;
+  for (const wire::SubmitItem& item : submit.items()) {
+    Status valid = ValidateQueueName(item.queue());
+    if (valid.ok()) valid = ValidateUrl(item.url());
+    if (!valid.ok()) {
+      wire::ItemError* e = a->add_errors();
+      e->set_index(item.index());
+      e->set_reason(valid.message());
+      continue;
+    }
+    spec.index = item.index();
+    spec.queue = item.queue();
+    spec.url = item.url();
+    auto inserted = store_.Insert(spec);
+    if (!inserted.ok()) {
+      OnStoreFailure(inserted.status());
+      SendError(peer, seq, wire::STORE_UNAVAILABLE,
+                "broker cannot store: " + store_error_, true);
+      return;
+    }
+    if (!inserted.value().has_value()) {
+      ++duplicates;
+      continue;
+    }
+    TaskEntry t;
+    t.id = *inserted.value();
+    t.spec = spec;
+    AddTask(std::move(t));
+    ++accepted;
+  }
+  a->set_accepted(accepted);
+  a->set_duplicates(duplicates);
+  spdlog::debug("batch {}: {} tasks queued, {} duplicates, {} refused",
+                submit.batch_id(), accepted, duplicates, a->errors_size());
+  SendAfterCommit(peer, std::move(ack));
+}
+
+bool Broker::ReplyResults(const std::string& peer, uint64_t seq,
+                          const wire::FetchResults& req, bool final_answer) {
+  auto batch = batches_.find(req.batch_id());
+  const uint32_t limit =
+      std::clamp<uint32_t>(req.limit() ? req.limit() : 1000, 1, kMaxFetchLimit);
+  auto rows = store_.ReadFinished(req.batch_id(), req.after(), limit);
+  if (!rows.ok()) {
+    SendError(peer, seq, wire::STORE_UNAVAILABLE,
+              "cannot read results: " + rows.status().message(), true);
+    return true;
+  }
+  const bool complete = batch == batches_.end() || batch->second.pending() == 0;
+  if (rows->empty() && !complete && !final_answer) return false;
+
+  wire::Envelope env;
+  env.set_seq(seq);
+  wire::Results* out = env.mutable_results();
+  out->set_batch_id(req.batch_id());
+  uint64_t cursor = req.after();
+  for (FinishedTask& f : rows.value()) {
+    wire::TaskInfo* t = out->add_tasks();
+    t->set_task_id(f.id);
+    t->set_batch_id(std::move(f.batch_id));
+    t->set_index(f.index);
+    t->set_url(std::move(f.url));
+    t->set_queue(std::move(f.queue));
+    t->set_state(ToWire(f.state));
+    t->set_attempts(f.attempts);
+    t->set_worker(std::move(f.outcome.worker));
+    t->set_ok(f.outcome.ok);
+    t->set_output(std::move(f.outcome.output));
+    t->set_output_truncated(f.outcome.output_truncated);
+    t->set_error(std::move(f.outcome.error));
+    t->set_exit_code(f.outcome.exit_code);
+    t->set_stderr_tail(std::move(f.outcome.stderr_tail));
+    t->set_duration_ms(f.outcome.duration_ms);
+    t->set_submitted_ms(f.submitted_ms);
+    t->set_finished_ms(f.finished_ms);
+    t->set_finish_seq(f.finish_seq);
+    cursor = std::max(cursor, f.finish_seq);
+  }
+  out->set_cursor(cursor);
+  if (batch != batches_.end()) batch->second.ToWire(out->mutable_counts());
+  SendAfterCommit(peer, std::move(env));
+  return true;
+}
+
+void Broker::HandleFetch(const std::string& peer, uint64_t seq,
+                         const wire::FetchResults& fetch) {
+  if (!batches_.count(fetch.batch_id())) {
+    SendError(peer, seq, wire::NOT_FOUND,
+              "no batch '" + fetch.batch_id().substr(0, 64) + "'");
+    return;
+  }
+  if (ReplyResults(peer, seq, fetch, fetch.wait_ms() == 0)) return;
+  ParkedFetch p;
+  p.peer = peer;
+  p.seq = seq;
+  p.request = fetch;
+  p.deadline =
+      clock_.Now() + std::min(Millis(fetch.wait_ms()), options_.max_fetch_wait);
+  parked_.push_back(std::move(p));
+}
+
+void Broker::AnswerParkedFetches(bool expired_only) {
+  if (parked_.empty()) {
+    batches_with_news_.clear();
+    return;
+  }
+  const TimePoint now = clock_.Now();
+  std::erase_if(parked_, [&](const ParkedFetch& p) {
+    const bool expired = now >= p.deadline;
+    if (expired_only && !expired) return false;
+    if (!expired && !batches_with_news_.count(p.request.batch_id()))
+      return false;
+    return ReplyResults(p.peer, p.seq, p.request, expired);
+  });
+  if (!expired_only) batches_with_news_.clear();
+}
+
+void Broker::HandleBatchStatus(const std::string& peer, uint64_t seq,
+                               const wire::BatchStatusRequest& req) {
+  auto it = batches_.find(req.batch_id());
+  if (it == batches_.end()) {
+    SendError(peer, seq, wire::NOT_FOUND,
+              "no batch '" + req.batch_id().substr(0, 64) + "'");
+    return;
+  }
+  wire::Envelope env;
+  env.set_seq(seq);
+  env.mutable_batch_status()->set_batch_id(req.batch_id());
+  it->second.ToWire(env.mutable_batch_status()->mutable_counts());
+  SendAfterCommit(peer, std::move(env));
+}
+
+void Broker::HandleCancel(const std::string& peer, uint64_t seq,
+                          const wire::CancelBatch& req) {
+  if (!batches_.count(req.batch_id())) {
+    SendError(peer, seq, wire::NOT_FOUND,
+              "no batch '" + req.batch_id().substr(0, 64) + "'");
+    return;
+  }
+  if (!CheckWritable(peer, seq)) return;
+  const size_t n = CancelWaiting(
+      [&](const TaskEntry& t) { return t.spec.batch_id == req.batch_id(); },
+      "cancelled");
+  if (!store_error_.empty()) return;
+  spdlog::info("batch {} cancelled: {} tasks", req.batch_id(), n);
+  SendAdminAck(peer, seq, n);
+}
+
+void Broker::HandlePurge(const std::string& peer, uint64_t seq,
+                         const wire::PurgeQueue& req) {
+  Status valid = ValidateQueueName(req.queue());
+  if (!valid.ok()) {
+    SendError(peer, seq, wire::INVALID_ARGUMENT, valid.message());
+    return;
+  }
+  if (!CheckWritable(peer, seq)) return;
+  const size_t n = CancelWaiting(
+      [&](const TaskEntry& t) { return t.spec.queue == req.queue(); },
+      "purged from queue " + req.queue());
+  if (!store_error_.empty()) return;
+  spdlog::info("queue {} purged: {} tasks cancelled", req.queue(), n);
+  SendAdminAck(peer, seq, n);
+}
+
+void Broker::HandleRetryDead(const std::string& peer, uint64_t seq,
+                             const wire::RetryDead& req) {
+  if (req.batch_id().empty() == req.queue().empty()) {
+    SendError(peer, seq, wire::INVALID_ARGUMENT,
+              "name either a batch or a queue");
+    return;
+  }
+  if (!CheckWritable(peer, seq)) return;
+  auto dead = store_.LoadDead(req.batch_id(), req.queue());
+  if (!dead.ok()) {
+    SendError(peer, seq, wire::STORE_UNAVAILABLE, dead.status().message(),
+              true);
+    return;
+  }
+  for (PendingTask& p : dead.value()) {
+    Status st =
+        store_.MarkWaiting(p.id, TaskState::kQueued, 0, 0, p.last_error);
+    if (!st.ok()) {
+      OnStoreFailure(st);
+      SendError(peer, seq, wire::STORE_UNAVAILABLE, st.message(), true);
+      return;
+    }
+    // Move the count from dead to queued, then queue it.
+    --QueueCounts(p.spec.queue).by_state[int(TaskState::kDead)];
+    --batches_[p.spec.batch_id].by_state[int(TaskState::kDead)];
+    TaskEntry t;
+    t.id = p.id;
+    t.spec = std::move(p.spec);
+    t.last_error = std::move(p.last_error);
+    AddTask(std::move(t));
+  }
+  spdlog::info("{} dead tasks queued again", dead->size());
+  SendAdminAck(peer, seq, dead->size());
+}
+
+void Broker::HandleListQueues(const std::string& peer, uint64_t seq) {
+  wire::Envelope env;
+  env.set_seq(seq);
+  wire::QueueList* list = env.mutable_queue_list();
+  for (const auto& [name, q] : queues_) {
+    wire::QueueInfo* info = list->add_queues();
+    info->set_name(name);
+    q.counts.ToWire(info->mutable_counts());
+    uint32_t serving = 0;
+    for (const auto& [id, s] : sessions_) {
+      if (std::find(s.queues.begin(), s.queues.end(), name) != s.queues.end()) {
+        ++serving;
+      }
+    }
+    info->set_workers(serving);
+  }
+  wire::BrokerStats* st = list->mutable_stats();
+  st->set_messages_in(stats_.messages_in);
+  st->set_messages_out(stats_.messages_out);
+  st->set_bad_messages(stats_.bad_messages);
+  st->set_commits(stats_.commits);
+  st->set_commit_failures(stats_.commit_failures);
+  st->set_redeliveries(stats_.redeliveries);
+  st->set_store_ok(store_error_.empty());
+  st->set_store_error(store_error_);
+  Send(peer, std::move(env));
+}
+
+void Broker::HandleListWorkers(const std::string& peer, uint64_t seq) {
+  wire::Envelope env;
+  env.set_seq(seq);
+  wire::WorkerList* list = env.mutable_worker_list();
+  const TimePoint now = clock_.Now();
+  std::vector<const WorkerSession*> sorted;
+  for (const auto& [id, s] : sessions_) sorted.push_back(&s);
+  std::sort(sorted.begin(), sorted.end(),
+            [](auto* a, auto* b) { return a->worker_id < b->worker_id; });
+  for (const WorkerSession* s : sorted) {
+    wire::WorkerInfo* w = list->add_workers();
+    w->set_worker_id(s->worker_id);
+    w->set_country(s->country);
+    w->set_country_source(s->country_source);
+    for (const auto& q : s->queues) w->add_queues(q);
+    w->set_concurrency(s->concurrency);
+    w->set_credit(s->credit);
+    w->set_in_flight(uint32_t(s->in_flight.size()));
+    w->set_last_seen_ms_ago(uint64_t((now - s->last_seen).count()));
+    w->set_hostname(s->hostname);
+    w->set_tasks_done(s->tasks_done);
+    w->set_peer_address(s->peer_address);
+  }
+  Send(peer, std::move(env));
+}
+
+size_t Broker::CancelWaiting(
+    const std::function<bool(const TaskEntry&)>& matches,
+    const std::string& reason) {
+  std::vector<uint64_t> ids;
+  for (auto& [id, t] : tasks_) {
+    if ((t.state == TaskState::kQueued || t.state == TaskState::kRetryWait) &&
+        matches(t)) {
+      ids.push_back(id);
+    }
+  }
+  std::sort(ids.begin(), ids.end());
+  for (uint64_t id : ids) {
+    TaskOutcome outcome;
+    outcome.error = reason;
+    Finish(tasks_.at(id), TaskState::kCancelled, std::move(outcome));
+    if (!store_error_.empty()) return 0;  // the tables were reloaded
+  }
+  return ids.size();
+}
+
+void Broker::SendAdminAck(const std::string& peer, uint64_t seq,
+                          uint64_t affected) {
+  wire::Envelope env;
+  env.set_seq(seq);
+  env.mutable_admin_ack()->set_affected(affected);
+  SendAfterCommit(peer, std::move(env));
+}
+
+}  // namespace tq
