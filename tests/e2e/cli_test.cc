@@ -128,6 +128,27 @@ TEST_CASE("ResubmitWithSameBatchIdEnqueuesNoDuplicates", "[e2e][cli]") {
   CHECK(j["queued"] == 4);
 }
 
+TEST_CASE("ProgressBarIsDrawnOnlyWhenStderrIsATerminal", "[e2e][cli]") {
+  TempDir dir;
+  BrokerProcess broker(dir);
+  auto worker = StartWorker(dir, broker.endpoint(), {"w", "none", 2});
+  const std::string file = dir.File("urls.txt");
+  WriteFile(file, "http://127.0.0.1/a\nhttp://127.0.0.1/b\nhttp://127.0.0.1/c\n");
+  const std::string submit = Binary("tq-submit") + " --broker " + broker.endpoint() +
+                             " --wait " + file;
+  // Not a terminal: JSON lines only, no progress bar.
+  Run plain = RunTool(dir, {"/bin/sh", "-c", submit});
+  CHECK(plain.code == 0);
+  CHECK(plain.err.find("tasks/s") == std::string::npos);
+  // Under a pseudo-terminal (script(1)) the bar is drawn in place.
+  Run tty = RunTool(dir, {"/usr/bin/script", "-qfec", submit, "/dev/null"});
+  INFO(tty.out);
+  CHECK(tty.code == 0);
+  CHECK(tty.out.find("tasks/s") != std::string::npos);
+  CHECK(tty.out.find("3 done") != std::string::npos);
+  CHECK(tty.out.find('\r') != std::string::npos);
+}
+
 TEST_CASE("EveryCommandHasHelp", "[e2e][cli]") {
   TempDir dir;
   for (const char* tool : {"tq-broker", "tq-worker", "tq-submit", "tq-ctl"}) {
