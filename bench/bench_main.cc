@@ -68,7 +68,7 @@ std::unique_ptr<tq::Client> Connect(const std::string& endpoint) {
 
 std::string Url(uint64_t i) {
   // 61 bytes, as in the workload.
-  char buf[64];
+  char buf[96];
   std::snprintf(buf, sizeof buf,
                 "http://bench.example.com/analysis/target/page-%014llu",
                 static_cast<unsigned long long>(i));
@@ -92,11 +92,20 @@ double Percentile(std::vector<double> v, double p) {
   return v[i];
 }
 
+std::vector<std::string> g_extra_broker_args;
+
+std::vector<std::string> BrokerArgs(const std::string& synchronous) {
+  std::vector<std::string> args = {"--synchronous", synchronous, "--log-level",
+                                   "warn"};
+  args.insert(args.end(), g_extra_broker_args.begin(),
+              g_extra_broker_args.end());
+  return args;
+}
+
 nlohmann::json Throughput(const std::string& synchronous, uint64_t n,
                           int workers, int slots) {
   TempDir dir;
-  BrokerProcess broker(dir,
-                       {"--synchronous", synchronous, "--log-level", "warn"});
+  BrokerProcess broker(dir, BrokerArgs(synchronous));
   std::vector<std::unique_ptr<Process>> procs;
   for (int i = 0; i < workers; ++i) {
     procs.push_back(StartWorker(dir, broker.endpoint(),
@@ -144,8 +153,7 @@ nlohmann::json Throughput(const std::string& synchronous, uint64_t n,
 
 nlohmann::json Latency(const std::string& synchronous, int trips, int warmup) {
   TempDir dir;
-  BrokerProcess broker(dir,
-                       {"--synchronous", synchronous, "--log-level", "warn"});
+  BrokerProcess broker(dir, BrokerArgs(synchronous));
   auto worker = StartWorker(dir, broker.endpoint(), {"bench-0", "none", 1});
   auto client = Connect(broker.endpoint());
   WaitForWorkers(*client, 1);
@@ -209,6 +217,10 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--runs", runs, "repeat and report each run plus the median")
       ->capture_default_str();
+  app.add_option("--broker-arg", g_extra_broker_args,
+                 "extra tq-broker argument (repeat), e.g. "
+                 "--broker-arg=--commit-interval=0")
+      ->allow_extra_args(false);
   app.add_flag("--json", json, "print one JSON object instead of a table");
   CLI11_PARSE(app, argc, argv);
 

@@ -98,6 +98,10 @@ class Broker {
 
   std::vector<Outgoing> Flush();
   std::vector<Outgoing> Commit();
+  // Whether a Commit() has anything to do: writes or acknowledgements wait.
+  bool CommitPending() const {
+    return !after_commit_.empty() || store_.HasUncommitted();
+  }
 
   const BrokerStats& stats() const { return stats_; }
   bool store_ok() const { return store_error_.empty(); }

@@ -88,10 +88,16 @@ Status BrokerServer::Run() {
   if (signal_fd_ < 0) return Status::Internal("signalfd failed");
 
   bool stopping = false;
+  constexpr TimePoint kNoCommitDue = TimePoint::max();
+  TimePoint commit_due = kNoCommitDue;  // set while a commit is pending
+  auto now_ms = [] {
+    return std::chrono::time_point_cast<Millis>(
+        std::chrono::steady_clock::now());
+  };
   while (!stopping) {
-    const TimePoint deadline = core_.OnTick();
-    const auto now =
-        std::chrono::time_point_cast<Millis>(std::chrono::steady_clock::now());
+    TimePoint deadline = core_.OnTick();
+    deadline = std::min(deadline, commit_due);
+    const TimePoint now = now_ms();
     Millis wait = std::clamp(std::chrono::duration_cast<Millis>(deadline - now),
                              Millis(0), kMaxPollWait);
 
@@ -121,7 +127,13 @@ Status BrokerServer::Run() {
     ReceiveAll();
     core_.OnTick();
     SendAll(core_.Flush());
-    Hold(core_.Commit());
+    if (core_.CommitPending() && commit_due == kNoCommitDue) {
+      commit_due = now_ms() + options_.commit_interval;
+    }
+    if (commit_due != kNoCommitDue && (stopping || now_ms() >= commit_due)) {
+      Hold(core_.Commit());
+      commit_due = kNoCommitDue;
+    }
     if (Status st = ReleaseDurable(); !st.ok()) return st;
   }
   // Stopping: wait (bounded) for the last commit to be durable, answer what

@@ -20,6 +20,10 @@ struct ServerOptions {
   std::string ready_file;  // if set, the bound endpoint is written here
   int64_t max_message_bytes = kMaxMessageBytes;
   size_t max_messages_per_turn = 4096;
+  // A transaction stays open across loop turns for up to this long, so one
+  // commit (and one burst of acknowledgements) carries the work of many
+  // turns. 0 commits at the end of every turn.
+  Millis commit_interval{0};
   // With a syncer, commits are made durable off the loop thread: the
   // acknowledgements of a turn are held until the syncer has synced the
   // commit they depend on (commit_count() right after the turn's commit).

@@ -40,6 +40,7 @@ int main(int argc, char** argv) {
   double retry_backoff_s = tq::kDefaultRetryBackoffMs / 1000.0;
   int64_t max_message = tq::kMaxMessageBytes;
   int64_t db_max_pages = 0;
+  double commit_interval_ms = 0;
 
   app.add_option("--db", db_path, "SQLite database file (created if missing)")
       ->capture_default_str();
@@ -81,6 +82,12 @@ int main(int argc, char** argv) {
                  "(survives a broker crash, not a power loss)")
       ->capture_default_str()
       ->check(CLI::IsMember({"full", "normal"}));
+  app.add_option("--commit-interval", commit_interval_ms,
+                 "milliseconds a transaction stays open across loop turns "
+                 "before its commit (0: commit every turn); acknowledgements "
+                 "wait for the commit")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1000.0));
   app.add_option("--max-message-size", max_message,
                  "largest message accepted, in bytes")
       ->capture_default_str()
@@ -153,6 +160,7 @@ int main(int argc, char** argv) {
   server_options.listen = listen;
   server_options.ready_file = ready_file;
   server_options.max_message_bytes = max_message;
+  server_options.commit_interval = tq::Millis(int64_t(commit_interval_ms));
   tq::BrokerServer server(core, server_options);
   if (auto st = server.Bind(); !st.ok()) {
     spdlog::critical("{}", st.message());

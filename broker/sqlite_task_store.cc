@@ -481,6 +481,10 @@ std::string SqliteTaskStore::wal_path() const {
   return std::string(sqlite3_db_filename(db_, "main")) + "-wal";
 }
 
+bool SqliteTaskStore::HasUncommitted() const {
+  return !sqlite3_get_autocommit(db_) || !txn_error_.ok();
+}
+
 void SqliteTaskStore::Abort() {
   Rollback();
   txn_error_ = Status::Ok();

@@ -59,6 +59,7 @@ class SqliteTaskStore final : public TaskStore {
 
   Status Commit() override;
   void Abort() override;
+  bool HasUncommitted() const override;
   Status Probe() override;
 
   // Path of the write-ahead log, for WalSyncer.

@@ -106,6 +106,8 @@ class TaskStore {
   virtual Status Commit() = 0;
   // Discards every write since the last Commit() (no-op if none).
   virtual void Abort() = 0;
+  // Whether writes wait for a Commit().
+  virtual bool HasUncommitted() const = 0;
   // Writes and commits a marker row: tells whether the store takes writes
   // again after a failure. Must not be called with a transaction open.
   virtual Status Probe() = 0;

@@ -58,6 +58,7 @@ class FaultyTaskStore final : public TaskStore {
     return inner_.Commit();
   }
   void Abort() override { inner_.Abort(); }
+  bool HasUncommitted() const override { return inner_.HasUncommitted(); }
   Status Probe() override {
     if (fail_commits_) return Status::IoError(commit_message_);
     return inner_.Probe();
