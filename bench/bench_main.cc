@@ -3,6 +3,7 @@
 //
 //   throughput  N no-op tasks submitted, all N results collected
 //   latency     sequential submit-then-wait round trips with an idle worker
+#include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -10,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
@@ -151,6 +153,67 @@ nlohmann::json Throughput(const std::string& synchronous, uint64_t n,
   return j;
 }
 
+// Tasks of 0.2 s on 2 workers; one worker is SIGKILLed (its connection
+// closes) or SIGSTOPped (silent: only heartbeats tell) while it runs a task.
+// Measures the time from the kill to the start of that task's re-run.
+nlohmann::json Recovery(const std::string& synchronous, bool silent) {
+  TempDir dir;
+  BrokerProcess broker(dir, BrokerArgs(synchronous));
+  const std::vector<std::string> handler = {"--exec", "sleep 0.2"};
+  auto victim =
+      StartWorker(dir, broker.endpoint(), {"victim", "none", 1, handler});
+  auto client = Connect(broker.endpoint());
+  WaitForWorkers(*client, 1);
+  std::vector<std::string> urls;
+  for (uint64_t i = 0; i < 20; ++i) urls.push_back(Url(i));
+  auto receipt = client->Submit(urls, {});
+  if (!receipt.ok()) throw std::runtime_error(receipt.status().message());
+  auto other =
+      StartWorker(dir, broker.endpoint(), {"other", "none", 1, handler});
+  WaitForWorkers(*client, 2);
+  // Kill it mid-task: it holds one and has been at it for a moment.
+  bool holding = tq::testing::WaitUntil(
+      [&] {
+        auto ws = client->Workers();
+        if (!ws.ok()) return false;
+        for (const auto& w : *ws) {
+          if (w.worker_id == "victim" && w.in_flight == 1) return true;
+        }
+        return false;
+      },
+      20s, 1ms);
+  if (!holding) throw std::runtime_error("victim never held a task");
+  const int64_t killed_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  victim->Signal(silent ? SIGSTOP : SIGKILL);
+  std::map<uint32_t, int> seen;
+  int64_t rerun_start_ms = -1;
+  tq::Status st = client->WaitForResults(
+      receipt->batch_id,
+      [&](const tq::TaskResult& r) {
+        ++seen[r.index];
+        if (r.attempts == 2 && r.worker == "other") {
+          rerun_start_ms = r.finished_ms - int64_t(r.duration_ms);
+        }
+        return true;
+      },
+      nullptr, 120s);
+  victim->Kill();
+  if (!st.ok()) throw std::runtime_error(st.message());
+  bool once = seen.size() == urls.size();
+  for (auto& [index, n] : seen) once = once && n == 1;
+  nlohmann::json j;
+  j["scenario"] = silent ? "recovery-silent" : "recovery";
+  j["synchronous"] = synchronous;
+  j["kill"] = silent ? "SIGSTOP (no FIN: heartbeats only)" : "SIGKILL";
+  j["rerun_after_ms"] = rerun_start_ms < 0 ? -1 : rerun_start_ms - killed_ms;
+  j["every_result_once"] = once;
+  j["results"] = seen.size();
+  return j;
+}
+
 nlohmann::json Latency(const std::string& synchronous, int trips, int warmup) {
   TempDir dir;
   BrokerProcess broker(dir, BrokerArgs(synchronous));
@@ -200,8 +263,11 @@ int main(int argc, char** argv) {
   int trips = 2000;
   int runs = 1;
   bool json = false;
-  app.add_option("scenario", scenario, "throughput or latency")
-      ->check(CLI::IsMember({"throughput", "latency"}))
+  app.add_option("scenario", scenario,
+                 "throughput, latency, recovery (SIGKILL a worker) or "
+                 "recovery-silent (SIGSTOP it)")
+      ->check(CLI::IsMember(
+          {"throughput", "latency", "recovery", "recovery-silent"}))
       ->capture_default_str();
   app.add_option("--synchronous", synchronous,
                  "broker durability: full or normal")
@@ -227,12 +293,17 @@ int main(int argc, char** argv) {
   try {
     nlohmann::json all = nlohmann::json::array();
     for (int r = 0; r < runs; ++r) {
-      all.push_back(scenario == "throughput"
-                        ? Throughput(synchronous, tasks, workers, slots)
-                        : Latency(synchronous, trips, 200));
+      if (scenario == "throughput") {
+        all.push_back(Throughput(synchronous, tasks, workers, slots));
+      } else if (scenario == "latency") {
+        all.push_back(Latency(synchronous, trips, 200));
+      } else {
+        all.push_back(Recovery(synchronous, scenario == "recovery-silent"));
+      }
     }
-    const std::string key =
-        scenario == "throughput" ? "tasks_per_second" : "p50_ms";
+    const std::string key = scenario == "throughput" ? "tasks_per_second"
+                            : scenario == "latency"  ? "p50_ms"
+                                                     : "rerun_after_ms";
     std::vector<nlohmann::json> sorted(all.begin(), all.end());
     std::sort(sorted.begin(), sorted.end(), [&](auto& a, auto& b) {
       return a[key].template get<double>() < b[key].template get<double>();
