@@ -165,11 +165,13 @@ nlohmann::json Recovery(const std::string& synchronous, bool silent) {
   auto client = Connect(broker.endpoint());
   WaitForWorkers(*client, 1);
   std::vector<std::string> urls;
-  for (uint64_t i = 0; i < 20; ++i) urls.push_back(Url(i));
+  // Two tasks: one for the victim, one for the other worker, whose second
+  // slot stays free for the re-run.
+  for (uint64_t i = 0; i < 2; ++i) urls.push_back(Url(i));
   auto receipt = client->Submit(urls, {});
   if (!receipt.ok()) throw std::runtime_error(receipt.status().message());
   auto other =
-      StartWorker(dir, broker.endpoint(), {"other", "none", 1, handler});
+      StartWorker(dir, broker.endpoint(), {"other", "none", 2, handler});
   WaitForWorkers(*client, 2);
   // Kill it mid-task: it holds one and has been at it for a moment.
   bool holding = tq::testing::WaitUntil(

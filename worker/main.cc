@@ -156,7 +156,8 @@ int main(int argc, char** argv) {
                  : id;
   if (!noop) RaiseFdLimit(concurrency);
   if (!noop && !options.command.uses_url()) {
-    spdlog::warn("--exec command has no {{url}}: tasks' URLs are not passed");
+    spdlog::warn("--exec command has no {}: tasks' URLs are not passed",
+                 "{url}");
   }
 
   // Blocked before ZeroMQ starts its threads, so the signals only ever
