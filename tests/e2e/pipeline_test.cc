@@ -108,6 +108,25 @@ TEST_CASE("TwoThousandUrlsThroughThreeWorkersEachResultOnce", "[e2e]") {
   CHECK(progress->total == 2000);
 }
 
+TEST_CASE("CommitsSpanningLoopTurnsLoseNothing", "[e2e]") {
+  TempDir dir;
+  // Transactions stay open across turns for 5 ms; acknowledgements wait.
+  BrokerProcess broker(dir, {"--commit-interval", "5"});
+  std::vector<std::unique_ptr<Process>> workers;
+  for (int i = 0; i < 2; ++i) {
+    workers.push_back(StartWorker(dir, broker.endpoint(),
+                                  {"w" + std::to_string(i), "none", 1}));
+  }
+  auto client = Connect(broker.endpoint());
+  auto receipt = client->Submit(Urls(500), {});
+  REQUIRE(receipt.ok());
+  auto results = Collect(*client, receipt->batch_id, 60s);
+  std::set<uint32_t> indexes;
+  for (const auto& r : results) indexes.insert(r.index);
+  CHECK(results.size() == 500);
+  CHECK(indexes.size() == 500);
+}
+
 TEST_CASE("ConcurrencyOneNeverHoldsTwoAndSlowWorkerDoesNotHoard", "[e2e]") {
   TempDir dir;
   BrokerProcess broker(dir);
