@@ -16,6 +16,7 @@
 #include <sstream>
 #include <thread>
 
+#include "bench/swarm.h"
 #include "tests/support/cluster.h"
 #include "tests/support/wait.h"
 #include "tq/client.h"
@@ -216,6 +217,47 @@ nlohmann::json Recovery(const std::string& synchronous, bool silent) {
   return j;
 }
 
+// `count` workers (one DEALER each, from one thread of this process) with
+// heartbeats on: dispatch rate, broker CPU while they idle, and fairness.
+nlohmann::json Fanout(const std::string& synchronous, int count, uint64_t n) {
+  TempDir dir;
+  BrokerProcess broker(dir, BrokerArgs(synchronous));
+  tq::bench::Swarm swarm(broker.endpoint(), count);
+  auto client = Connect(broker.endpoint());
+  WaitForWorkers(*client, size_t(count));
+  // Idle: only heartbeats flow.
+  const ProcStats idle_before = ReadProcStats(broker.process().pid());
+  std::this_thread::sleep_for(5s);  // a measurement window, not a wait
+  const ProcStats idle_after = ReadProcStats(broker.process().pid());
+
+  std::vector<std::string> urls;
+  for (uint64_t i = 0; i < n; ++i) urls.push_back(Url(i));
+  const auto start = Clock::now();
+  auto receipt = client->Submit(urls, {});
+  if (!receipt.ok()) throw std::runtime_error(receipt.status().message());
+  tq::Status st = client->WaitForResults(
+      receipt->batch_id, [](const tq::TaskResult&) { return true; }, nullptr,
+      600s);
+  const double seconds =
+      std::chrono::duration<double>(Clock::now() - start).count();
+  if (!st.ok()) throw std::runtime_error(st.message());
+  swarm.Stop();
+  auto per_worker = swarm.TasksPerWorker();
+  auto [lo, hi] = std::minmax_element(per_worker.begin(), per_worker.end());
+  nlohmann::json j;
+  j["scenario"] = "fanout";
+  j["synchronous"] = synchronous;
+  j["workers"] = count;
+  j["tasks"] = n;
+  j["tasks_per_second"] = double(n) / seconds;
+  j["idle_broker_cpu_percent"] =
+      (idle_after.cpu_seconds - idle_before.cpu_seconds) / 5.0 * 100.0;
+  j["min_tasks_per_worker"] = *lo;
+  j["max_tasks_per_worker"] = *hi;
+  j["fairness_max_over_min"] = *lo ? double(*hi) / double(*lo) : -1.0;
+  return j;
+}
+
 nlohmann::json Latency(const std::string& synchronous, int trips, int warmup) {
   TempDir dir;
   BrokerProcess broker(dir, BrokerArgs(synchronous));
@@ -263,13 +305,14 @@ int main(int argc, char** argv) {
   int workers = 2;
   int slots = 1;
   int trips = 2000;
+  int fanout_workers = 1000;
   int runs = 1;
   bool json = false;
   app.add_option("scenario", scenario,
-                 "throughput, latency, recovery (SIGKILL a worker) or "
-                 "recovery-silent (SIGSTOP it)")
+                 "throughput, latency, recovery (SIGKILL a worker), "
+                 "recovery-silent (SIGSTOP it) or fanout (1,000 workers)")
       ->check(CLI::IsMember(
-          {"throughput", "latency", "recovery", "recovery-silent"}))
+          {"throughput", "latency", "recovery", "recovery-silent", "fanout"}))
       ->capture_default_str();
   app.add_option("--synchronous", synchronous,
                  "broker durability: full or normal")
@@ -280,6 +323,8 @@ int main(int argc, char** argv) {
   app.add_option("-w,--workers", workers, "worker processes")
       ->capture_default_str();
   app.add_option("-c,--slots", slots, "slots per worker")
+      ->capture_default_str();
+  app.add_option("--fanout-workers", fanout_workers, "workers for fanout")
       ->capture_default_str();
   app.add_option("--trips", trips, "round trips for latency")
       ->capture_default_str();
@@ -297,15 +342,18 @@ int main(int argc, char** argv) {
     for (int r = 0; r < runs; ++r) {
       if (scenario == "throughput") {
         all.push_back(Throughput(synchronous, tasks, workers, slots));
+      } else if (scenario == "fanout") {
+        all.push_back(Fanout(synchronous, fanout_workers, tasks));
       } else if (scenario == "latency") {
         all.push_back(Latency(synchronous, trips, 200));
       } else {
         all.push_back(Recovery(synchronous, scenario == "recovery-silent"));
       }
     }
-    const std::string key = scenario == "throughput" ? "tasks_per_second"
-                            : scenario == "latency"  ? "p50_ms"
-                                                     : "rerun_after_ms";
+    const std::string key = scenario == "throughput" || scenario == "fanout"
+                                ? "tasks_per_second"
+                            : scenario == "latency" ? "p50_ms"
+                                                    : "rerun_after_ms";
     std::vector<nlohmann::json> sorted(all.begin(), all.end());
     std::sort(sorted.begin(), sorted.end(), [&](auto& a, auto& b) {
       return a[key].template get<double>() < b[key].template get<double>();
