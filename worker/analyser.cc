@@ -253,7 +253,9 @@ class Analysis {
         const std::string why =
             "refused: only http and https URLs are fetched (scheme '" +
             (scheme.empty() ? std::string("none") : scheme) + "')";
-        if (hop == 0 && method.empty()) log_["error"] = why;
+        if (method.empty()) {
+          log_["error"] = hop == 0 ? why : "redirect " + why;
+        }
         if (hop > 0) Behavior("redirect to a non-http(s) URL refused", url);
         log_["refused"].push_back({{"url", url}, {"reason", why}});
         return page;
