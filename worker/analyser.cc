@@ -321,14 +321,22 @@ class Analysis {
     return page;
   }
 
-  void ScanScript(const std::string& code, const std::string& where) {
+  // `where` names the script in descriptions; `source` is the URL that
+  // holds it (the page for inline scripts).
+  void ScanScript(const std::string& code, const std::string& where,
+                  const std::string& source) {
     for (const auto& s : ScanJavaScript(code)) {
       Behavior(s.description + " in " + where, s.snippet);
     }
     for (const auto& target : JavaScriptRedirects(code)) {
-      Connection(where, target, "javascript-location",
+      Connection(source, ResolveOr(source, target), "javascript-location",
                  {{"followed", false}});
     }
+  }
+
+  static std::string ResolveOr(const std::string& base, const std::string& ref) {
+    const std::string abs = ResolveUrl(base, ref);
+    return abs.empty() ? ref : abs;
   }
 
   bool TakeSubresource(const std::string& url) {
@@ -351,7 +359,7 @@ class Analysis {
     if (!html) {
       if (page.mime == "application/javascript") {
         Code(page.response.body, "contained", page.url);
-        ScanScript(page.response.body, page.url);
+        ScanScript(page.response.body, page.url, page.url);
       }
       return;
     }
@@ -373,7 +381,7 @@ class Analysis {
       if (s.src.empty()) {
         if (s.code.find_first_not_of(" \t\r\n") == std::string::npos) continue;
         Code(s.code, "contained", page.url);
-        ScanScript(s.code, "inline script of " + page.url);
+        ScanScript(s.code, "inline script of " + page.url, page.url);
         continue;
       }
       const std::string src = resolve(s.src);
@@ -383,7 +391,7 @@ class Analysis {
       const Page script = FetchChain(src, page.url, "script", &ignored);
       if (!script.ok) continue;
       Code(script.response.body, "external", script.url);
-      ScanScript(script.response.body, "script " + script.url);
+      ScanScript(script.response.body, "script " + script.url, script.url);
     }
     for (const auto& fr : f.frames) {
       const std::string src = fr.src.empty() ? "" : resolve(fr.src);

@@ -175,7 +175,7 @@ std::string ExecReport(const TaskOutcome& outcome, nlohmann::json gathered) {
   };
   if (!outcome.error.empty()) doc["error"] = outcome.error;
   for (auto& [k, v] : gathered.items()) doc[k] = std::move(v);
-  return doc.dump();
+  return doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace tq

@@ -161,6 +161,7 @@ TEST_CASE("ObfuscatedScriptsGiveStaticSignals", "[analyser]") {
 
   const auto js = Where(log["connections"], "method", "javascript-location");
   REQUIRE(js.size() == 1);
+  CHECK(js[0]["source"] == Server().Url("/obfuscated.html"));
   CHECK(js[0]["destination"] == Server().Url("/landing.html", 3));
   const auto meta = Where(log["connections"], "method", "meta-refresh");
   REQUIRE(meta.size() == 1);
