@@ -38,8 +38,7 @@ struct Personality {
 };
 
 constexpr Personality kPersonalities[] = {
-    {"winxpie60",
-     "Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1; SV1)"},
+    {"winxpie60", "Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.1; SV1)"},
     {"winxpie80",
      "Mozilla/4.0 (compatible; MSIE 8.0; Windows NT 5.1; Trident/4.0)"},
     {"win7ie90",
@@ -69,10 +68,9 @@ Result<long long> ParseCount(const std::string& key, const std::string& v,
     if (used == v.size() && n >= lo && n <= hi) return n;
   } catch (const std::exception&) {
   }
-  return Status::InvalidArgument("option " + key + "='" + v +
-                                 "': expected an integer in [" +
-                                 std::to_string(lo) + ", " +
-                                 std::to_string(hi) + "]");
+  return Status::InvalidArgument(
+      "option " + key + "='" + v + "': expected an integer in [" +
+      std::to_string(lo) + ", " + std::to_string(hi) + "]");
 }
 
 Result<bool> ParseBool(const std::string& key, const std::string& v) {
@@ -105,30 +103,30 @@ class Analysis {
       : url_(url),
         options_(options),
         deadline_(std::chrono::steady_clock::now() + options.timeout) {
-    log_ = {{"url", url},
-            {"timestamp", Iso8601Now()},
-            {"logtype", "json-log"},
-            {"analyser",
-             {{"name", "tq-analyser"},
-              {"version", kAnalyserVersion},
-              {"personality",
-               {{"name", options.personality},
-                {"useragent", options.user_agent}}},
-              {"options",
-               {{"useragent", options.user_agent},
-                {"referer", options.referer},
-                {"proxy", options.proxy},
-                {"timeout_ms", options.timeout.count()},
-                {"max_body_bytes", options.max_body_bytes},
-                {"max_redirects", options.max_redirects},
-                {"max_subresources", options.max_subresources}}},
-              {"note", kHintNote}}},
-            {"connections", json::array()},
-            {"locations", json::array()},
-            {"behavior", json::array()},
-            {"code", json::array()},
-            {"files", json::array()},
-            {"limits_reached", json::array()}};
+    log_ = {
+        {"url", url},
+        {"timestamp", Iso8601Now()},
+        {"logtype", "json-log"},
+        {"analyser",
+         {{"name", "tq-analyser"},
+          {"version", kAnalyserVersion},
+          {"personality",
+           {{"name", options.personality}, {"useragent", options.user_agent}}},
+          {"options",
+           {{"useragent", options.user_agent},
+            {"referer", options.referer},
+            {"proxy", options.proxy},
+            {"timeout_ms", options.timeout.count()},
+            {"max_body_bytes", options.max_body_bytes},
+            {"max_redirects", options.max_redirects},
+            {"max_subresources", options.max_subresources}}},
+          {"note", kHintNote}}},
+        {"connections", json::array()},
+        {"locations", json::array()},
+        {"behavior", json::array()},
+        {"code", json::array()},
+        {"files", json::array()},
+        {"limits_reached", json::array()}};
   }
 
   AnalysisReport Run() {
@@ -280,8 +278,8 @@ class Analysis {
         }
         return page;
       }
-      const bool redirect = r.status >= 300 && r.status < 400 &&
-                            !r.redirect_url.empty();
+      const bool redirect =
+          r.status >= 300 && r.status < 400 && !r.redirect_url.empty();
       if (!redirect) {
         page.ok = true;
         page.url = url;
@@ -334,7 +332,8 @@ class Analysis {
     }
   }
 
-  static std::string ResolveOr(const std::string& base, const std::string& ref) {
+  static std::string ResolveOr(const std::string& base,
+                               const std::string& ref) {
     const std::string abs = ResolveUrl(base, ref);
     return abs.empty() ? ref : abs;
   }
@@ -353,9 +352,9 @@ class Analysis {
   }
 
   void AnalysePage(const Page& page) {
-    const bool html = page.mime == "text/html" ||
-                      page.response.content_type.find("html") !=
-                          std::string::npos;
+    const bool html =
+        page.mime == "text/html" ||
+        page.response.content_type.find("html") != std::string::npos;
     if (!html) {
       if (page.mime == "application/javascript") {
         Code(page.response.body, "contained", page.url);
@@ -368,9 +367,8 @@ class Analysis {
 
   void ScanHtmlPage(const Page& page, bool fetch_subresources) {
     const HtmlFindings f = ScanHtml(page.response.body);
-    const std::string base = f.base_href.empty()
-                                 ? page.url
-                                 : ResolveUrl(page.url, f.base_href);
+    const std::string base =
+        f.base_href.empty() ? page.url : ResolveUrl(page.url, f.base_href);
     auto resolve = [&](const std::string& ref) {
       const std::string abs = ResolveUrl(base, ref);
       return abs.empty() ? ref : abs;
@@ -405,9 +403,9 @@ class Analysis {
       AnalysisReport ignored;
       const Page frame = FetchChain(src, page.url, fr.tag, &ignored);
       // One level deep: the frame's own scripts are scanned, not fetched.
-      if (frame.ok && (frame.mime == "text/html" ||
-                       frame.response.content_type.find("html") !=
-                           std::string::npos)) {
+      if (frame.ok &&
+          (frame.mime == "text/html" ||
+           frame.response.content_type.find("html") != std::string::npos)) {
         ScanHtmlPage(frame, /*fetch_subresources=*/false);
       }
     }
@@ -419,8 +417,8 @@ class Analysis {
       }
     }
     for (const auto& form : f.forms) {
-      const std::string action = form.action.empty() ? page.url
-                                                     : resolve(form.action);
+      const std::string action =
+          form.action.empty() ? page.url : resolve(form.action);
       const bool off_site = UrlHost(action) != page_host;
       Connection(page.url, action, "form",
                  {{"method", form.method},
@@ -475,8 +473,8 @@ Result<AnalysisOptions> ParseAnalysisOptions(
     } else if (key == "proxy") {
       o.proxy = value;
     } else if (key == "timeout") {
-      const bool ms = value.size() > 2 &&
-                      value.compare(value.size() - 2, 2, "ms") == 0;
+      const bool ms =
+          value.size() > 2 && value.compare(value.size() - 2, 2, "ms") == 0;
       auto n = ParseCount(key, ms ? value.substr(0, value.size() - 2) : value,
                           1, ms ? 86'400'000 : 86'400);
       if (!n.ok()) return n.status();
@@ -504,7 +502,8 @@ Result<AnalysisOptions> ParseAnalysisOptions(
     }
   }
   if (time_limit.count() > 0) {
-    timeout = std::min(timeout, std::max(kMinTimeout, time_limit - kReportMargin));
+    timeout =
+        std::min(timeout, std::max(kMinTimeout, time_limit - kReportMargin));
   }
   o.timeout = timeout;
   return o;

@@ -55,8 +55,9 @@ std::string Sha256Hex(std::string_view data) {
 std::string SniffMime(std::string_view data) {
   if (data.empty()) return "";
   if (StartsWith(data, "MZ")) return "application/x-dosexec";
-  if (StartsWith(data, "\x7f"
-                       "ELF")) {
+  if (StartsWith(data,
+                 "\x7f"
+                 "ELF")) {
     return "application/x-executable";
   }
   if (StartsWith(data, "%PDF-")) return "application/pdf";
@@ -87,9 +88,8 @@ std::string SniffMime(std::string_view data) {
     }
   }
   if (binary * 20 > sample) return "application/octet-stream";
-  for (std::string_view js :
-       {"function", "var ", "let ", "const ", "document.", "window.", "eval(",
-        "(function", "!function"}) {
+  for (std::string_view js : {"function", "var ", "let ", "const ", "document.",
+                              "window.", "eval(", "(function", "!function"}) {
     if (head.find(js) != std::string::npos) return "application/javascript";
   }
   if (head.find("<html") != std::string::npos) return "text/html";
@@ -98,9 +98,12 @@ std::string SniffMime(std::string_view data) {
 
 bool IsExecutableMime(std::string_view mime) {
   static constexpr std::array<std::string_view, 7> kExecutable = {
-      "application/x-dosexec",         "application/x-executable",
-      "application/x-msdownload",      "application/x-msdos-program",
-      "application/x-ms-installer",    "application/vnd.microsoft.portable-executable",
+      "application/x-dosexec",
+      "application/x-executable",
+      "application/x-msdownload",
+      "application/x-msdos-program",
+      "application/x-ms-installer",
+      "application/vnd.microsoft.portable-executable",
       "application/x-sharedlib"};
   const std::string_view base = mime.substr(0, mime.find(';'));
   return std::find(kExecutable.begin(), kExecutable.end(), base) !=

@@ -80,7 +80,8 @@ std::vector<std::pair<std::string, std::string>> StyleDecls(
   std::string s;
   for (char c : style) {
     if (!std::isspace(static_cast<unsigned char>(c))) {
-      s.push_back(static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
+      s.push_back(
+          static_cast<char>(std::tolower(static_cast<unsigned char>(c))));
     }
   }
   size_t pos = 0;
@@ -132,8 +133,8 @@ class Scanner {
         HtmlFrame f;
         f.tag = tag;
         f.src = Attr(el, "src");
-        f.hidden_why =
-            HiddenReason(Attr(el, "width"), Attr(el, "height"), Attr(el, "style"));
+        f.hidden_why = HiddenReason(Attr(el, "width"), Attr(el, "height"),
+                                    Attr(el, "style"));
         f.hidden = !f.hidden_why.empty();
         f.snippet = AttrSnippet(el, tag);
         out_->frames.push_back(std::move(f));
@@ -149,7 +150,8 @@ class Scanner {
         size_t eq = lower.find('=', u);
         if (eq == std::string::npos) break;
         std::string target = Trim(content.substr(eq + 1));
-        if (target.size() >= 2 && (target.front() == '\'' || target.front() == '"')) {
+        if (target.size() >= 2 &&
+            (target.front() == '\'' || target.front() == '"')) {
           const char q = target.front();
           target = target.substr(1, target.find(q, 1) == std::string::npos
                                         ? std::string::npos
@@ -162,7 +164,8 @@ class Scanner {
         HtmlForm f;
         f.action = Attr(el, "action");
         std::string m = Attr(el, "method");
-        for (char& c : m) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        for (char& c : m)
+          c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
         f.method = m.empty() ? "GET" : m;
         out_->forms.push_back(std::move(f));
         form_stack_.push_back(out_->forms.size() - 1);
@@ -220,13 +223,15 @@ std::string HiddenReason(std::string_view width, std::string_view height,
     double d = 0;
     if (prop == "display" && value == "none") return "display:none";
     if (prop == "visibility" && value == "hidden") return "visibility:hidden";
-    if ((prop == "width" || prop == "height") && CssNumber(value, &d) && d <= 0) {
+    if ((prop == "width" || prop == "height") && CssNumber(value, &d) &&
+        d <= 0) {
       return "zero size";
     }
     if (prop == "position" && (value == "absolute" || value == "fixed")) {
       positioned = true;
     }
-    if ((prop == "left" || prop == "top") && CssNumber(value, &d) && d <= -100) {
+    if ((prop == "left" || prop == "top") && CssNumber(value, &d) &&
+        d <= -100) {
       off_screen = "off-screen (" + prop + ":" + value + ")";
     }
   }

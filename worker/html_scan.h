@@ -9,7 +9,7 @@
 namespace tq {
 
 struct HtmlScript {
-  std::string src;  // as written; empty for inline scripts
+  std::string src;   // as written; empty for inline scripts
   std::string code;  // inline code
 };
 

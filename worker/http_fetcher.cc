@@ -86,8 +86,7 @@ std::string UrlScheme(const std::string& url) {
 
 bool IsHttpUrl(const std::string& url) {
   const std::string s = UrlScheme(url);
-  return (s == "http" || s == "https") &&
-         url.compare(s.size(), 3, "://") == 0;
+  return (s == "http" || s == "https") && url.compare(s.size(), 3, "://") == 0;
 }
 
 std::string UrlHost(const std::string& url) {
@@ -130,7 +129,7 @@ FetchResponse Fetch(const FetchRequest& request) {
   }
   GlobalInit();
   std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(),
-                                               curl_easy_cleanup);
+                                              curl_easy_cleanup);
   if (!curl) {
     r.error_kind = "network";
     r.error = "curl_easy_init failed";

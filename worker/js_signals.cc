@@ -53,13 +53,15 @@ void LongCalls(std::string_view code, std::vector<Signal>* out) {
            (pos = code.find(name, pos)) != std::string_view::npos) {
       const size_t start = pos;
       pos += name.size();
-      if (start > 0 && IsIdentChar(code[start - 1]) && name != "document.write") {
+      if (start > 0 && IsIdentChar(code[start - 1]) &&
+          name != "document.write") {
         continue;
       }
       size_t p = pos;
       // document.writeln is document.write too.
       if (name == "document.write" && code.substr(p, 2) == "ln") p += 2;
-      while (p < code.size() && std::isspace(static_cast<unsigned char>(code[p]))) {
+      while (p < code.size() &&
+             std::isspace(static_cast<unsigned char>(code[p]))) {
         ++p;
       }
       if (p >= code.size() || code[p] != '(') continue;
@@ -90,7 +92,8 @@ void Literals(std::string_view code, std::vector<Signal>* out) {
     const std::string_view literal =
         code.substr(start + 1, std::min(i, code.size()) - start - 1);
     ++i;
-    if (literal.size() >= kLongLiteralChars && long_found < kMaxSignalsPerKind) {
+    if (literal.size() >= kLongLiteralChars &&
+        long_found < kMaxSignalsPerKind) {
       out->push_back({"very long string literal (" +
                           std::to_string(literal.size()) + " characters)",
                       Shorten(code.substr(start))});

@@ -71,7 +71,8 @@ int AnalyseOne(const std::string& url, const std::string& options_json,
     return Usage("--options-json: not a JSON object");
   }
   for (const auto& [k, v] : parsed.items()) {
-    if (!v.is_string()) return Usage("--options-json: " + k + " is not a string");
+    if (!v.is_string())
+      return Usage("--options-json: " + k + " is not a string");
     options[k] = v.get<std::string>();
   }
   auto opts = tq::ParseAnalysisOptions(options, tq::Millis(time_limit_ms));
@@ -84,8 +85,8 @@ int AnalyseOne(const std::string& url, const std::string& options_json,
     return kExitUsage;
   }
   tq::AnalysisReport report = tq::AnalyseUrl(url, *opts);
-  const std::string out = report.log.dump(
-      -1, ' ', false, nlohmann::json::error_handler_t::replace);
+  const std::string out =
+      report.log.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   std::fwrite(out.data(), 1, out.size(), stdout);
   std::fputc('\n', stdout);
   std::fflush(stdout);
@@ -182,7 +183,7 @@ int main(int argc, char** argv) {
   options.endpoint = broker;
   options.noop = noop;
   options.max_output_bytes = max_output;
-  options.handler = noop                      ? tq::Handler::kNoop
+  options.handler = noop                    ? tq::Handler::kNoop
                     : exec_opt->count() > 0 ? tq::Handler::kExec
                                             : tq::Handler::kAnalyse;
   if (options.handler == tq::Handler::kAnalyse) {
@@ -237,8 +238,7 @@ int main(int argc, char** argv) {
   }
   options.work_dir = work_dir;
   if (!noop) RaiseFdLimit(concurrency);
-  if (options.handler == tq::Handler::kExec &&
-      !options.command.uses_url()) {
+  if (options.handler == tq::Handler::kExec && !options.command.uses_url()) {
     spdlog::warn("--exec command has no {{url}}: tasks' URLs are not passed");
   }
 
@@ -266,8 +266,8 @@ int main(int argc, char** argv) {
         "handler {}",
         options.identity.worker_id, broker, country.empty() ? "none" : country,
         concurrency,
-        noop ? "noop" : (options.handler == tq::Handler::kExec ? "exec"
-                                                                : "analyse"));
+        noop ? "noop"
+             : (options.handler == tq::Handler::kExec ? "exec" : "analyse"));
     tq::Worker worker(std::move(options), signal_fd);
     rc = worker.Run();
   } catch (const std::exception& e) {

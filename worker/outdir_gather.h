@@ -11,7 +11,7 @@
 namespace tq {
 
 struct GatherLimits {
-  size_t max_file_bytes = 256 * 1024;  // larger files are listed, not embedded
+  size_t max_file_bytes = 256 * 1024;   // larger files are listed, not embedded
   size_t max_total_bytes = 512 * 1024;  // content embedded per task
   size_t max_files = 1000;
 };

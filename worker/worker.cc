@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -98,8 +98,12 @@ void Worker::StartTask(const wire::Task& task) {
     // limits, group kills and output capture are the runner's.
     const nlohmann::json opts(std::map<std::string, std::string>(
         task.options().begin(), task.options().end()));
-    argv_ = {options_.self_exe, "--analyse-one", task.url(), "--options-json",
-             opts.dump(), "--time-limit-ms",
+    argv_ = {options_.self_exe,
+             "--analyse-one",
+             task.url(),
+             "--options-json",
+             opts.dump(),
+             "--time-limit-ms",
              std::to_string(task.time_limit_ms())};
     runner_->Start(task.task_id(), argv_, limit);
     return;
@@ -115,7 +119,8 @@ void Worker::StartTask(const wire::Task& task) {
   values.proxy = option("proxy");
   values.timeout = option("timeout");
   if (values.timeout.empty()) {
-    values.timeout = std::to_string(std::max<uint32_t>(1, task.time_limit_ms() / 1000));
+    values.timeout =
+        std::to_string(std::max<uint32_t>(1, task.time_limit_ms() / 1000));
   }
   if (options_.command.uses_outdir()) {
     std::error_code ec;
@@ -156,7 +161,8 @@ void Worker::FinishOutcome(TaskOutcome* o) {
   GatherLimits limits;
   // Base64 grows content by a third; keep the report under --max-output.
   limits.max_total_bytes = options_.max_output_bytes / 2;
-  limits.max_file_bytes = std::min(limits.max_file_bytes, limits.max_total_bytes);
+  limits.max_file_bytes =
+      std::min(limits.max_file_bytes, limits.max_total_bytes);
   nlohmann::json gathered = GatherOutdir(it->second, limits);
   std::error_code ec;
   std::filesystem::remove_all(it->second, ec);
@@ -166,8 +172,9 @@ void Worker::FinishOutcome(TaskOutcome* o) {
     gathered = nlohmann::json::object();
     o->error += o->error.empty() ? "" : "; ";
     o->error += "the gathered output exceeds --max-output";
-    report = ExecReport(*o, nlohmann::json{{"files_omitted",
-                                            "the report exceeded --max-output"}});
+    report = ExecReport(
+        *o,
+        nlohmann::json{{"files_omitted", "the report exceeded --max-output"}});
   }
   o->output = std::move(report);
   o->output_truncated = false;

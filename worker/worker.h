@@ -72,7 +72,7 @@ class Worker {
 
   // Owned by the loop thread (the only thread).
   WorkerCore core_;
-  std::unique_ptr<ExecRunner> runner_;  // null with --noop
+  std::unique_ptr<ExecRunner> runner_;                 // null with --noop
   std::unordered_map<uint64_t, std::string> outdirs_;  // task id -> {outdir}
   zmq::context_t context_;
   zmq::socket_t socket_;

@@ -177,8 +177,8 @@ TEST_CASE("ExecGathersWhatFakeThugWroteAndKillsHangsWithTheirGroup",
   BrokerProcess broker(dir);
   const std::string work = dir.File("work");
   std::filesystem::create_directories(dir.File("pids"));
-  const std::string fake = std::string(TQ_SOURCE_DIR) +
-                           "/tests/worker/fake_thug.sh";
+  const std::string fake =
+      std::string(TQ_SOURCE_DIR) + "/tests/worker/fake_thug.sh";
   Process worker({Binary("tq-worker"), "--broker", broker.endpoint(), "--id",
                   "thug", "--concurrency", "3", "--work-dir", work, "--exec",
                   fake + " -n {outdir} -u {useragent} {url}"},
@@ -223,7 +223,8 @@ TEST_CASE("ExecGathersWhatFakeThugWroteAndKillsHangsWithTheirGroup",
   CHECK(hang.state == "dead");
   CHECK(hang.error.find("time limit of 2.0 s exceeded") != std::string::npos);
   const json hang_report = json::parse(hang.output);
-  CHECK(hang_report["stdout"] == "[fake thug] analysing http://127.0.0.1/hang\n");
+  CHECK(hang_report["stdout"] ==
+        "[fake thug] analysing http://127.0.0.1/hang\n");
   const std::string child = ReadFile(dir.File("pids/child"));
   REQUIRE_FALSE(child.empty());
   // The tool's own child was in its process group: killed with it.
@@ -238,11 +239,7 @@ TEST_CASE("ExecGathersWhatFakeThugWroteAndKillsHangsWithTheirGroup",
   CHECK(crash_report["files"][0]["encoding"] == "utf-8");
 
   // Every {outdir} is removed once its result is gathered.
-  CHECK(WaitUntil(
-      [&] {
-        return std::filesystem::is_empty(work);
-      },
-      5s));
+  CHECK(WaitUntil([&] { return std::filesystem::is_empty(work); }, 5s));
 }
 
 }  // namespace

@@ -40,6 +40,8 @@ def routes(port):
             ' width="300" height="200"></iframe>'
             '<iframe src="/frame.html" width="300" height="200"></iframe>')),
         "/frame.html": (200, "text/html", page("<p>frame</p>")),
+        "/with_script.html": (200, "text/html",
+                              page('<script src="headers.js"></script>')),
         "/obfuscated.html": (200, "text/html", page(
             '<script>eval(unescape("%s"));</script>'
             '<script src="/evil.js"></script>'
@@ -76,6 +78,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def do_GET(self):
         path = self.path.split("?")[0]
+        if path.startswith("http://"):
+            # Absolute form: the client took this server for a proxy.
+            path = "/" + path.split("/", 3)[3] if path.count("/") >= 3 else "/"
+            if path == "/plain.html":
+                return self.reply(200, "text/html", page("<p>via proxy</p>"))
         if path == "/slow":
             self.send_response(200)
             self.send_header("Content-Type", "text/html")
@@ -92,10 +99,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if path.startswith("/loop/"):
             n = int(path.rsplit("/", 1)[1])
             return self.redirect(302, "/loop/%d" % (n + 1))
-        if path == "/headers":
-            body = ("%s\n%s\n" % (self.headers.get("User-Agent", ""),
-                                  self.headers.get("Referer", ""))).encode()
-            return self.reply(200, "text/plain", body)
+        if path == "/headers.js":
+            # Echoes what the analyser sent, as a script it records in `code`.
+            body = ('var ua = "%s"; var referer = "%s";' % (
+                self.headers.get("User-Agent", ""),
+                self.headers.get("Referer", ""))).encode()
+            return self.reply(200, "application/javascript", body)
         route = routes(PORT).get(path)
         if route is None:
             return self.reply(404, "text/html", page("not found"))

@@ -11,6 +11,7 @@
 #include "tests/support/fixture_server.h"
 #include "tests/support/temp_dir.h"
 #include "worker/content_info.h"
+#include "worker/html_scan.h"
 
 namespace tq {
 namespace {
@@ -133,9 +134,9 @@ TEST_CASE("HiddenIframesAreFlaggedAndFetchedWithThePageAsReferer",
 }
 
 TEST_CASE("SubresourceCapIsRecorded", "[analyser]") {
-  const json log = Analyse(Server().Url("/hidden_iframe.html"),
-                           {{"max_subresources", "1"}})
-                       .log;
+  const json log =
+      Analyse(Server().Url("/hidden_iframe.html"), {{"max_subresources", "1"}})
+          .log;
   CHECK(log["locations"].size() == 2);
   CHECK(HasLimit(log, "max_subresources"));
   CHECK_FALSE(log.contains("error"));
@@ -148,8 +149,9 @@ TEST_CASE("ObfuscatedScriptsGiveStaticSignals", "[analyser]") {
   CHECK(HasBehavior(log, "high-entropy string literal"));
   CHECK(HasBehavior(log, "document.write over a long argument"));
   CHECK(HasBehavior(log, "String.fromCharCode over a long argument"));
-  CHECK(HasBehavior(log, "form with a password field posts to another host "
-                         "(127.0.0.2)"));
+  CHECK(HasBehavior(log,
+                    "form with a password field posts to another host "
+                    "(127.0.0.2)"));
   CHECK(HasBehavior(log, "link to an executable or archive"));
   CHECK(HasBehavior(log, "meta refresh to another host"));
   for (const auto& b : log["behavior"]) {
@@ -192,8 +194,7 @@ TEST_CASE("OversizedBodyIsCappedAndRecordedNotAnError", "[analyser]") {
   REQUIRE(log["locations"].size() == 1);
   CHECK(log["locations"][0]["size"] == 65536);
   CHECK(log["locations"][0]["flags"]["truncated"] == true);
-  CHECK(log["locations"][0]["sha256"] ==
-        Sha256Hex(std::string(65536, 'x')));
+  CHECK(log["locations"][0]["sha256"] == Sha256Hex(std::string(65536, 'x')));
   CHECK(HasLimit(log, "max_body_bytes"));
   CHECK_FALSE(log.contains("error"));
 }
@@ -218,15 +219,14 @@ TEST_CASE("ExecutableDownloadIsRecognisedByMagicBytes", "[analyser]") {
   const Digests d = ComputeDigests(body);
   REQUIRE(log["locations"].size() == 1);
   CHECK(log["locations"][0]["mimetype"] == "application/x-dosexec");
-  CHECK(log["locations"][0]["declared_mimetype"] ==
-        "application/octet-stream");
+  CHECK(log["locations"][0]["declared_mimetype"] == "application/octet-stream");
   REQUIRE(log["files"].size() == 1);
   CHECK(log["files"][0]["url"] == url);
   CHECK(log["files"][0]["sha256"] == d.sha256);
   CHECK(log["files"][0]["md5"] == d.md5);
   CHECK(log["files"][0]["size"] == body.size());
-  CHECK(HasBehavior(log,
-                    "executable download (magic bytes: application/x-dosexec)"));
+  CHECK(HasBehavior(
+      log, "executable download (magic bytes: application/x-dosexec)"));
 }
 
 TEST_CASE("FileAndFtpUrlsAreRefusedBeforeAnyConnection", "[analyser]") {
@@ -249,7 +249,8 @@ TEST_CASE("RedirectToFileOrFtpIsRefused", "[analyser]") {
         {"/redirect/to-ftp", "ftp://127.0.0.1/x"}}) {
     const AnalysisReport report = Analyse(Server().Url(path));
     CHECK_FALSE(report.network_error);
-    const auto hops = Where(report.log["connections"], "method", "http-redirect");
+    const auto hops =
+        Where(report.log["connections"], "method", "http-redirect");
     REQUIRE(hops.size() == 1);
     CHECK(hops[0]["destination"] == target);
     CHECK(report.log["locations"].size() == 1);
@@ -276,11 +277,73 @@ TEST_CASE("UnresolvableHostIsADnsError", "[analyser]") {
   CHECK(report.log["error"].get<std::string>().rfind("dns: ", 0) == 0);
 }
 
+TEST_CASE("UserAgentAndRefererAreSentAndSubresourcesGetThePageAsReferer",
+          "[analyser]") {
+  const std::string page = Server().Url("/with_script.html");
+  const json log = Analyse(page, {{"user_agent", "osx10safari"},
+                                  {"referer", "http://origin.example/"}})
+                       .log;
+  const auto external = Where(log["code"], "relationship", "external");
+  REQUIRE(external.size() == 1);
+  CHECK(external[0]["url"] == Server().Url("/headers.js"));
+  CHECK(external[0]["snippet"] == "var ua = \"" +
+                                      PersonalityUserAgent("osx10safari") +
+                                      "\"; var referer = \"" + page + "\";");
+  CHECK(log["analyser"]["options"]["referer"] == "http://origin.example/");
+
+  const json direct = Analyse(Server().Url("/headers.js"),
+                              {{"user_agent", "MyBot/1.0"},
+                               {"referer", "http://origin.example/"}})
+                          .log;
+  REQUIRE(direct["code"].size() == 1);
+  CHECK(direct["code"][0]["snippet"] ==
+        "var ua = \"MyBot/1.0\"; var referer = \"http://origin.example/\";");
+}
+
+TEST_CASE("ProxyOptionSendsRequestsThroughTheProxy", "[analyser]") {
+  // The fixture server answers absolute-form requests as a proxy would; the
+  // host needs no DNS because the proxy is asked for it.
+  const json log = Analyse("http://no-such-host.invalid/plain.html",
+                           {{"proxy", Server().Url("")}})
+                       .log;
+  CHECK_FALSE(log.contains("error"));
+  REQUIRE(log["locations"].size() == 1);
+  CHECK(log["locations"][0]["status"] == 200);
+  CHECK(log["analyser"]["options"]["proxy"] == Server().Url(""));
+}
+
+TEST_CASE("HiddenReasonCoversSizeStyleAndPosition", "[analyser]") {
+  CHECK(HiddenReason("0", "10", "") == "zero size");
+  CHECK(HiddenReason("1", "0px", "") == "zero size");
+  CHECK(HiddenReason("", "", "width: 0px; height: 0") == "zero size");
+  CHECK(HiddenReason("", "", "VISIBILITY: hidden") == "visibility:hidden");
+  CHECK(HiddenReason("", "", "display:none !important") == "display:none");
+  CHECK(HiddenReason("", "", "position:fixed;top:-500px") ==
+        "off-screen (top:-500px)");
+  CHECK(HiddenReason("", "", "left:-500px") == "");  // not positioned
+  CHECK(HiddenReason("300", "200", "border:0") == "");
+}
+
+TEST_CASE("MagicBytesNameTheType", "[analyser]") {
+  CHECK(SniffMime("MZ\x90") == "application/x-dosexec");
+  CHECK(SniffMime("\x7f"
+                  "ELF\x02") == "application/x-executable");
+  CHECK(SniffMime("%PDF-1.7") == "application/pdf");
+  CHECK(SniffMime("PK\x03\x04") == "application/zip");
+  CHECK(SniffMime("\x1f\x8b\x08") == "application/gzip");
+  CHECK(SniffMime("  <!DOCTYPE html><html>") == "text/html");
+  CHECK(SniffMime("var a = 1; eval(a);") == "application/javascript");
+  CHECK(SniffMime("hello") == "text/plain");
+  CHECK(SniffMime(std::string("\x00\x01\x02\x03", 4)) ==
+        "application/octet-stream");
+}
+
 TEST_CASE("PersonalitiesNameUserAgentsAndFreeTextIsKept", "[analyser]") {
   auto named = ParseAnalysisOptions({{"user_agent", "winxpie60"}}, Millis(0));
   REQUIRE(named.ok());
   CHECK(named->personality == "winxpie60");
-  CHECK(named->user_agent.find("MSIE 6.0; Windows NT 5.1") != std::string::npos);
+  CHECK(named->user_agent.find("MSIE 6.0; Windows NT 5.1") !=
+        std::string::npos);
   auto custom = ParseAnalysisOptions({{"user_agent", "MyBot/1.0"}}, Millis(0));
   REQUIRE(custom.ok());
   CHECK(custom->personality == "custom");
