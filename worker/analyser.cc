@@ -28,6 +28,9 @@ constexpr int kMaxRedirectsCap = 50;
 constexpr int kMaxSubresourcesCap = 200;
 constexpr size_t kMaxCodeSnippet = 4096;
 constexpr size_t kMaxCodeEntries = 50;
+// Keeps the report well under the worker's --max-output (1 MiB by default)
+// whatever the page holds.
+constexpr size_t kMaxListEntries = 500;
 constexpr char kHintNote[] =
     "behavior entries are static hints, not verdicts: a signal says a "
     "pattern is present, not that the page is malicious";
@@ -158,6 +161,10 @@ class Analysis {
   }
 
   void Behavior(const std::string& description, const std::string& snippet) {
+    if (log_["behavior"].size() >= kMaxListEntries) {
+      Limit("behavior_entries", url_);
+      return;
+    }
     log_["behavior"].push_back({{"description", description},
                                 {"snippet", Shorten(snippet)},
                                 {"method", "static analysis"},
@@ -166,6 +173,10 @@ class Analysis {
 
   void Connection(const std::string& source, const std::string& destination,
                   const std::string& method, json flags = json::object()) {
+    if (log_["connections"].size() >= kMaxListEntries) {
+      Limit("connection_entries", url_);
+      return;
+    }
     log_["connections"].push_back({{"source", source},
                                    {"destination", destination},
                                    {"method", method},

@@ -148,7 +148,7 @@ int main(int argc, char** argv) {
       "over http(s), parse the HTML, report JSON shaped like Thug's log");
   exec_opt->excludes(noop_opt);
   analyse_opt->excludes(noop_opt)->excludes(exec_opt);
-  app.add_option("--work-dir", work_dir,
+  auto* work_dir_opt = app.add_option("--work-dir", work_dir,
                  "where per-task {outdir} directories are made (default: "
                  "$TMPDIR or /tmp, then tq-worker-<id>)");
   auto* one_opt = app.add_option(
@@ -237,6 +237,7 @@ int main(int argc, char** argv) {
                options.identity.worker_id;
   }
   options.work_dir = work_dir;
+  options.remove_work_dir = work_dir_opt->count() == 0;
   if (!noop) RaiseFdLimit(concurrency);
   if (options.handler == tq::Handler::kExec && !options.command.uses_url()) {
     spdlog::warn("--exec command has no {{url}}: tasks' URLs are not passed");

@@ -50,6 +50,10 @@ Worker::Worker(WorkerOptions options, int signal_fd)
 Worker::~Worker() {
   runner_.reset();  // kills what is still running
   RemoveOutdirs();
+  if (options_.remove_work_dir) {
+    std::error_code ec;
+    std::filesystem::remove(options_.work_dir, ec);  // only if left empty
+  }
   CloseSocket();
 }
 

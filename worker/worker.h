@@ -36,6 +36,7 @@ struct WorkerOptions {
   std::string self_exe;  // this binary, for kAnalyse
   // Per-task {outdir} directories are made under it and removed after.
   std::string work_dir;
+  bool remove_work_dir = false;  // made by us: removed at exit if empty
   size_t max_output_bytes = kDefaultMaxOutputBytes;
 };
 
