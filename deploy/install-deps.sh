@@ -12,6 +12,8 @@ packages=(
   libcurl4-openssl-dev libgumbo-dev libssl-dev
   # demo and tests: a local web server and a fetcher for the example handler
   python3 curl procps
+  # the analyser tests' TLS fixture makes a self-signed certificate
+  openssl
 )
 
 missing=()

@@ -148,9 +148,10 @@ int main(int argc, char** argv) {
       "over http(s), parse the HTML, report JSON shaped like Thug's log");
   exec_opt->excludes(noop_opt);
   analyse_opt->excludes(noop_opt)->excludes(exec_opt);
-  auto* work_dir_opt = app.add_option("--work-dir", work_dir,
-                 "where per-task {outdir} directories are made (default: "
-                 "$TMPDIR or /tmp, then tq-worker-<id>)");
+  auto* work_dir_opt =
+      app.add_option("--work-dir", work_dir,
+                     "where per-task {outdir} directories are made (default: "
+                     "$TMPDIR or /tmp, then tq-worker-<id>)");
   auto* one_opt = app.add_option(
       "--analyse-one", analyse_one,
       "analyse this one URL, print the JSON log and exit (what the worker "

@@ -82,6 +82,14 @@ TEST_CASE("SubmitWaitWithTwoAnalyserWorkersGivesEveryUrlItsJsonLog",
     workers.push_back(
         StartWorker(dir, broker.endpoint(), {id, "none", 2, {"--analyse"}}));
   }
+  // Both attached before the submit, so both take part.
+  auto client = Connect(broker.endpoint());
+  REQUIRE(WaitUntil(
+      [&] {
+        auto w = client->Workers();
+        return w.ok() && w->size() == 2;
+      },
+      20s));
   const std::vector<std::string> urls = {
       web.Url("/plain.html"),         web.Url("/redirect/start"),
       web.Url("/hidden_iframe.html"), web.Url("/obfuscated.html"),

@@ -1,6 +1,7 @@
 #include "tests/support/fixture_server.h"
 
 #include <chrono>
+#include <sstream>
 #include <stdexcept>
 
 #include "tests/support/wait.h"
@@ -23,7 +24,12 @@ FixtureServer::FixtureServer(const TempDir& dir) {
     throw std::runtime_error("fixture server did not start: " +
                              ReadFile(dir.File("fixture-server.log")));
   }
-  port_ = std::stoi(text);
+  std::istringstream in(text);
+  in >> port_ >> tls_port_;
+}
+
+std::string FixtureServer::TlsUrl(const std::string& path) const {
+  return "https://127.0.0.1:" + std::to_string(tls_port_) + path;
 }
 
 std::string FixtureServer::Url(const std::string& path, int host) const {

@@ -1,6 +1,7 @@
 // The analyser tests' web server (tests/support/fixture_server.py): the same
 // fixture pages on 127.0.0.1, .2 and .3, one ephemeral port chosen by the
-// server. Killed with its process group when this object goes away.
+// server (and a TLS port). Killed with its process group when this object goes
+// away.
 #pragma once
 
 #include <memory>
@@ -18,10 +19,14 @@ class FixtureServer {
   int port() const { return port_; }
   // "http://127.0.0.<host>:<port><path>"
   std::string Url(const std::string& path, int host = 1) const;
+  // "https://127.0.0.1:<tls port><path>", served with a self-signed
+  // certificate.
+  std::string TlsUrl(const std::string& path) const;
 
  private:
   std::unique_ptr<Process> process_;
   int port_ = 0;
+  int tls_port_ = 0;
 };
 
 }  // namespace tq::testing

@@ -2,12 +2,16 @@
 """Fixture web server for the analyser tests.
 
 Serves the same routes on 127.0.0.1, 127.0.0.2 and 127.0.0.3 (one port, taken
-by the first bind) so that redirects can cross "hosts" on loopback. Writes the
-port to the file named by argv[1] once all three listen. Runs until killed.
+by the first bind) so that redirects can cross "hosts" on loopback, and over
+TLS with a fresh self-signed certificate on 127.0.0.1 (a second port). Writes
+"PORT TLS_PORT" to the file named by argv[1] once everything listens. Runs
+until killed.
 """
 import http.server
 import os
 import socketserver
+import ssl
+import subprocess
 import sys
 import threading
 import time
@@ -137,11 +141,22 @@ def main():
     PORT = servers[0].server_address[1]
     for h in HOSTS[1:]:
         servers.append(Server((h, PORT), Handler))
+    here = os.path.dirname(os.path.abspath(sys.argv[1]))
+    key, cert = os.path.join(here, "fixture.key"), os.path.join(here, "fixture.crt")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                    "-keyout", key, "-out", cert, "-days", "1",
+                    "-subj", "/CN=127.0.0.1"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tls = Server((HOSTS[0], 0), Handler)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    tls.socket = context.wrap_socket(tls.socket, server_side=True)
+    servers.append(tls)
     for s in servers:
         threading.Thread(target=s.serve_forever, daemon=True).start()
     tmp = sys.argv[1] + ".tmp"
     with open(tmp, "w") as f:
-        f.write(str(PORT))
+        f.write("%d %d" % (PORT, tls.server_address[1]))
     os.rename(tmp, sys.argv[1])
     threading.Event().wait()
 

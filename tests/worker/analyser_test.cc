@@ -271,6 +271,20 @@ TEST_CASE("RefusedConnectionIsAResultWithAClearError", "[analyser]") {
   CHECK(report.log["locations"][0]["flags"]["error_kind"] == "connect");
 }
 
+TEST_CASE("UntrustedCertificateIsATlsErrorUnlessVerificationIsOff",
+          "[analyser]") {
+  const std::string url = Server().TlsUrl("/plain.html");
+  const AnalysisReport refused = Analyse(url);
+  CHECK(refused.network_error);
+  CHECK(refused.log["error"].get<std::string>().rfind("tls: ", 0) == 0);
+  CHECK(refused.log["locations"][0]["flags"]["error_kind"] == "tls");
+
+  const AnalysisReport accepted = Analyse(url, {{"tls_verify", "0"}});
+  CHECK_FALSE(accepted.network_error);
+  CHECK_FALSE(accepted.log.contains("error"));
+  CHECK(accepted.log["locations"][0]["status"] == 200);
+}
+
 TEST_CASE("UnresolvableHostIsADnsError", "[analyser]") {
   const AnalysisReport report = Analyse("http://no-such-host.invalid/");
   CHECK(report.network_error);
