@@ -525,6 +525,23 @@ AnalysisReport AnalyseUrl(const std::string& url,
   return Analysis(url, options).Run();
 }
 
+std::string RenderReport(json log, size_t max_bytes) {
+  auto dump = [&] {
+    return log.dump(-1, ' ', false, json::error_handler_t::replace);
+  };
+  std::string out = dump();
+  for (const char* key : {"code", "behavior", "connections", "locations"}) {
+    if (out.size() <= max_bytes) break;
+    if (!log.contains(key) || log[key].empty()) continue;
+    log[key] = json::array();
+    log["limits_reached"].push_back({{"limit", "max_output"},
+                                     {"url", log.value("url", "")},
+                                     {"dropped", key}});
+    out = dump();
+  }
+  return out;
+}
+
 std::string ResolveUrl(const std::string& base, const std::string& ref) {
   UriUriA base_uri, ref_uri, out;
   const char* err = nullptr;

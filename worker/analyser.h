@@ -51,6 +51,12 @@ struct AnalysisReport {
 AnalysisReport AnalyseUrl(const std::string& url,
                           const AnalysisOptions& options);
 
+// The report as compact JSON of at most `max_bytes` when possible: if it is
+// larger, whole lists are emptied (code, then behavior, connections,
+// locations), each recorded in limits_reached as "max_output", so the
+// output stays valid JSON instead of being cut.
+std::string RenderReport(nlohmann::json log, size_t max_bytes);
+
 // Resolves `ref` against `base` (RFC 3986); "" if either does not parse.
 std::string ResolveUrl(const std::string& base, const std::string& ref);
 

@@ -64,7 +64,7 @@ std::string SelfExe() {
 // `tq-worker --analyse-one URL`: the child the worker starts per task for
 // the built-in analyser. Prints the JSON log on stdout.
 int AnalyseOne(const std::string& url, const std::string& options_json,
-               uint32_t time_limit_ms) {
+               uint32_t time_limit_ms, uint64_t max_output) {
   std::map<std::string, std::string> options;
   auto parsed = nlohmann::json::parse(options_json, nullptr, false);
   if (parsed.is_discarded() || !parsed.is_object()) {
@@ -85,8 +85,9 @@ int AnalyseOne(const std::string& url, const std::string& options_json,
     return kExitUsage;
   }
   tq::AnalysisReport report = tq::AnalyseUrl(url, *opts);
-  const std::string out =
-      report.log.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  // One byte for the newline: the whole line fits the worker's --max-output.
+  const std::string out = tq::RenderReport(std::move(report.log),
+                                           max_output > 0 ? max_output - 1 : 0);
   std::fwrite(out.data(), 1, out.size(), stdout);
   std::fputc('\n', stdout);
   std::fflush(stdout);
@@ -177,7 +178,7 @@ int main(int argc, char** argv) {
 
   if (one_opt->count() > 0) {
     signal(SIGPIPE, SIG_IGN);
-    return AnalyseOne(analyse_one, options_json, time_limit_ms);
+    return AnalyseOne(analyse_one, options_json, time_limit_ms, max_output);
   }
 
   tq::WorkerOptions options;

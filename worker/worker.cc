@@ -108,7 +108,9 @@ void Worker::StartTask(const wire::Task& task) {
              "--options-json",
              opts.dump(),
              "--time-limit-ms",
-             std::to_string(task.time_limit_ms())};
+             std::to_string(task.time_limit_ms()),
+             "--max-output",
+             std::to_string(options_.max_output_bytes)};
     runner_->Start(task.task_id(), argv_, limit);
     return;
   }

@@ -179,6 +179,25 @@ TEST_CASE("NetworkErrorIsAFailedAttemptOnlyWhenTheSubmitterAsks",
                                                                 0) == 0);
 }
 
+TEST_CASE("SmallMaxOutputStillGivesValidJson", "[e2e][analyser]") {
+  TempDir dir;
+  FixtureServer web(dir);
+  BrokerProcess broker(dir);
+  auto worker = StartWorker(dir, broker.endpoint(),
+                            {"a", "none", 1, {"--max-output", "3000"}});
+  auto client = Connect(broker.endpoint());
+  auto receipt = client->Submit({web.Url("/obfuscated.html")}, {});
+  REQUIRE(receipt.ok());
+  auto results = CollectByUrl(*client, receipt->batch_id);
+  const TaskResult& r = results[web.Url("/obfuscated.html")];
+  CHECK(r.state == "done");
+  CHECK_FALSE(r.output_truncated);
+  CHECK(r.output.size() <= 3000);
+  const json log = json::parse(r.output);
+  CHECK(log["url"] == web.Url("/obfuscated.html"));
+  CHECK(log["code"].empty());
+}
+
 TEST_CASE("ExecGathersWhatFakeThugWroteAndKillsHangsWithTheirGroup",
           "[e2e][analyser]") {
   TempDir dir;

@@ -188,6 +188,23 @@ TEST_CASE("ObfuscatedScriptsGiveStaticSignals", "[analyser]") {
   CHECK(Where(log["code"], "relationship", "contained").size() == 3);
 }
 
+TEST_CASE("ReportOverTheOutputCapDropsWholeListsAndStaysValidJson",
+          "[analyser]") {
+  const json log = Analyse(Server().Url("/obfuscated.html")).log;
+  const std::string full = RenderReport(log, 1 << 20);
+  CHECK(json::parse(full) == log);
+  const std::string small = RenderReport(log, 4000);
+  CHECK(small.size() <= 4000);
+  const json cut = json::parse(small);
+  CHECK(cut["code"].empty());
+  CHECK(cut["locations"] == log["locations"]);
+  bool recorded = false;
+  for (const auto& l : cut["limits_reached"]) {
+    if (l["limit"] == "max_output" && l["dropped"] == "code") recorded = true;
+  }
+  CHECK(recorded);
+}
+
 TEST_CASE("OversizedBodyIsCappedAndRecordedNotAnError", "[analyser]") {
   const json log =
       Analyse(Server().Url("/big"), {{"max_body_bytes", "65536"}}).log;
