@@ -11,6 +11,8 @@
 #include <iostream>
 #include <set>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "client/exit_codes.h"
 #include "client/progress_line.h"
@@ -54,6 +56,7 @@ struct Args {
   double request_timeout_s = 5;
   bool quiet = false;
   std::string log_level = "warn";
+  std::vector<std::string> options;  // KEY=VALUE, handed to the workers
 };
 
 void Fail(const std::string& message) {
@@ -223,6 +226,14 @@ int Run(const Args& args) {
   options.time_limit_ms =
       static_cast<uint32_t>(SecondsToMs(args.time_limit_s).count());
   options.batch_id = args.batch_id.empty() ? NewBatchId() : args.batch_id;
+  for (const auto& kv : args.options) {
+    const size_t eq = kv.find('=');
+    if (eq == 0 || eq == std::string::npos) {
+      Fail("--option '" + kv + "': expected KEY=VALUE");
+      return kExitUsage;
+    }
+    options.task_options[kv.substr(0, eq)] = kv.substr(eq + 1);
+  }
   std::vector<std::string> urls;
   urls.reserve(parsed.urls.size());
   for (const auto& line : parsed.urls) urls.push_back(line.url);
@@ -338,6 +349,11 @@ int main(int argc, char** argv) {
   app.add_flag("--wait", args.wait,
                "wait for the results and print them as JSON lines on stdout");
   app.add_flag("--strict", args.strict, "submit nothing if any line is bad");
+  app.add_option("--option,-o", args.options,
+                 "KEY=VALUE handed to the workers with every task (repeat); "
+                 "the built-in analyser reads user_agent, referer, proxy, "
+                 "timeout, max_body_bytes, max_redirects, max_subresources, "
+                 "retry_on_network_error, tls_verify");
   app.add_option("--timeout", args.timeout_s,
                  "with --wait, give up after this many seconds (default: "
                  "none)")

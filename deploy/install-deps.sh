@@ -8,8 +8,12 @@ packages=(
   libzmq3-dev cppzmq-dev libprotobuf-dev protobuf-compiler libsqlite3-dev
   libmaxminddb-dev libspdlog-dev catch2 libcli11-dev nlohmann-json3-dev
   liburiparser-dev
+  # the built-in analyser: fetching, HTML parsing, digests
+  libcurl4-openssl-dev libgumbo-dev libssl-dev
   # demo and tests: a local web server and a fetcher for the example handler
   python3 curl procps
+  # the analyser tests' TLS fixture makes a self-signed certificate
+  openssl
 )
 
 missing=()

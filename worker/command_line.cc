@@ -117,28 +117,50 @@ Result<CommandTemplate> CommandTemplate::Parse(std::string_view command) {
   t.words_ = std::move(words).value();
   for (const auto& w : t.words_) {
     if (w.find(kUrlPlaceholder) != std::string::npos) t.uses_url_ = true;
+    if (w.find("{outdir}") != std::string::npos) t.uses_outdir_ = true;
   }
   return t;
 }
 
 void CommandTemplate::ExpandInto(std::string_view url,
                                  std::vector<std::string>* argv) const {
+  Placeholders values;
+  values.url = std::string(url);
+  ExpandInto(values, argv);
+}
+
+void CommandTemplate::ExpandInto(const Placeholders& values,
+                                 std::vector<std::string>* argv) const {
+  const std::pair<std::string_view, const std::string*> names[] = {
+      {"{url}", &values.url},         {"{outdir}", &values.outdir},
+      {"{referer}", &values.referer}, {"{useragent}", &values.useragent},
+      {"{proxy}", &values.proxy},     {"{timeout}", &values.timeout}};
   argv->resize(words_.size());
   for (size_t i = 0; i < words_.size(); ++i) {
     const std::string& w = words_[i];
     std::string& out = (*argv)[i];
     out.clear();
     size_t pos = 0;
-    while (true) {
-      const size_t hit = w.find(kUrlPlaceholder, pos);
-      if (hit == std::string::npos) {
-        out.append(w, pos, std::string::npos);
-        break;
+    while (pos < w.size()) {
+      const size_t brace = w.find('{', pos);
+      if (brace == std::string::npos) break;
+      out.append(w, pos, brace - pos);
+      pos = brace;
+      bool matched = false;
+      for (const auto& [name, value] : names) {
+        if (w.compare(brace, name.size(), name) == 0) {
+          out.append(*value);
+          pos = brace + name.size();
+          matched = true;
+          break;
+        }
       }
-      out.append(w, pos, hit - pos);
-      out.append(url);
-      pos = hit + kUrlPlaceholder.size();
+      if (!matched) {
+        out.push_back('{');
+        ++pos;
+      }
     }
+    if (pos < w.size()) out.append(w, pos, std::string::npos);
   }
 }
 

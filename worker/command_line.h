@@ -21,10 +21,26 @@ namespace tq {
 // empty command.
 Result<std::vector<std::string>> SplitCommand(std::string_view command);
 
-// An argv template with {url} placeholders, built once from --exec.
+// Per-task values for the placeholders of an --exec template.
+struct Placeholders {
+  std::string url;
+  std::string outdir;  // a fresh directory for this run
+  std::string referer;
+  std::string useragent;
+  std::string proxy;
+  std::string timeout;  // seconds
+};
+
+// An argv template with {url}, {outdir}, {referer}, {useragent}, {proxy} and
+// {timeout} placeholders, built once from --exec. Other braces stay literal.
 class CommandTemplate {
  public:
   static Result<CommandTemplate> Parse(std::string_view command);
+
+  // argv for one task: each placeholder in each word is replaced by its
+  // value; a word stays exactly one argv element whatever the values hold.
+  void ExpandInto(const Placeholders& values,
+                  std::vector<std::string>* argv) const;
 
   // argv for one task: every "{url}" in every word is replaced by `url`; each
   // word stays exactly one argv element whatever the URL contains.
@@ -33,10 +49,12 @@ class CommandTemplate {
 
   const std::vector<std::string>& words() const { return words_; }
   bool uses_url() const { return uses_url_; }
+  bool uses_outdir() const { return uses_outdir_; }
 
  private:
   std::vector<std::string> words_;
   bool uses_url_ = false;
+  bool uses_outdir_ = false;
 };
 
 inline constexpr std::string_view kUrlPlaceholder = "{url}";

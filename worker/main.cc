@@ -11,11 +11,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "common/defaults.h"
 #include "common/log.h"
 #include "common/queue_name.h"
+#include "worker/analyser.h"
 #include "worker/command_line.h"
 #include "worker/exec_runner.h"
 #include "worker/worker.h"
@@ -51,6 +54,49 @@ void RaiseFdLimit(uint32_t concurrency) {
   }
 }
 
+std::string SelfExe() {
+  char buf[4096];
+  const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
+  if (n <= 0) return "";
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+// `tq-worker --analyse-one URL`: the child the worker starts per task for
+// the built-in analyser. Prints the JSON log on stdout.
+int AnalyseOne(const std::string& url, const std::string& options_json,
+               uint32_t time_limit_ms, uint64_t max_output) {
+  std::map<std::string, std::string> options;
+  auto parsed = nlohmann::json::parse(options_json, nullptr, false);
+  if (parsed.is_discarded() || !parsed.is_object()) {
+    return Usage("--options-json: not a JSON object");
+  }
+  for (const auto& [k, v] : parsed.items()) {
+    if (!v.is_string())
+      return Usage("--options-json: " + k + " is not a string");
+    options[k] = v.get<std::string>();
+  }
+  auto opts = tq::ParseAnalysisOptions(options, tq::Millis(time_limit_ms));
+  if (!opts.ok()) {
+    std::printf("%s\n", nlohmann::json{{"url", url},
+                                       {"logtype", "json-log"},
+                                       {"error", opts.status().message()}}
+                            .dump()
+                            .c_str());
+    return kExitUsage;
+  }
+  tq::AnalysisReport report = tq::AnalyseUrl(url, *opts);
+  // One byte for the newline: the whole line fits the worker's --max-output.
+  const std::string out = tq::RenderReport(std::move(report.log),
+                                           max_output > 0 ? max_output - 1 : 0);
+  std::fwrite(out.data(), 1, out.size(), stdout);
+  std::fputc('\n', stdout);
+  std::fflush(stdout);
+  if (report.network_error && opts->retry_on_network_error) {
+    return tq::kExitAnalyseNetworkError;
+  }
+  return 0;
+}
+
 std::string Hostname() {
   char buf[256] = {};
   if (gethostname(buf, sizeof buf - 1) != 0) return "localhost";
@@ -69,6 +115,11 @@ int main(int argc, char** argv) {
   std::string id;
   std::string exec;
   bool noop = false;
+  bool analyse = false;
+  std::string analyse_one;
+  std::string options_json = "{}";
+  uint32_t time_limit_ms = 0;
+  std::string work_dir;
   uint64_t max_output = tq::kDefaultMaxOutputBytes;
   std::string log_level = "info";
 
@@ -87,10 +138,29 @@ int main(int argc, char** argv) {
   auto* exec_opt = app.add_option(
       "--exec", exec,
       "command run per task, split like a shell splits quoted words (never "
-      "run through one); {url} is replaced by the task's URL");
+      "run through one); {url}, {outdir}, {referer}, {useragent}, {proxy} and "
+      "{timeout} are replaced by the task's values, each within its word; "
+      "what the command writes to {outdir} comes back in the result");
   auto* noop_opt =
       app.add_flag("--noop", noop, "complete every task at once (benchmarks)");
+  auto* analyse_opt = app.add_flag(
+      "--analyse", analyse,
+      "run the built-in analyser on each URL (the default handler): fetch "
+      "over http(s), parse the HTML, report JSON shaped like Thug's log");
   exec_opt->excludes(noop_opt);
+  analyse_opt->excludes(noop_opt)->excludes(exec_opt);
+  auto* work_dir_opt =
+      app.add_option("--work-dir", work_dir,
+                     "where per-task {outdir} directories are made (default: "
+                     "$TMPDIR or /tmp, then tq-worker-<id>)");
+  auto* one_opt = app.add_option(
+      "--analyse-one", analyse_one,
+      "analyse this one URL, print the JSON log and exit (what the worker "
+      "runs per task)");
+  app.add_option("--options-json", options_json,
+                 "with --analyse-one: the task's options as a JSON object");
+  app.add_option("--time-limit-ms", time_limit_ms,
+                 "with --analyse-one: the task's time limit");
   app.add_option("--max-output", max_output,
                  "bytes of a command's stdout kept per task")
       ->check(CLI::Range(uint64_t{0}, kMaxOutputLimit))
@@ -106,16 +176,25 @@ int main(int argc, char** argv) {
     return rc == 0 ? 0 : kExitUsage;
   }
 
+  if (one_opt->count() > 0) {
+    signal(SIGPIPE, SIG_IGN);
+    return AnalyseOne(analyse_one, options_json, time_limit_ms, max_output);
+  }
+
   tq::WorkerOptions options;
   options.endpoint = broker;
   options.noop = noop;
   options.max_output_bytes = max_output;
-  if (!noop && exec_opt->count() == 0) {
-    return Usage(
-        "choose a handler: --exec 'CMD ARG...' or --noop (the built-in "
-        "analyser arrives in a later release)");
+  options.handler = noop                    ? tq::Handler::kNoop
+                    : exec_opt->count() > 0 ? tq::Handler::kExec
+                                            : tq::Handler::kAnalyse;
+  if (options.handler == tq::Handler::kAnalyse) {
+    options.self_exe = SelfExe();
+    if (options.self_exe.empty()) {
+      return Usage("cannot find this program's path for --analyse");
+    }
   }
-  if (!noop) {
+  if (options.handler == tq::Handler::kExec) {
     auto command = tq::CommandTemplate::Parse(exec);
     if (!command.ok()) return Usage("--exec: " + command.status().message());
     options.command = std::move(command).value();
@@ -154,8 +233,15 @@ int main(int argc, char** argv) {
   options.identity.worker_id =
       id.empty() ? options.identity.hostname + "-" + std::to_string(getpid())
                  : id;
+  if (work_dir.empty()) {
+    const char* tmp = std::getenv("TMPDIR");
+    work_dir = std::string(tmp && *tmp ? tmp : "/tmp") + "/tq-worker-" +
+               options.identity.worker_id;
+  }
+  options.work_dir = work_dir;
+  options.remove_work_dir = work_dir_opt->count() == 0;
   if (!noop) RaiseFdLimit(concurrency);
-  if (!noop && !options.command.uses_url()) {
+  if (options.handler == tq::Handler::kExec && !options.command.uses_url()) {
     spdlog::warn("--exec command has no {}: tasks' URLs are not passed",
                  "{url}");
   }
@@ -183,7 +269,9 @@ int main(int argc, char** argv) {
         "worker {} starting: broker {}, country {}, concurrency {}, "
         "handler {}",
         options.identity.worker_id, broker, country.empty() ? "none" : country,
-        concurrency, noop ? "noop" : "exec");
+        concurrency,
+        noop ? "noop"
+             : (options.handler == tq::Handler::kExec ? "exec" : "analyse"));
     tq::Worker worker(std::move(options), signal_fd);
     rc = worker.Run();
   } catch (const std::exception& e) {

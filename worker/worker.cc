@@ -4,12 +4,20 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <string_view>
+#include <system_error>
 #include <utility>
 
 #include "common/codec.h"
 #include "common/defaults.h"
+#include "worker/outdir_gather.h"
 
 namespace tq {
 namespace {
@@ -20,14 +28,19 @@ constexpr Millis kIdleWait{60'000};
 // Messages taken per poll turn, so children's pipes are not starved.
 constexpr int kMaxReceivesPerTurn = 4096;
 
+WorkerOptions Normalized(WorkerOptions o) {
+  if (o.noop) o.handler = Handler::kNoop;
+  return o;
+}
+
 }  // namespace
 
 Worker::Worker(WorkerOptions options, int signal_fd)
-    : options_(std::move(options)),
+    : options_(Normalized(std::move(options))),
       signal_fd_(signal_fd),
       core_(options_.identity, clock_),
       context_(1) {
-  if (!options_.noop) {
+  if (options_.handler != Handler::kNoop) {
     ExecOptions exec;
     exec.max_output_bytes = options_.max_output_bytes;
     runner_ = std::make_unique<ExecRunner>(clock_, exec);
@@ -36,7 +49,18 @@ Worker::Worker(WorkerOptions options, int signal_fd)
 
 Worker::~Worker() {
   runner_.reset();  // kills what is still running
+  RemoveOutdirs();
+  if (options_.remove_work_dir) {
+    std::error_code ec;
+    std::filesystem::remove(options_.work_dir, ec);  // only if left empty
+  }
   CloseSocket();
+}
+
+void Worker::RemoveOutdirs() {
+  std::error_code ec;
+  for (const auto& [id, dir] : outdirs_) std::filesystem::remove_all(dir, ec);
+  outdirs_.clear();
 }
 
 Status Worker::OpenSocket() {
@@ -65,15 +89,101 @@ void Worker::CloseSocket() {
 }
 
 void Worker::StartTask(const wire::Task& task) {
-  if (options_.noop) {
+  if (options_.handler == Handler::kNoop) {
     TaskOutcome done;
     done.task_id = task.task_id();
     done.ok = true;
     core_.OnTaskFinished(std::move(done));
     return;
   }
-  options_.command.ExpandInto(task.url(), &argv_);
-  runner_->Start(task.task_id(), argv_, Millis(task.time_limit_ms()));
+  const Millis limit(task.time_limit_ms());
+  if (options_.handler == Handler::kAnalyse) {
+    // A child per task: the loop never blocks on the network, and time
+    // limits, group kills and output capture are the runner's.
+    const nlohmann::json opts(std::map<std::string, std::string>(
+        task.options().begin(), task.options().end()));
+    argv_ = {options_.self_exe,
+             "--analyse-one",
+             task.url(),
+             "--options-json",
+             opts.dump(),
+             "--time-limit-ms",
+             std::to_string(task.time_limit_ms()),
+             "--max-output",
+             std::to_string(options_.max_output_bytes)};
+    runner_->Start(task.task_id(), argv_, limit);
+    return;
+  }
+  Placeholders values;
+  values.url = task.url();
+  auto option = [&](const char* key) {
+    auto it = task.options().find(key);
+    return it == task.options().end() ? std::string() : it->second;
+  };
+  values.referer = option("referer");
+  values.useragent = option("user_agent");
+  values.proxy = option("proxy");
+  values.timeout = option("timeout");
+  if (values.timeout.empty()) {
+    values.timeout =
+        std::to_string(std::max<uint32_t>(1, task.time_limit_ms() / 1000));
+  }
+  if (options_.command.uses_outdir()) {
+    std::error_code ec;
+    std::filesystem::create_directories(options_.work_dir, ec);
+    std::string pattern = options_.work_dir + "/task-" +
+                          std::to_string(task.task_id()) + "-XXXXXX";
+    if (ec || mkdtemp(pattern.data()) == nullptr) {
+      TaskOutcome failed;
+      failed.task_id = task.task_id();
+      failed.exit_code = -1;
+      failed.error = "cannot make an output directory under " +
+                     options_.work_dir + ": " +
+                     (ec ? ec.message() : std::string(strerror(errno)));
+      core_.OnTaskFinished(std::move(failed));
+      return;
+    }
+    values.outdir = pattern;
+    outdirs_[task.task_id()] = pattern;
+  }
+  options_.command.ExpandInto(values, &argv_);
+  runner_->Start(task.task_id(), argv_, limit);
+}
+
+void Worker::FinishOutcome(TaskOutcome* o) {
+  if (options_.handler == Handler::kAnalyse &&
+      o->exit_code == kExitAnalyseNetworkError) {
+    auto doc = nlohmann::json::parse(o->output, nullptr, false);
+    std::string why = "network error";
+    if (!doc.is_discarded() && doc.contains("error") &&
+        doc["error"].is_string()) {
+      why += ": " + doc["error"].get<std::string>();
+    }
+    o->error = why + " (counted as a failed attempt: retry_on_network_error)";
+    return;
+  }
+  auto it = outdirs_.find(o->task_id);
+  if (it == outdirs_.end()) return;
+  GatherLimits limits;
+  // Base64 grows content by a third; keep the report under --max-output.
+  limits.max_total_bytes = options_.max_output_bytes / 2;
+  limits.max_file_bytes =
+      std::min(limits.max_file_bytes, limits.max_total_bytes);
+  nlohmann::json gathered = GatherOutdir(it->second, limits);
+  std::error_code ec;
+  std::filesystem::remove_all(it->second, ec);
+  outdirs_.erase(it);
+  std::string report = ExecReport(*o, std::move(gathered));
+  if (report.size() > options_.max_output_bytes) {
+    gathered = nlohmann::json::object();
+    o->error += o->error.empty() ? "" : "; ";
+    o->error += "the gathered output exceeds --max-output";
+    report = ExecReport(
+        *o,
+        nlohmann::json{{"files_omitted", "the report exceeded --max-output"}});
+  }
+  o->output = std::move(report);
+  o->output_truncated = false;
 }
 
 void Worker::Queue(wire::Envelope& envelope) {
@@ -108,7 +218,10 @@ Status Worker::FlushSends() {
 
 Status Worker::ApplyActions() {
   while (core_.HasPendingActions()) {
-    if (core_.TakeKillAll() && runner_) runner_->KillAll();
+    if (core_.TakeKillAll() && runner_) {
+      runner_->KillAll();
+      RemoveOutdirs();
+    }
     if (core_.TakeCloseSocket()) CloseSocket();
     if (core_.TakeOpenSocket()) {
       Status s = OpenSocket();
@@ -134,7 +247,10 @@ Status Worker::ApplyActions() {
 void Worker::CollectFinished() {
   if (!runner_) return;
   runner_->TakeFinished(&outcomes_);
-  for (auto& o : outcomes_) core_.OnTaskFinished(std::move(o));
+  for (auto& o : outcomes_) {
+    FinishOutcome(&o);
+    core_.OnTaskFinished(std::move(o));
+  }
   outcomes_.clear();
 }
 

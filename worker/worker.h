@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 #include <zmq.hpp>
 
@@ -16,12 +17,26 @@
 
 namespace tq {
 
+enum class Handler {
+  kNoop,     // completes every task at once (benchmarks)
+  kExec,     // runs `command` per task
+  kAnalyse,  // runs the built-in analyser in a child (`self_exe`)
+};
+
+// Exit code of `tq-worker --analyse-one` for a network error that the
+// submitter asked to count as a failed attempt (retry_on_network_error=1).
+inline constexpr int kExitAnalyseNetworkError = 3;
+
 struct WorkerOptions {
   WorkerConfig identity;
   std::string endpoint;
-  // Exactly one handler: noop completes at once; otherwise command runs.
-  bool noop = false;
+  Handler handler = Handler::kExec;
+  bool noop = false;  // true overrides `handler` with kNoop
   CommandTemplate command;
+  std::string self_exe;  // this binary, for kAnalyse
+  // Per-task {outdir} directories are made under it and removed after.
+  std::string work_dir;
+  bool remove_work_dir = false;  // made by us: removed at exit if empty
   size_t max_output_bytes = kDefaultMaxOutputBytes;
 };
 
@@ -47,6 +62,8 @@ class Worker {
   void ReceiveAll();
   void ReadSignals();
   void CollectFinished();
+  void FinishOutcome(TaskOutcome* outcome);
+  void RemoveOutdirs();
   void Shutdown();
 
   // Constant after construction.
@@ -56,7 +73,8 @@ class Worker {
 
   // Owned by the loop thread (the only thread).
   WorkerCore core_;
-  std::unique_ptr<ExecRunner> runner_;  // null with --noop
+  std::unique_ptr<ExecRunner> runner_;                 // null with --noop
+  std::unordered_map<uint64_t, std::string> outdirs_;  // task id -> {outdir}
   zmq::context_t context_;
   zmq::socket_t socket_;
   std::vector<zmq::message_t> pending_;  // encoded, not yet accepted by zmq
