@@ -2,6 +2,7 @@
 #include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
@@ -123,6 +124,13 @@ int main(int argc, char** argv) {
   // grow and shrink thousands of times a second.
   mallopt(M_TRIM_THRESHOLD, 64 << 20);
   mallopt(M_MMAP_THRESHOLD, 16 << 20);
+
+  // One descriptor per connected peer: allow as many as the hard limit does.
+  if (rlimit fds;
+      getrlimit(RLIMIT_NOFILE, &fds) == 0 && fds.rlim_cur < fds.rlim_max) {
+    fds.rlim_cur = fds.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &fds);
+  }
 
   tq::SqliteOptions store_options;
   store_options.synchronous_full = synchronous == "full";

@@ -34,12 +34,12 @@ for _ in $(seq 100); do [ -s "$work/endpoint" ] && break; sleep 0.1; done
 export TQ_BROKER=$(cat "$work/endpoint")
 echo "demo: broker at $TQ_BROKER, database $work/tq.db" >&2
 
-# The handler: curl fetches the URL (one argv element, never a shell) and
-# prints a small JSON summary; a non-2xx answer fails the attempt.
-handler="curl -sS --fail --max-time 10 -o /dev/null -w '{\"status\":%{http_code},\"bytes\":%{size_download},\"type\":\"%{content_type}\"}' {url}"
+# The workers run the built-in analyser (the default handler): fetch with
+# redirects, parse the HTML, hash what was fetched, and report static signals
+# as one JSON document per URL, in the shape of Thug's JSON log.
 for i in 1 2; do
   "$bin/tq-worker" --country none --concurrency 2 --id "demo-worker-$i" \
-    --exec "$handler" 2>"$work/worker-$i.log" &
+    2>"$work/worker-$i.log" &
   pids+=($!)
 done
 
