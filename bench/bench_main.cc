@@ -258,6 +258,40 @@ nlohmann::json Fanout(const std::string& synchronous, int count, uint64_t n) {
   return j;
 }
 
+// M tasks queued, the broker SIGKILLed and started again on the same
+// database: time until it serves again and until the first task comes back
+// from a worker started then; the broker's peak RSS with M queued.
+nlohmann::json Restart(const std::string& synchronous, uint64_t m) {
+  TempDir dir;
+  BrokerProcess broker(dir, BrokerArgs(synchronous));
+  auto client = Connect(broker.endpoint());
+  std::vector<std::string> urls;
+  urls.reserve(m);
+  for (uint64_t i = 0; i < m; ++i) urls.push_back(Url(i));
+  auto receipt = client->Submit(urls, {});
+  if (!receipt.ok()) throw std::runtime_error(receipt.status().message());
+  urls.clear();
+  urls.shrink_to_fit();
+  const auto killed = Clock::now();
+  broker.KillAndRestart();  // returns once the new broker listens
+  const auto serving = Clock::now();
+  const ProcStats loaded = ReadProcStats(broker.process().pid());
+  auto worker = StartWorker(dir, broker.endpoint(), {"bench-0", "none", 1});
+  auto page = client->FetchResults(receipt->batch_id, 0, 1, 30000ms);
+  if (!page.ok()) throw std::runtime_error(page.status().message());
+  const auto first = Clock::now();
+  nlohmann::json j;
+  j["scenario"] = "restart";
+  j["synchronous"] = synchronous;
+  j["queued"] = m;
+  j["restart_to_serving_seconds"] =
+      std::chrono::duration<double>(serving - killed).count();
+  j["restart_to_first_result_seconds"] =
+      std::chrono::duration<double>(first - killed).count();
+  j["broker_rss_mb_with_queue"] = double(loaded.peak_rss_kb) / 1024.0;
+  return j;
+}
+
 nlohmann::json Latency(const std::string& synchronous, int trips, int warmup) {
   TempDir dir;
   BrokerProcess broker(dir, BrokerArgs(synchronous));
@@ -310,9 +344,10 @@ int main(int argc, char** argv) {
   bool json = false;
   app.add_option("scenario", scenario,
                  "throughput, latency, recovery (SIGKILL a worker), "
-                 "recovery-silent (SIGSTOP it) or fanout (1,000 workers)")
-      ->check(CLI::IsMember(
-          {"throughput", "latency", "recovery", "recovery-silent", "fanout"}))
+                 "recovery-silent (SIGSTOP it), fanout (1,000 workers) or "
+                 "restart (-n tasks queued, broker SIGKILLed)")
+      ->check(CLI::IsMember({"throughput", "latency", "recovery",
+                             "recovery-silent", "fanout", "restart"}))
       ->capture_default_str();
   app.add_option("--synchronous", synchronous,
                  "broker durability: full or normal")
@@ -342,6 +377,8 @@ int main(int argc, char** argv) {
     for (int r = 0; r < runs; ++r) {
       if (scenario == "throughput") {
         all.push_back(Throughput(synchronous, tasks, workers, slots));
+      } else if (scenario == "restart") {
+        all.push_back(Restart(synchronous, tasks));
       } else if (scenario == "fanout") {
         all.push_back(Fanout(synchronous, fanout_workers, tasks));
       } else if (scenario == "latency") {
