@@ -446,10 +446,11 @@ std::pair<std::string, std::string> Broker::WorkerCountry(
   if (options_.country_resolver == nullptr) {
     add("the broker has no GeoIP database (tq-broker --geoip-db FILE); pass "
         "--country CC or --geoip-db FILE to the worker");
-  } else if (address.empty()) {
+  } else if (address.empty() && hello.public_ip().empty()) {
     add("the broker does not know the address the worker connects from");
   } else {
-    const GeoAnswer answer = options_.country_resolver->Resolve(address);
+    const GeoAnswer answer = options_.country_resolver->Resolve(
+        hello.public_ip().empty() ? address : hello.public_ip());
     if (answer.found()) return {answer.country, "broker-geoip"};
     add(answer.detail);
     if (answer.outcome == GeoOutcome::kNotPublic)

@@ -5,6 +5,7 @@
 #include <netinet/in.h>
 
 #include <cstring>
+#include <filesystem>
 #include <ctime>
 
 #include "common/queue_name.h"
@@ -122,6 +123,21 @@ GeoAnswer MmdbCountryDb::Lookup(const IpAddress& ip) {
                 "', which is not an ISO 3166-1 country code"};
   }
   return {GeoOutcome::kFound, code, text + " is in " + code};
+}
+
+std::string DefaultGeoipDbPath(std::vector<std::string>* searched) {
+  std::vector<std::string> candidates;
+  std::error_code ec;
+  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    candidates.push_back(
+        (exe.parent_path().parent_path() / "share/tq/country.mmdb").string());
+  }
+  candidates.push_back(std::string(TQ_INSTALL_DATADIR) + "/tq/country.mmdb");
+  if (searched) *searched = candidates;
+  for (const auto& c : candidates)
+    if (std::filesystem::is_regular_file(c, ec)) return c;
+  return "";
 }
 
 }  // namespace tq

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "common/country_resolver.h"
 #include "common/ip_address.h"
@@ -36,5 +37,11 @@ class MmdbCountryDb : public CountryResolver {
   std::string path_;
   std::unique_ptr<MMDB_s> db_;
 };
+
+// The database used when --geoip-db is not given: the first that exists of
+// <dir of the binary>/../share/tq/country.mmdb (a build tree, written by
+// deploy/build.sh) and <install datadir>/tq/country.mmdb; "" if none.
+// `searched` receives the places looked at, for the log line.
+std::string DefaultGeoipDbPath(std::vector<std::string>* searched = nullptr);
 
 }  // namespace tq

@@ -8,6 +8,9 @@ packages=(
   libzmq3-dev cppzmq-dev libprotobuf-dev protobuf-compiler libsqlite3-dev
   libmaxminddb-dev libspdlog-dev catch2 libcli11-dev nlohmann-json3-dev
   liburiparser-dev
+  # the offline country database (Tor's geoip files, IPFire Location data)
+  # and the network namespaces of the geo routing test
+  tor-geoipdb iproute2
   # demo and tests: a local web server and a fetcher for the example handler
   python3 curl procps
 )

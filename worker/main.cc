@@ -14,10 +14,13 @@
 #include <string>
 
 #include "common/defaults.h"
+#include "common/geo.h"
+#include "common/ip_address.h"
 #include "common/log.h"
 #include "common/queue_name.h"
 #include "worker/command_line.h"
 #include "worker/exec_runner.h"
+#include "worker/local_country.h"
 #include "worker/worker.h"
 
 namespace {
@@ -71,6 +74,8 @@ int main(int argc, char** argv) {
   bool noop = false;
   uint64_t max_output = tq::kDefaultMaxOutputBytes;
   std::string log_level = "info";
+  std::string geoip_db;
+  std::string public_ip;
 
   app.add_option("--broker", broker,
                  "broker endpoint (default: $TQ_BROKER, else " +
@@ -78,8 +83,18 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--country", country,
                  "ISO 3166-1 alpha-2 code of the queue to serve besides "
-                 "generic (e.g. IT), or none for generic only")
+                 "generic (e.g. IT), none for generic only, or auto: found "
+                 "from this host's address by the broker's GeoIP database, "
+                 "or by --geoip-db here")
       ->capture_default_str();
+  app.add_option("--geoip-db", geoip_db,
+                 "with --country auto: find the country here, in this "
+                 "MaxMind-format database (e.g. share/tq/country.mmdb), from "
+                 "--public-ip or the interfaces' public addresses");
+  app.add_option("--public-ip", public_ip,
+                 "with --country auto: the address to geolocate (e.g. the "
+                 "NAT's), instead of the interfaces' or the one the broker "
+                 "sees");
   app.add_option("--concurrency", concurrency, "tasks run at once (1..1024)")
       ->check(CLI::Range(1u, kMaxConcurrency))
       ->capture_default_str();
@@ -120,12 +135,14 @@ int main(int argc, char** argv) {
     if (!command.ok()) return Usage("--exec: " + command.status().message());
     options.command = std::move(command).value();
   }
-  if (country == "auto") {
-    return Usage(
-        "--country auto is not implemented yet (geolocation arrives in a "
-        "later release); pass --country CC or none");
+  const bool country_auto = country == "auto";
+  if (!country_auto && (!geoip_db.empty() || !public_ip.empty()))
+    return Usage("--geoip-db and --public-ip go with --country auto");
+  if (!public_ip.empty()) {
+    auto parsed = tq::ParseIpAddress(public_ip);
+    if (!parsed.ok()) return Usage("--public-ip: " + parsed.status().message());
   }
-  if (country == "none") {
+  if (country_auto || country == "none") {
     country.clear();
   } else if (!tq::IsIsoCountryCode(country)) {
     std::string upper = country;
@@ -147,6 +164,24 @@ int main(int argc, char** argv) {
   if (!logging.ok()) return Usage("--log-level: " + logging.message());
 
   options.identity.broker = broker;
+  if (country_auto && !geoip_db.empty()) {
+    auto db = tq::MmdbCountryDb::Open(geoip_db);
+    if (!db.ok()) return Usage("--geoip-db: " + db.status().message());
+    const auto addresses = tq::InterfaceAddresses();
+    const tq::LocalCountry found =
+        tq::ResolveLocalCountry(**db, public_ip, addresses);
+    country = found.country;
+    options.identity.country_source = found.source;
+    if (country.empty()) {
+      spdlog::warn("--country auto: no country from {}: {}; asking the broker",
+                   geoip_db, found.source.substr(6));
+    } else {
+      spdlog::info("--country auto: {} from {} ({})", country, geoip_db,
+                   public_ip.empty() ? "interface addresses" : public_ip);
+    }
+  }
+  options.identity.country_auto = country_auto;
+  options.identity.public_ip = public_ip;
   options.identity.country = country;
   options.identity.concurrency = concurrency;
   options.identity.hostname = Hostname();
@@ -181,7 +216,8 @@ int main(int argc, char** argv) {
     spdlog::info(
         "worker {} starting: broker {}, country {}, concurrency {}, "
         "handler {}",
-        options.identity.worker_id, broker, country.empty() ? "none" : country,
+        options.identity.worker_id, broker,
+        country.empty() ? (country_auto ? "auto" : "none") : country,
         concurrency, noop ? "noop" : "exec");
     tq::Worker worker(std::move(options), signal_fd);
     rc = worker.Run();
