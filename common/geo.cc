@@ -5,8 +5,8 @@
 #include <netinet/in.h>
 
 #include <cstring>
-#include <filesystem>
 #include <ctime>
+#include <filesystem>
 
 #include "common/queue_name.h"
 
@@ -36,11 +36,11 @@ Result<std::unique_ptr<MmdbCountryDb>> MmdbCountryDb::Open(
   const int rc = MMDB_open(path.c_str(), MMDB_MODE_MMAP, db.get());
   if (rc != MMDB_SUCCESS) {
     std::string why = MMDB_strerror(rc);
-    if (rc == MMDB_IO_ERROR && errno != 0) why += ": " + std::string(strerror(errno));
+    if (rc == MMDB_IO_ERROR && errno != 0)
+      why += ": " + std::string(strerror(errno));
     return Status::IoError("GeoIP database " + path + ": " + why);
   }
-  return std::unique_ptr<MmdbCountryDb>(
-      new MmdbCountryDb(path, std::move(db)));
+  return std::unique_ptr<MmdbCountryDb>(new MmdbCountryDb(path, std::move(db)));
 }
 
 MmdbCountryDb::MmdbCountryDb(std::string path, std::unique_ptr<MMDB_s> db)
@@ -112,9 +112,9 @@ GeoAnswer MmdbCountryDb::Lookup(const IpAddress& ip) {
                 MMDB_strerror(rc)};
   }
   if (data.type != MMDB_DATA_TYPE_UTF8_STRING) {
-    return {GeoOutcome::kDatabaseError, "",
-            "country.iso_code for " + text + " in " + path_ +
-                " is not a string"};
+    return {
+        GeoOutcome::kDatabaseError, "",
+        "country.iso_code for " + text + " in " + path_ + " is not a string"};
   }
   std::string code(data.utf8_string, data.data_size);
   if (!IsIsoCountryCode(code)) {

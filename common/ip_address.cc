@@ -33,7 +33,8 @@ constexpr Range kSpecialV4[] = {
 };
 constexpr Range kSpecialV6[] = {
     {{0}, 128, "the unspecified address"},
-    {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 128,
+    {{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1},
+     128,
      "a loopback address"},
     {{0x20, 0x01, 0x0d, 0xb8}, 32, "a documentation address"},
     {{0x3f, 0xff}, 20, "a documentation address"},

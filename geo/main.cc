@@ -100,8 +100,9 @@ int Lookup(const std::string& path, const std::vector<std::string>& addrs) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"tq-geoip: builds tq's offline country database (MaxMind DB "
-               "format) from address ranges, and looks addresses up"};
+  CLI::App app{
+      "tq-geoip: builds tq's offline country database (MaxMind DB "
+      "format) from address ranges, and looks addresses up"};
   app.require_subcommand(1);
   std::vector<std::string> inputs = {"/usr/share/tor/geoip",
                                      "/usr/share/tor/geoip6"};

@@ -12,8 +12,14 @@ constexpr uint32_t kDataBit = 0x80000000u;
 bool IsNode(uint32_t r) { return (r & kDataBit) == 0; }
 
 // MaxMind DB data types (spec section "Output Data Types").
-enum Type { kString = 2, kUint16 = 5, kUint32 = 6, kMap = 7, kUint64 = 9,
-            kArray = 11 };
+enum Type {
+  kString = 2,
+  kUint16 = 5,
+  kUint32 = 6,
+  kMap = 7,
+  kUint64 = 9,
+  kArray = 11
+};
 
 void PutControl(std::string& out, int type, size_t size) {
   const uint8_t type_bits = type > 7 ? 0 : uint8_t(type << 5);
@@ -164,8 +170,8 @@ Result<std::string> BuildCountryMmdb(const std::vector<GeoRange>& ranges,
   for (const GeoRange& r : ranges) {
     if (r.last < r.first)
       return Status::InvalidArgument("a range ends before it starts");
-    const std::string key = r.country.empty() ? "R:" + r.region
-                                              : "C:" + r.country;
+    const std::string key =
+        r.country.empty() ? "R:" + r.region : "C:" + r.country;
     auto [it, added] = value_ids.emplace(key, uint32_t(value_keys.size()));
     if (added) value_keys.push_back(key);
     tree.Insert(r.first, r.last, kDataBit | it->second);

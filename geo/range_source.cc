@@ -44,10 +44,10 @@ bool Overlaps(U128 first, U128 last, U128 net, int bits) {
 
 Result<U128> ParseRangeAddress(const std::string& text) {
   if (!text.empty() &&
-      std::all_of(text.begin(), text.end(), [](unsigned char c) {
-        return std::isdigit(c);
-      })) {
-    if (text.size() > 10) return Status::InvalidArgument("'" + text + "' is too large for IPv4");
+      std::all_of(text.begin(), text.end(),
+                  [](unsigned char c) { return std::isdigit(c); })) {
+    if (text.size() > 10)
+      return Status::InvalidArgument("'" + text + "' is too large for IPv4");
     const uint64_t v = std::stoull(text);
     if (v > 0xffffffffull)
       return Status::InvalidArgument("'" + text + "' is too large for IPv4");
@@ -83,7 +83,8 @@ Status LoadRanges(const std::string& path, std::vector<GeoRange>* out,
       if (slash == std::string::npos)
         return Status::InvalidArgument(where() + "expected network/bits,CC");
       auto ip = ParseIpAddress(fields[0].substr(0, slash));
-      if (!ip.ok()) return Status::InvalidArgument(where() + ip.status().message());
+      if (!ip.ok())
+        return Status::InvalidArgument(where() + ip.status().message());
       int bits = -1;
       try {
         bits = std::stoi(fields[0].substr(slash + 1));
@@ -96,15 +97,18 @@ Status LoadRanges(const std::string& path, std::vector<GeoRange>* out,
       const U128 host_mask =
           bits == width ? 0 : ((U128(1) << (width - bits)) - 1);
       if (base & host_mask)
-        return Status::InvalidArgument(where() + "host bits set in " + fields[0]);
+        return Status::InvalidArgument(where() + "host bits set in " +
+                                       fields[0]);
       r.first = base;
       r.last = base | host_mask;
       code = fields[1];
     } else if (fields.size() == 3) {
       auto first = ParseRangeAddress(fields[0]);
       auto last = ParseRangeAddress(fields[1]);
-      if (!first.ok()) return Status::InvalidArgument(where() + first.status().message());
-      if (!last.ok()) return Status::InvalidArgument(where() + last.status().message());
+      if (!first.ok())
+        return Status::InvalidArgument(where() + first.status().message());
+      if (!last.ok())
+        return Status::InvalidArgument(where() + last.status().message());
       if (*last < *first)
         return Status::InvalidArgument(where() + "range ends before it starts");
       r.first = *first;

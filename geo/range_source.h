@@ -18,8 +18,8 @@ namespace tq::geo {
 
 struct LoadStats {
   size_t ranges = 0;
-  size_t unknown = 0;   // "??": left out
-  size_t uk_as_gb = 0;  // UK ranges stored as GB
+  size_t unknown = 0;                     // "??": left out
+  size_t uk_as_gb = 0;                    // UK ranges stored as GB
   std::map<std::string, size_t> regions;  // non-country codes kept as such
   // IPv6 ranges inside ::/96, ::ffff:0:0/96 or 2002::/16, which the
   // database answers from the IPv4 data instead.

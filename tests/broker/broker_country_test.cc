@@ -133,8 +133,7 @@ TEST_CASE("CountryFoundByTheWorkerIsKeptWithItsSource", "[broker][geo]") {
   CHECK(fake.asked.empty());
 }
 
-TEST_CASE("AutoWorkerWithoutCountryServesGenericAndSaysWhy",
-          "[broker][geo]") {
+TEST_CASE("AutoWorkerWithoutCountryServesGenericAndSaysWhy", "[broker][geo]") {
   FakeResolver fake;
   fake.answers["127.0.0.1"] = {
       GeoOutcome::kNotPublic, "",
@@ -149,8 +148,7 @@ TEST_CASE("AutoWorkerWithoutCountryServesGenericAndSaysWhy",
   CHECK(h.Info("w1").country_source() == loop.country_source());
 
   const wire::Welcome unknown = h.Hello("w2", "1.1.1.1", "", true);
-  CHECK(unknown.country_source() ==
-        "none: 1.1.1.1 is in no network of fake");
+  CHECK(unknown.country_source() == "none: 1.1.1.1 is in no network of fake");
 
   const wire::Welcome no_address = h.Hello("w3", "", "", true);
   CHECK(no_address.country_source().find("does not know the address") !=

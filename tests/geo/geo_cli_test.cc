@@ -58,13 +58,15 @@ TEST_CASE("AutoWorkersGetCountryFromBrokerOrOwnDatabaseOrSayWhyNot",
   TempDir dir;
   BrokerProcess broker(dir, {"--geoip-db", kLiteDb});
   auto loop = StartWorker(dir, broker.endpoint(), {"w-loop", "auto", 1});
-  auto nat = StartWorker(dir, broker.endpoint(),
-                         {"w-nat", "auto", 1,
-                          {"--noop", "--public-ip", "2.125.160.216"}});
-  auto own = StartWorker(dir, broker.endpoint(),
-                         {"w-own", "auto", 1,
-                          {"--noop", "--geoip-db", kLiteDb, "--public-ip",
-                           "2a02:ffc0::1"}});
+  auto nat = StartWorker(
+      dir, broker.endpoint(),
+      {"w-nat", "auto", 1, {"--noop", "--public-ip", "2.125.160.216"}});
+  auto own = StartWorker(
+      dir, broker.endpoint(),
+      {"w-own",
+       "auto",
+       1,
+       {"--noop", "--geoip-db", kLiteDb, "--public-ip", "2a02:ffc0::1"}});
   auto flag = StartWorker(dir, broker.endpoint(), {"w-flag", "IT", 1});
   auto ws = WaitForWorkers(broker.endpoint(), 4);
   INFO(broker.Log());

@@ -38,8 +38,8 @@ void CheckVector(tq::MmdbCountryDb& db, const std::string& ip,
   // Vectors include loopback/documentation addresses, which Resolve never
   // looks up; Lookup asks the database regardless.
   const tq::GeoAnswer a = db.Lookup(*parsed);
-  INFO(ip << " -> " << tq::GeoOutcomeName(a.outcome) << " " << a.country
-          << " (" << a.detail << ")");
+  INFO(ip << " -> " << tq::GeoOutcomeName(a.outcome) << " " << a.country << " ("
+          << a.detail << ")");
   if (expected == "-") {
     CHECK(a.outcome == tq::GeoOutcome::kNotInDatabase);
   } else if (expected == "NOKEY") {
@@ -73,7 +73,8 @@ TEST_CASE("TestVectorsMatchBothCountryDatabases", "[geo]") {
 }
 
 TEST_CASE("CityDatabasesAnswerCountryToo", "[geo]") {
-  for (const char* name : {"GeoLite2-City-Test.mmdb", "GeoIP2-City-Test.mmdb"}) {
+  for (const char* name :
+       {"GeoLite2-City-Test.mmdb", "GeoIP2-City-Test.mmdb"}) {
     auto db = OpenDb(name);
     const tq::GeoAnswer a = db->Resolve("81.2.69.160");
     INFO(name << ": " << a.detail);
@@ -91,20 +92,19 @@ TEST_CASE("Ipv4MappedAddressIsLookedUpAsIpv4", "[geo]") {
   CHECK(parsed->ToString() == "81.2.69.160");
   // Also in an IPv4-only database, where an IPv6 lookup would fail.
   auto v4db = OpenDb("MaxMind-DB-test-ipv4-24.mmdb");
-  CHECK(v4db->Resolve("::ffff:1.1.1.1").outcome ==
-        tq::GeoOutcome::kNoCountry);
+  CHECK(v4db->Resolve("::ffff:1.1.1.1").outcome == tq::GeoOutcome::kNoCountry);
 }
 
 TEST_CASE("NonPublicAddressesAreNeverLookedUp", "[geo]") {
   auto db = OpenDb("GeoLite2-Country-Test.mmdb");
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"127.0.0.1", "loopback"},     {"::1", "loopback"},
-      {"10.1.2.3", "private"},       {"192.168.0.1", "private"},
-      {"172.20.0.1", "private"},     {"169.254.1.1", "link-local"},
-      {"fe80::1", "link-local"},     {"fd00::1", "unique-local"},
-      {"192.0.2.1", "documentation"}, {"2001:db8::1", "documentation"},
+      {"127.0.0.1", "loopback"},       {"::1", "loopback"},
+      {"10.1.2.3", "private"},         {"192.168.0.1", "private"},
+      {"172.20.0.1", "private"},       {"169.254.1.1", "link-local"},
+      {"fe80::1", "link-local"},       {"fd00::1", "unique-local"},
+      {"192.0.2.1", "documentation"},  {"2001:db8::1", "documentation"},
       {"100.64.0.1", "carrier-grade"}, {"::ffff:127.0.0.1", "loopback"},
-      {"224.0.0.1", "multicast"},    {"0.0.0.0", "this network"},
+      {"224.0.0.1", "multicast"},      {"0.0.0.0", "this network"},
       {"::", "unspecified"},
   };
   for (const auto& [ip, word] : cases) {
@@ -119,8 +119,8 @@ TEST_CASE("NonPublicAddressesAreNeverLookedUp", "[geo]") {
 
 TEST_CASE("MalformedAddressIsReportedNotLookedUp", "[geo]") {
   auto db = OpenDb("GeoLite2-Country-Test.mmdb");
-  for (const char* ip : {"", "1.2.3", "256.1.1.1", "hello", "1.2.3.4/24",
-                         "2001:::1"}) {
+  for (const char* ip :
+       {"", "1.2.3", "256.1.1.1", "hello", "1.2.3.4/24", "2001:::1"}) {
     INFO(ip);
     CHECK(db->Resolve(ip).outcome == tq::GeoOutcome::kMalformed);
   }
@@ -131,8 +131,7 @@ TEST_CASE("RecordWithoutCountryIsNoCountry", "[geo]") {
   auto db = OpenDb("MaxMind-DB-test-ipv4-24.mmdb");
   CHECK(db->Resolve("1.1.1.1").outcome == tq::GeoOutcome::kNoCountry);
   // An IPv6 question to an IPv4-only database is "not in it", not an error.
-  CHECK(db->Resolve("2a02:d3c0::1").outcome ==
-        tq::GeoOutcome::kNotInDatabase);
+  CHECK(db->Resolve("2a02:d3c0::1").outcome == tq::GeoOutcome::kNotInDatabase);
 }
 
 TEST_CASE("BrokenSearchTreeIsDatabaseError", "[geo]") {

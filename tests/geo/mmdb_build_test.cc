@@ -86,8 +86,8 @@ void CheckAddress(tq::MmdbCountryDb& db, const Reference& ref, U128 addr) {
 }
 
 // Every range's ends and their neighbours, plus `random_count` addresses.
-void CheckDatabase(const std::string& path, const Reference& ref,
-                   size_t stride, int random_count, std::mt19937_64& rng) {
+void CheckDatabase(const std::string& path, const Reference& ref, size_t stride,
+                   int random_count, std::mt19937_64& rng) {
   auto db = tq::MmdbCountryDb::Open(path);
   REQUIRE(db.ok());
   const auto& rs = ref.ranges();
@@ -102,7 +102,8 @@ void CheckDatabase(const std::string& path, const Reference& ref,
     // near the data: inside a random range
     const auto& range = rs[rng() % rs.size()];
     const U128 span = range.last - range.first;
-    CheckAddress(**db, ref, range.first + (span == ~U128(0) ? r : r % (span + 1)));
+    CheckAddress(**db, ref,
+                 range.first + (span == ~U128(0) ? r : r % (span + 1)));
   }
 }
 
@@ -123,8 +124,8 @@ std::string Build(const tq::testing::TempDir& dir,
   return out;
 }
 
-const char* const kCodes[] = {"IT", "DE", "UK", "EU", "??", "JP", "AP",
-                              "US", "IT", "FR"};
+const char* const kCodes[] = {"IT", "DE", "UK", "EU", "??",
+                              "JP", "AP", "US", "IT", "FR"};
 
 }  // namespace
 
@@ -207,8 +208,7 @@ TEST_CASE("CsvNetworksAndAddressRangesBuildTheSameAnswers", "[geo]") {
 
 TEST_CASE("MalformedRangeLineIsRefusedWithItsLineNumber", "[geo]") {
   tq::testing::TempDir dir;
-  tq::testing::WriteFile(dir.File("bad.csv"),
-                         "1.0.0.0/24,AU\n1.0.1.0/33,AU\n");
+  tq::testing::WriteFile(dir.File("bad.csv"), "1.0.0.0/24,AU\n1.0.1.0/33,AU\n");
   std::vector<tq::geo::GeoRange> ranges;
   tq::geo::LoadStats stats;
   auto st = tq::geo::LoadRanges(dir.File("bad.csv"), &ranges, &stats);
@@ -225,16 +225,16 @@ TEST_CASE("BuiltTorDatabaseAnswersWhatTorRangesSay", "[geo][tor]") {
   }
   tq::testing::TempDir dir;
   // Through the real command, as deploy/build.sh runs it.
-  tq::testing::Process build(
-      {tq::testing::Binary("tq-geoip"), "build", "-o", dir.File("tor.mmdb"),
-       inputs[0], inputs[1]},
-      dir.File("out"), dir.File("err"));
+  tq::testing::Process build({tq::testing::Binary("tq-geoip"), "build", "-o",
+                              dir.File("tor.mmdb"), inputs[0], inputs[1]},
+                             dir.File("out"), dir.File("err"));
   const auto rc = build.Wait(std::chrono::seconds(60));
   INFO(tq::testing::ReadFile(dir.File("err")));
   REQUIRE(rc == 0);
   std::vector<tq::geo::GeoRange> ranges;
   tq::geo::LoadStats stats;
-  for (const auto& in : inputs) REQUIRE(tq::geo::LoadRanges(in, &ranges, &stats).ok());
+  for (const auto& in : inputs)
+    REQUIRE(tq::geo::LoadRanges(in, &ranges, &stats).ok());
   CHECK(stats.uk_as_gb > 0);
   Reference ref(ranges);
   std::mt19937_64 rng(7);

@@ -135,11 +135,11 @@ TEST_CASE("AutoWorkersAreRoutedByTheCountryOfTheirAddress", "[netns][geo]") {
   Process broker(
       InNs(broker_ns, {Binary("tq-broker"), "--db", dir.File("tq.db"),
                        "--listen", "tcp://0.0.0.0:0", "--ready-file",
-                       dir.File("endpoint"), "--geoip-db", dir.File("test.mmdb"),
-                       "--heartbeat-interval", "0.2"}),
+                       dir.File("endpoint"), "--geoip-db",
+                       dir.File("test.mmdb"), "--heartbeat-interval", "0.2"}),
       "", dir.File("broker.log"));
-  const bool listening = WaitUntil(
-      [&] { return !ReadFile(dir.File("endpoint")).empty(); }, 10s);
+  const bool listening =
+      WaitUntil([&] { return !ReadFile(dir.File("endpoint")).empty(); }, 10s);
   INFO("broker log:\n" << ReadFile(dir.File("broker.log")));
   REQUIRE(listening);
   std::string endpoint = ReadFile(dir.File("endpoint"));
@@ -149,21 +149,29 @@ TEST_CASE("AutoWorkersAreRoutedByTheCountryOfTheirAddress", "[netns][geo]") {
 
   std::vector<std::unique_ptr<Process>> workers;
   for (const Host& h : hosts) {
-    std::vector<std::string> argv = {
-        Binary("tq-worker"), "--broker", "tcp://" + h.gateway + ":" + port,
-        "--country", "auto", "--id", h.name, "--concurrency", "2", "--noop"};
+    std::vector<std::string> argv = {Binary("tq-worker"),
+                                     "--broker",
+                                     "tcp://" + h.gateway + ":" + port,
+                                     "--country",
+                                     "auto",
+                                     "--id",
+                                     h.name,
+                                     "--concurrency",
+                                     "2",
+                                     "--noop"};
     argv.insert(argv.end(), h.flags.begin(), h.flags.end());
-    workers.push_back(std::make_unique<Process>(
-        InNs(h.ns, argv), "", dir.File(h.name + ".log")));
+    workers.push_back(std::make_unique<Process>(InNs(h.ns, argv), "",
+                                                dir.File(h.name + ".log")));
   }
 
   // Every worker placed, as tq-ctl shows it.
   nlohmann::json listed;
   const bool all_joined = WaitUntil(
       [&] {
-        const std::string out =
-            Output(dir, "ctl", InNs(broker_ns, {Binary("tq-ctl"), "--broker",
-                                                local, "--json", "workers"}));
+        const std::string out = Output(
+            dir, "ctl",
+            InNs(broker_ns,
+                 {Binary("tq-ctl"), "--broker", local, "--json", "workers"}));
         listed = nlohmann::json::parse(out, nullptr, false);
         return !listed.is_discarded() &&
                listed["workers"].size() == hosts.size();
@@ -175,12 +183,12 @@ TEST_CASE("AutoWorkersAreRoutedByTheCountryOfTheirAddress", "[netns][geo]") {
   for (const auto& w : listed["workers"]) {
     placed[w["worker_id"]] = {w["country"], w["country_source"]};
   }
-  CHECK(placed["w-it"] == std::make_pair(std::string("IT"),
-                                         std::string("broker-geoip")));
-  CHECK(placed["w-de"] == std::make_pair(std::string("DE"),
-                                         std::string("broker-geoip")));
-  CHECK(placed["w-fr"] == std::make_pair(std::string("FR"),
-                                         std::string("worker-geoip")));
+  CHECK(placed["w-it"] ==
+        std::make_pair(std::string("IT"), std::string("broker-geoip")));
+  CHECK(placed["w-de"] ==
+        std::make_pair(std::string("DE"), std::string("broker-geoip")));
+  CHECK(placed["w-fr"] ==
+        std::make_pair(std::string("FR"), std::string("worker-geoip")));
   CHECK(placed["w-private"].first.empty());
   CHECK(placed["w-private"].second.find("10.77.0.2 is a private address") !=
         std::string::npos);
@@ -196,11 +204,11 @@ TEST_CASE("AutoWorkersAreRoutedByTheCountryOfTheirAddress", "[netns][geo]") {
     urls += "http://example.com/" + std::to_string(i) + "\n";
   tq::testing::WriteFile(dir.File("urls.txt"), urls);
   for (const std::string country : {"IT", "DE", "FR"}) {
-    const std::string out = Output(
-        dir, "submit-" + country,
-        InNs(broker_ns, {Binary("tq-submit"), "--broker", local,
-                         dir.File("urls.txt"), "--country", country, "--wait",
-                         "--timeout", "30", "-q"}));
+    const std::string out =
+        Output(dir, "submit-" + country,
+               InNs(broker_ns, {Binary("tq-submit"), "--broker", local,
+                                dir.File("urls.txt"), "--country", country,
+                                "--wait", "--timeout", "30", "-q"}));
     std::istringstream lines(out);
     std::string line;
     std::set<std::string> served_by;

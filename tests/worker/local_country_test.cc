@@ -1,9 +1,10 @@
 // The worker finding its own country (--country auto --geoip-db).
+#include "worker/local_country.h"
+
 #include <catch2/catch.hpp>
 #include <map>
 
 #include "common/ip_address.h"
-#include "worker/local_country.h"
 
 namespace tq {
 namespace {
@@ -41,8 +42,8 @@ TEST_CASE("FirstPublicInterfaceAddressWithACountryWins", "[worker][geo]") {
   FakeResolver fake;
   fake.countries["2.125.160.216"] = "FR";
   const LocalCountry c = ResolveLocalCountry(
-      fake, "", {"127.0.0.1", "10.0.0.2", "fe80::1", "1.1.1.1",
-                 "2.125.160.216"});
+      fake, "",
+      {"127.0.0.1", "10.0.0.2", "fe80::1", "1.1.1.1", "2.125.160.216"});
   CHECK(c.country == "FR");
   CHECK(c.source == "worker-geoip");
 }
