@@ -11,6 +11,8 @@ packages=(
   # the offline country database (Tor's geoip files, IPFire Location data)
   # and the network namespaces of the geo routing test
   tor-geoipdb iproute2
+  # tq-worker --geo-resolver cymru (DNS), and the DNS server its test runs
+  libc-ares-dev dnsmasq-base
   # demo and tests: a local web server and a fetcher for the example handler
   python3 curl procps
 )

@@ -8,10 +8,11 @@ namespace tq {
 
 LocalCountry ResolveLocalCountry(
     CountryResolver& resolver, const std::string& public_ip,
-    const std::vector<std::string>& interface_addresses) {
+    const std::vector<std::string>& interface_addresses,
+    const std::string& found_source) {
   if (!public_ip.empty()) {
     const GeoAnswer a = resolver.Resolve(public_ip);
-    if (a.found()) return {a.country, "worker-geoip"};
+    if (a.found()) return {a.country, found_source};
     return {"", "none: --public-ip " + a.detail};
   }
   // The first public address with a country wins; every other answer is
@@ -19,7 +20,7 @@ LocalCountry ResolveLocalCountry(
   std::string why;
   for (const std::string& ip : interface_addresses) {
     const GeoAnswer a = resolver.Resolve(ip);
-    if (a.found()) return {a.country, "worker-geoip"};
+    if (a.found()) return {a.country, found_source};
     if (a.outcome == GeoOutcome::kNotPublic) continue;
     why += (why.empty() ? "" : "; ") + a.detail;
   }

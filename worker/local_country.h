@@ -13,13 +13,14 @@ namespace tq {
 
 struct LocalCountry {
   std::string country;  // "" when none was found
-  std::string source;   // "worker-geoip", or "none: <why>"
+  std::string source;   // `found_source` ("worker-geoip"), or "none: <why>"
 };
 
 // `interface_addresses` is used only when `public_ip` is empty.
 LocalCountry ResolveLocalCountry(
     CountryResolver& resolver, const std::string& public_ip,
-    const std::vector<std::string>& interface_addresses);
+    const std::vector<std::string>& interface_addresses,
+    const std::string& found_source = "worker-geoip");
 
 // The IPv4 and IPv6 addresses of this host's interfaces (getifaddrs), as
 // text, in interface order.

@@ -11,8 +11,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <memory>
 #include <string>
 
+#include "common/cymru.h"
 #include "common/defaults.h"
 #include "common/geo.h"
 #include "common/ip_address.h"
@@ -76,6 +78,8 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   std::string geoip_db;
   std::string public_ip;
+  std::string geo_resolver;
+  std::string dns_servers;
 
   app.add_option("--broker", broker,
                  "broker endpoint (default: $TQ_BROKER, else " +
@@ -91,6 +95,14 @@ int main(int argc, char** argv) {
                  "with --country auto: find the country here, in this "
                  "MaxMind-format database (e.g. share/tq/country.mmdb), from "
                  "--public-ip or the interfaces' public addresses");
+  app.add_option("--geo-resolver", geo_resolver,
+                 "with --country auto: geoip (--geoip-db, offline) or cymru "
+                 "(Team Cymru's DNS service: needs DNS to the internet)")
+      ->check(CLI::IsMember({"geoip", "cymru"}));
+  app.add_option("--dns-server", dns_servers,
+                 "for --geo-resolver cymru: DNS servers HOST:PORT,... "
+                 "(default: /etc/resolv.conf)")
+      ->group("");
   app.add_option("--public-ip", public_ip,
                  "with --country auto: the address to geolocate (e.g. the "
                  "NAT's), instead of the interfaces' or the one the broker "
@@ -136,8 +148,14 @@ int main(int argc, char** argv) {
     options.command = std::move(command).value();
   }
   const bool country_auto = country == "auto";
-  if (!country_auto && (!geoip_db.empty() || !public_ip.empty()))
-    return Usage("--geoip-db and --public-ip go with --country auto");
+  if (!country_auto &&
+      (!geoip_db.empty() || !public_ip.empty() || !geo_resolver.empty()))
+    return Usage(
+        "--geoip-db, --geo-resolver and --public-ip go with --country auto");
+  if (geo_resolver == "cymru" && !geoip_db.empty())
+    return Usage("--geo-resolver cymru takes no --geoip-db");
+  if (geo_resolver == "geoip" && geoip_db.empty())
+    return Usage("--geo-resolver geoip needs --geoip-db FILE");
   if (!public_ip.empty()) {
     auto parsed = tq::ParseIpAddress(public_ip);
     if (!parsed.ok()) return Usage("--public-ip: " + parsed.status().message());
@@ -164,12 +182,21 @@ int main(int argc, char** argv) {
   if (!logging.ok()) return Usage("--log-level: " + logging.message());
 
   options.identity.broker = broker;
-  if (country_auto && !geoip_db.empty()) {
-    auto db = tq::MmdbCountryDb::Open(geoip_db);
-    if (!db.ok()) return Usage("--geoip-db: " + db.status().message());
+  if (country_auto && (!geoip_db.empty() || geo_resolver == "cymru")) {
+    std::unique_ptr<tq::CountryResolver> resolver;
+    std::string source = "worker-geoip";
+    if (geo_resolver == "cymru") {
+      resolver = std::make_unique<tq::CymruResolver>(dns_servers);
+      source = "cymru";
+      geoip_db = "Team Cymru";
+    } else {
+      auto db = tq::MmdbCountryDb::Open(geoip_db);
+      if (!db.ok()) return Usage("--geoip-db: " + db.status().message());
+      resolver = std::move(db).value();
+    }
     const auto addresses = tq::InterfaceAddresses();
     const tq::LocalCountry found =
-        tq::ResolveLocalCountry(**db, public_ip, addresses);
+        tq::ResolveLocalCountry(*resolver, public_ip, addresses, source);
     country = found.country;
     options.identity.country_source = found.source;
     if (country.empty()) {
