@@ -117,3 +117,25 @@ TEST_CASE("LookupCommandPrintsCountryAndOutcome", "[geo][e2e]") {
 }
 
 }  // namespace tq
+
+namespace tq {
+
+TEST_CASE("BrokerUsesTheBuiltWorldDatabaseByDefault", "[geo][e2e]") {
+  const std::string built =
+      std::string(TQ_BIN_DIR) + "/../share/tq/country.mmdb";
+  if (!std::ifstream(built))
+    FAIL(built << " is missing: the build writes it from tor-geoipdb");
+  TempDir dir;
+  BrokerProcess broker(dir);
+  // 193.0.0.0/21 is the RIPE NCC's own network, in the Netherlands.
+  auto worker =
+      StartWorker(dir, broker.endpoint(),
+                  {"w", "auto", 1, {"--noop", "--public-ip", "193.0.0.1"}});
+  auto ws = WaitForWorkers(broker.endpoint(), 1);
+  INFO(broker.Log());
+  CHECK(broker.Log().find("share/tq/country.mmdb") != std::string::npos);
+  CHECK(ws["w"].country == "NL");
+  CHECK(ws["w"].country_source == "broker-geoip");
+}
+
+}  // namespace tq
