@@ -62,6 +62,9 @@ Status BrokerServer::Bind() {
     router_.set(zmq::sockopt::router_mandatory, 1);
     router_.set(zmq::sockopt::sndhwm, 1'000'000);
     router_.set(zmq::sockopt::rcvhwm, 1'000'000);
+    // IPv6 workers too (tcp://*:7070 becomes dual-stack); IPv4 peers then
+    // show as ::ffff:a.b.c.d, which geolocation folds back to IPv4.
+    router_.set(zmq::sockopt::ipv6, 1);
     int rc = zmq_socket_monitor(router_.handle(), kMonitorEndpoint,
                                 ZMQ_EVENT_DISCONNECTED);
     if (rc != 0) return Status::Internal("cannot monitor the ROUTER socket");

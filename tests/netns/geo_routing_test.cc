@@ -64,6 +64,10 @@ struct Host {
   std::vector<std::string> flags;
 };
 
+std::string Bracketed(const std::string& host) {
+  return host.find(':') != std::string::npos ? "[" + host + "]" : host;
+}
+
 // Process runs a path, not a name looked up in PATH.
 std::string IpCommand() {
   for (const char* p : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"})
@@ -102,7 +106,8 @@ TEST_CASE("AutoWorkersAreRoutedByTheCountryOfTheirAddress", "[netns][geo]") {
                          "network,country\n"
                          "5.1.1.0/24,IT\n"
                          "5.1.2.0/24,DE\n"
-                         "5.1.3.0/24,FR\n");
+                         "5.1.3.0/24,FR\n"
+                         "2a05:d000::/32,JP\n");
   {
     Process build({Binary("tq-geoip"), "build", "-o", dir.File("test.mmdb"),
                    dir.File("nets.csv")},
@@ -116,6 +121,8 @@ TEST_CASE("AutoWorkersAreRoutedByTheCountryOfTheirAddress", "[netns][geo]") {
       {"w-de", "", "5.1.2.2", "5.1.2.1", {}},
       // Resolves its country itself, as for a broker without a database.
       {"w-fr", "", "5.1.3.2", "5.1.3.1", {"--geoip-db", dir.File("test.mmdb")}},
+      // Over IPv6 (a public prefix, as above).
+      {"w-jp", "", "2a05:d000::2", "2a05:d000::1", {}},
       // A private address: no country, generic only, and a reason.
       {"w-private", "", "10.77.0.2", "10.77.0.1", {}},
   };
@@ -126,17 +133,23 @@ TEST_CASE("AutoWorkersAreRoutedByTheCountryOfTheirAddress", "[netns][geo]") {
     const std::string b = "tqg" + std::to_string(i) + "b";
     Sh("ip -n " + h.ns + " link add " + a + " type veth peer name " + b +
        " netns " + broker_ns);
-    Sh("ip -n " + h.ns + " addr add " + h.address + "/24 dev " + a);
-    Sh("ip -n " + broker_ns + " addr add " + h.gateway + "/24 dev " + b);
+    // nodad: an IPv6 address is usable at once, not after duplicate
+    // address detection.
+    const bool v6 = h.address.find(':') != std::string::npos;
+    const std::string len = v6 ? "/64" : "/24";
+    const std::string opts = v6 ? " nodad" : "";
+    Sh("ip -n " + h.ns + " addr add " + h.address + len + " dev " + a + opts);
+    Sh("ip -n " + broker_ns + " addr add " + h.gateway + len + " dev " + b +
+       opts);
     Sh("ip -n " + h.ns + " link set " + a + " up");
     Sh("ip -n " + broker_ns + " link set " + b + " up");
   }
 
   Process broker(
-      InNs(broker_ns, {Binary("tq-broker"), "--db", dir.File("tq.db"),
-                       "--listen", "tcp://0.0.0.0:0", "--ready-file",
-                       dir.File("endpoint"), "--geoip-db",
-                       dir.File("test.mmdb"), "--heartbeat-interval", "0.2"}),
+      InNs(broker_ns,
+           {Binary("tq-broker"), "--db", dir.File("tq.db"), "--listen",
+            "tcp://*:0", "--ready-file", dir.File("endpoint"), "--geoip-db",
+            dir.File("test.mmdb"), "--heartbeat-interval", "0.2"}),
       "", dir.File("broker.log"));
   const bool listening =
       WaitUntil([&] { return !ReadFile(dir.File("endpoint")).empty(); }, 10s);
@@ -149,16 +162,17 @@ TEST_CASE("AutoWorkersAreRoutedByTheCountryOfTheirAddress", "[netns][geo]") {
 
   std::vector<std::unique_ptr<Process>> workers;
   for (const Host& h : hosts) {
-    std::vector<std::string> argv = {Binary("tq-worker"),
-                                     "--broker",
-                                     "tcp://" + h.gateway + ":" + port,
-                                     "--country",
-                                     "auto",
-                                     "--id",
-                                     h.name,
-                                     "--concurrency",
-                                     "2",
-                                     "--noop"};
+    std::vector<std::string> argv = {
+        Binary("tq-worker"),
+        "--broker",
+        "tcp://" + Bracketed(h.gateway) + ":" + port,
+        "--country",
+        "auto",
+        "--id",
+        h.name,
+        "--concurrency",
+        "2",
+        "--noop"};
     argv.insert(argv.end(), h.flags.begin(), h.flags.end());
     workers.push_back(std::make_unique<Process>(InNs(h.ns, argv), "",
                                                 dir.File(h.name + ".log")));
@@ -189,6 +203,8 @@ TEST_CASE("AutoWorkersAreRoutedByTheCountryOfTheirAddress", "[netns][geo]") {
         std::make_pair(std::string("DE"), std::string("broker-geoip")));
   CHECK(placed["w-fr"] ==
         std::make_pair(std::string("FR"), std::string("worker-geoip")));
+  CHECK(placed["w-jp"] ==
+        std::make_pair(std::string("JP"), std::string("broker-geoip")));
   CHECK(placed["w-private"].first.empty());
   CHECK(placed["w-private"].second.find("10.77.0.2 is a private address") !=
         std::string::npos);
@@ -203,7 +219,7 @@ TEST_CASE("AutoWorkersAreRoutedByTheCountryOfTheirAddress", "[netns][geo]") {
   for (int i = 0; i < 30; ++i)
     urls += "http://example.com/" + std::to_string(i) + "\n";
   tq::testing::WriteFile(dir.File("urls.txt"), urls);
-  for (const std::string country : {"IT", "DE", "FR"}) {
+  for (const std::string country : {"IT", "DE", "FR", "JP"}) {
     const std::string out =
         Output(dir, "submit-" + country,
                InNs(broker_ns, {Binary("tq-submit"), "--broker", local,
@@ -222,7 +238,7 @@ TEST_CASE("AutoWorkersAreRoutedByTheCountryOfTheirAddress", "[netns][geo]") {
     INFO(country << ": " << out);
     CHECK(results == 30);
     const std::map<std::string, std::string> worker_of = {
-        {"IT", "w-it"}, {"DE", "w-de"}, {"FR", "w-fr"}};
+        {"IT", "w-it"}, {"DE", "w-de"}, {"FR", "w-fr"}, {"JP", "w-jp"}};
     CHECK(served_by == std::set<std::string>{worker_of.at(country)});
   }
 }
