@@ -40,11 +40,34 @@ int FreeUdpPort() {
 
 class FakeCymru {
  public:
-  explicit FakeCymru(const TempDir& dir) : port_(FreeUdpPort()) {
+  explicit FakeCymru(const TempDir& dir) {
     if (access(kDnsmasq, X_OK) != 0)
       FAIL(kDnsmasq << " is missing: install dnsmasq-base "
                        "(deploy/install-deps.sh)");
-    process_ = std::make_unique<Process>(
+    // dnsmasq binds the port for UDP and TCP; a port free for UDP a moment
+    // ago may be taken for TCP by another test: then try another one.
+    for (int attempt = 0; attempt < 10; ++attempt) {
+      port_ = FreeUdpPort();
+      process_ = Start(dir);
+      CymruResolver probe(servers(), 200ms);
+      bool died = false;
+      const bool up = testing::WaitUntil(
+          [&] {
+            if (!process_->Running()) died = true;
+            return died || probe.Resolve("81.2.69.160").found();
+          },
+          10s, 50ms);
+      if (up && !died) return;
+      INFO(testing::ReadFile(dir.File("dnsmasq.err")));
+      REQUIRE(died);  // neither answering nor gone: give up
+    }
+    FAIL("dnsmasq could not bind a port on 127.0.0.1 in 10 attempts");
+  }
+  std::string servers() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  std::unique_ptr<Process> Start(const TempDir& dir) {
+    return std::make_unique<Process>(
         std::vector<std::string>{
             kDnsmasq, "--keep-in-foreground", "--port=" + std::to_string(port_),
             "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv",
@@ -59,17 +82,9 @@ class FakeCymru {
             "--txt-record=2.2.2.8.origin.asn.cymru.com,64514 | 8.2.2.0/24 |  | "
             "other | 2010-01-01"},
         dir.File("dnsmasq.out"), dir.File("dnsmasq.err"));
-    // Ready once it answers.
-    CymruResolver probe(servers(), 200ms);
-    const bool up = testing::WaitUntil(
-        [&] { return probe.Resolve("81.2.69.160").found(); }, 10s, 50ms);
-    INFO(testing::ReadFile(dir.File("dnsmasq.err")));
-    REQUIRE(up);
   }
-  std::string servers() const { return "127.0.0.1:" + std::to_string(port_); }
 
- private:
-  int port_;
+  int port_ = 0;
   std::unique_ptr<Process> process_;
 };
 
