@@ -207,6 +207,10 @@ void BrokerServer::ReceiveAll() {
     if (d.envelope.has_hello()) {
       const char* a = first.gets("Peer-Address");
       if (a) address = a;
+      // The dual-stack socket shows IPv4 peers as ::ffff:a.b.c.d.
+      if (address.rfind("::ffff:", 0) == 0 &&
+          address.find('.') != std::string::npos)
+        address = address.substr(7);
     }
     core_.OnMessage(peer, d.envelope, address);
   }

@@ -103,8 +103,19 @@ GeoAnswer MmdbCountryDb::Lookup(const IpAddress& ip) {
       MMDB_get_value(&r.entry, &data, "country", "iso_code", nullptr);
   if (rc == MMDB_LOOKUP_PATH_DOES_NOT_MATCH_DATA_ERROR ||
       (rc == MMDB_SUCCESS && !data.has_data)) {
+    // tq-geoip keeps the source's non-country codes (EU, AP, ...) here.
+    MMDB_entry_data_s region{};
+    std::string marked;
+    if (MMDB_get_value(&r.entry, &region, "tq_region", nullptr) ==
+            MMDB_SUCCESS &&
+        region.has_data && region.type == MMDB_DATA_TYPE_UTF8_STRING) {
+      marked = " (its source marks it '" +
+               std::string(region.utf8_string, region.data_size) +
+               "', a region, not a country)";
+    }
     return {GeoOutcome::kNoCountry, "",
-            text + " matched a record of " + path_ + " that names no country"};
+            text + " matched a record of " + path_ + " that names no country" +
+                marked};
   }
   if (rc != MMDB_SUCCESS) {
     return {GeoOutcome::kDatabaseError, "",

@@ -200,6 +200,8 @@ TEST_CASE("CsvNetworksAndAddressRangesBuildTheSameAnswers", "[geo]") {
   auto& d = **opened;
   // The /0 came last, so it wins over the IPv4 networks listed before it.
   CHECK(d.Resolve("81.2.69.160").outcome == tq::GeoOutcome::kNoCountry);
+  CHECK(d.Resolve("81.2.69.160").detail.find("marks it 'EU', a region") !=
+        std::string::npos);
   CHECK(d.Resolve("2a02:d3c0::1").country == "GB");
   CHECK(d.Resolve("2001:218::1").country == "JP");
   CHECK(d.Resolve("2001:220::1").country == "KR");
