@@ -483,6 +483,10 @@ void Broker::HandleHello(const std::string& peer, uint64_t seq,
               "country_source must be at most 512 printable characters");
     return;
   }
+  if (hello.public_ip().size() > 64) {
+    SendError(peer, seq, wire::INVALID_ARGUMENT, "public_ip is too long");
+    return;
+  }
   if (uint32_t(hello.held_size()) > hello.concurrency()) {
     SendError(peer, seq, wire::INVALID_ARGUMENT,
               "worker holds more tasks than its concurrency");
@@ -550,8 +554,7 @@ void Broker::HandleHello(const std::string& peer, uint64_t seq,
       "worker {} joined from {} (host {}, country {}, {} slots, serving {}){}",
       wid, address.empty() ? "?" : address, s.hostname,
       s.country.empty() ? "none" : s.country + " (" + s.country_source + ")",
-      s.concurrency,
-      fmt::join(s.queues, ", "),
+      s.concurrency, fmt::join(s.queues, ", "),
       reclaimed ? fmt::format("; reclaimed {} tasks in hand", reclaimed) : "");
 
   wire::Envelope welcome;
