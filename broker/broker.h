@@ -30,6 +30,7 @@
 #include "broker/worker_session.h"
 #include "common/clock.h"
 #include "common/codec.h"
+#include "common/country_resolver.h"
 #include "common/defaults.h"
 #include "tq.pb.h"
 
@@ -47,6 +48,10 @@ struct BrokerOptions {
   Millis store_probe_interval{1000};
   // Longest a parked FetchResults waits, whatever the client asked.
   Millis max_fetch_wait{30000};
+  // Finds the country of a worker that says --country auto from the address
+  // it connects from; null when the broker has no GeoIP database. Not owned;
+  // called on the loop thread.
+  CountryResolver* country_resolver = nullptr;
 };
 
 // One message for one peer (a ZeroMQ routing id).
@@ -139,6 +144,9 @@ class Broker {
   // Handlers, one per message body.
   void HandleHello(const std::string& peer, uint64_t seq,
                    const wire::Hello& hello, const std::string& address);
+  // The country (and how it was found) for a Hello, e.g. {"IT", "flag"}.
+  std::pair<std::string, std::string> WorkerCountry(
+      const wire::Hello& hello, const std::string& address) const;
   void HandleCredit(WorkerSession& s, const wire::Credit& credit);
   void HandleResult(WorkerSession& s, uint64_t seq, const wire::Result& r);
   void HandleRelease(WorkerSession& s, const wire::Release& release);

@@ -62,6 +62,9 @@ Status BrokerServer::Bind() {
     router_.set(zmq::sockopt::router_mandatory, 1);
     router_.set(zmq::sockopt::sndhwm, 1'000'000);
     router_.set(zmq::sockopt::rcvhwm, 1'000'000);
+    // IPv6 workers too (tcp://*:7070 becomes dual-stack); IPv4 peers then
+    // show as ::ffff:a.b.c.d, which geolocation folds back to IPv4.
+    router_.set(zmq::sockopt::ipv6, 1);
     int rc = zmq_socket_monitor(router_.handle(), kMonitorEndpoint,
                                 ZMQ_EVENT_DISCONNECTED);
     if (rc != 0) return Status::Internal("cannot monitor the ROUTER socket");
@@ -216,6 +219,10 @@ void BrokerServer::ReceiveAll() {
     if (d.envelope.has_hello()) {
       const char* a = first.gets("Peer-Address");
       if (a) address = a;
+      // The dual-stack socket shows IPv4 peers as ::ffff:a.b.c.d.
+      if (address.rfind("::ffff:", 0) == 0 &&
+          address.find('.') != std::string::npos)
+        address = address.substr(7);
     }
     core_.OnMessage(peer, d.envelope, address);
   }

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <tuple>
 
 #include "broker/broker.h"
 #include "common/queue_name.h"
@@ -20,6 +21,38 @@ bool IsPrintable(const std::string& s) {
 
 }  // namespace
 
+std::pair<std::string, std::string> Broker::WorkerCountry(
+    const wire::Hello& hello, const std::string& address) const {
+  if (!hello.country().empty()) {
+    // Set by the operator, or found by the worker itself.
+    const std::string& source = hello.country_source();
+    return {hello.country(),
+            hello.country_auto() && !source.empty() ? source : "flag"};
+  }
+  if (!hello.country_auto()) return {"", "none: no country given"};
+  // The worker asked for auto and found nothing itself (or did not try): its
+  // own reason, if any, comes first in ours.
+  std::string why = hello.country_source();
+  if (why.rfind("none: ", 0) == 0) why = why.substr(6);
+  auto add = [&why](const std::string& more) {
+    why = why.empty() ? more : why + "; " + more;
+  };
+  if (options_.country_resolver == nullptr) {
+    add("the broker has no GeoIP database (tq-broker --geoip-db FILE); pass "
+        "--country CC or --geoip-db FILE to the worker");
+  } else if (address.empty() && hello.public_ip().empty()) {
+    add("the broker does not know the address the worker connects from");
+  } else {
+    const GeoAnswer answer = options_.country_resolver->Resolve(
+        hello.public_ip().empty() ? address : hello.public_ip());
+    if (answer.found()) return {answer.country, "broker-geoip"};
+    add(answer.detail);
+    if (answer.outcome == GeoOutcome::kNotPublic)
+      add("pass --country CC or --public-ip ADDR to the worker");
+  }
+  return {"", "none: " + why};
+}
+
 void Broker::HandleHello(const std::string& peer, uint64_t seq,
                          const wire::Hello& hello, const std::string& address) {
   const std::string& wid = hello.worker_id();
@@ -36,6 +69,16 @@ void Broker::HandleHello(const std::string& peer, uint64_t seq,
   if (!hello.country().empty() && !IsIsoCountryCode(hello.country())) {
     SendError(peer, seq, wire::INVALID_ARGUMENT,
               ValidateQueueName(hello.country()).message());
+    return;
+  }
+  if (hello.country_source().size() > kMaxIdBytes * 4 ||
+      !IsPrintable(hello.country_source())) {
+    SendError(peer, seq, wire::INVALID_ARGUMENT,
+              "country_source must be at most 512 printable characters");
+    return;
+  }
+  if (hello.public_ip().size() > 64) {
+    SendError(peer, seq, wire::INVALID_ARGUMENT, "public_ip is too long");
     return;
   }
   if (uint32_t(hello.held_size()) > hello.concurrency()) {
@@ -59,9 +102,7 @@ void Broker::HandleHello(const std::string& peer, uint64_t seq,
   s.id = next_session_id_++;
   s.peer = peer;
   s.worker_id = wid;
-  s.country = hello.country();
-  s.country_source =
-      hello.country().empty() ? "none: no country given" : "flag";
+  std::tie(s.country, s.country_source) = WorkerCountry(hello, address);
   if (!s.country.empty()) s.queues.push_back(s.country);
   s.queues.push_back(kGenericQueue);
   s.hostname = hello.hostname().substr(0, kMaxIdBytes);
@@ -98,11 +139,16 @@ void Broker::HandleHello(const std::string& peer, uint64_t seq,
     ++reclaimed;
   }
 
+  // Never silent: a worker that asked for a country and got none says why.
+  if (s.country.empty() && hello.country_auto()) {
+    spdlog::warn("worker {} gets no country, serving generic only: {}", wid,
+                 s.country_source.substr(6));
+  }
   spdlog::info(
       "worker {} joined from {} (host {}, country {}, {} slots, serving {}){}",
       wid, address.empty() ? "?" : address, s.hostname,
-      s.country.empty() ? "none" : s.country, s.concurrency,
-      fmt::join(s.queues, ", "),
+      s.country.empty() ? "none" : s.country + " (" + s.country_source + ")",
+      s.concurrency, fmt::join(s.queues, ", "),
       reclaimed ? fmt::format("; reclaimed {} tasks in hand", reclaimed) : "");
 
   wire::Envelope welcome;

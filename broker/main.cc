@@ -11,6 +11,7 @@
 #include "broker/broker_server.h"
 #include "broker/sqlite_task_store.h"
 #include "broker/wal_syncer.h"
+#include "common/geo.h"
 #include "common/log.h"
 
 namespace {
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
   int64_t max_message = tq::kMaxMessageBytes;
   int64_t db_max_pages = 0;
   double commit_interval_ms = 0;
+  std::string geoip_db;
 
   app.add_option("--db", db_path, "SQLite database file (created if missing)")
       ->capture_default_str();
@@ -93,6 +95,12 @@ int main(int argc, char** argv) {
                  "largest message accepted, in bytes")
       ->capture_default_str()
       ->check(CLI::Range(int64_t(1024), int64_t(1) << 30));
+  app.add_option("--geoip-db", geoip_db,
+                 "MaxMind-format country or city database for workers that "
+                 "say --country auto (placed by the address they connect "
+                 "from); 'none' to disable. Default: share/tq/country.mmdb "
+                 "beside the binaries' bin/ (built by deploy/build.sh from "
+                 "Tor's geoip data), else the installed one");
   app.add_option("--db-max-pages", db_max_pages,
                  "cap the database size in pages (testing a full disk)")
       ->group("");
@@ -143,8 +151,31 @@ int main(int argc, char** argv) {
   }
   spdlog::info("database {} (synchronous={})", db_path, synchronous);
 
+  std::unique_ptr<tq::MmdbCountryDb> geo;
+  if (geoip_db.empty()) {
+    std::vector<std::string> searched;
+    geoip_db = tq::DefaultGeoipDbPath(&searched);
+    if (geoip_db.empty()) {
+      spdlog::warn(
+          "no GeoIP database (looked for {}): workers with --country auto "
+          "get no country unless they find it themselves",
+          fmt::join(searched, ", "));
+    }
+  }
+  if (!geoip_db.empty() && geoip_db != "none") {
+    auto opened = tq::MmdbCountryDb::Open(geoip_db);
+    if (!opened.ok()) {
+      spdlog::critical("{}", opened.status().message());
+      return 1;
+    }
+    geo = std::move(opened).value();
+    spdlog::info("GeoIP database {} ({}) for --country auto", geoip_db,
+                 geo->Describe());
+  }
+
   tq::SystemClock clock;
   tq::BrokerOptions options;
+  options.country_resolver = geo.get();
   options.heartbeat_interval = SecondsToMillis(heartbeat_s);
   options.heartbeat_liveness = liveness;
   options.default_max_attempts = max_attempts;

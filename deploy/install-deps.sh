@@ -10,6 +10,11 @@ packages=(
   liburiparser-dev
   # the built-in analyser: fetching, HTML parsing, digests
   libcurl4-openssl-dev libgumbo-dev libssl-dev
+  # the offline country database (Tor's geoip files, IPFire Location data)
+  # and the network namespaces of the geo routing test
+  tor-geoipdb iproute2
+  # tq-worker --geo-resolver cymru (DNS), and the DNS server its test runs
+  libc-ares-dev dnsmasq-base
   # demo and tests: a local web server and a fetcher for the example handler
   python3 curl procps
   # the analyser tests' TLS fixture makes a self-signed certificate

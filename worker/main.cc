@@ -13,14 +13,19 @@
 #include <exception>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <memory>
 #include <string>
 
+#include "common/cymru.h"
 #include "common/defaults.h"
+#include "common/geo.h"
+#include "common/ip_address.h"
 #include "common/log.h"
 #include "common/queue_name.h"
 #include "worker/analyser.h"
 #include "worker/command_line.h"
 #include "worker/exec_runner.h"
+#include "worker/local_country.h"
 #include "worker/worker.h"
 
 namespace {
@@ -122,6 +127,10 @@ int main(int argc, char** argv) {
   std::string work_dir;
   uint64_t max_output = tq::kDefaultMaxOutputBytes;
   std::string log_level = "info";
+  std::string geoip_db;
+  std::string public_ip;
+  std::string geo_resolver;
+  std::string dns_servers;
 
   app.add_option("--broker", broker,
                  "broker endpoint (default: $TQ_BROKER, else " +
@@ -129,8 +138,26 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--country", country,
                  "ISO 3166-1 alpha-2 code of the queue to serve besides "
-                 "generic (e.g. IT), or none for generic only")
+                 "generic (e.g. IT), none for generic only, or auto: found "
+                 "from this host's address by the broker's GeoIP database, "
+                 "or by --geoip-db here")
       ->capture_default_str();
+  app.add_option("--geoip-db", geoip_db,
+                 "with --country auto: find the country here, in this "
+                 "MaxMind-format database (e.g. share/tq/country.mmdb), from "
+                 "--public-ip or the interfaces' public addresses");
+  app.add_option("--geo-resolver", geo_resolver,
+                 "with --country auto: geoip (--geoip-db, offline) or cymru "
+                 "(Team Cymru's DNS service: needs DNS to the internet)")
+      ->check(CLI::IsMember({"geoip", "cymru"}));
+  app.add_option("--dns-server", dns_servers,
+                 "for --geo-resolver cymru: DNS servers HOST:PORT,... "
+                 "(default: /etc/resolv.conf)")
+      ->group("");
+  app.add_option("--public-ip", public_ip,
+                 "with --country auto: the address to geolocate (e.g. the "
+                 "NAT's), instead of the interfaces' or the one the broker "
+                 "sees");
   app.add_option("--concurrency", concurrency, "tasks run at once (1..1024)")
       ->check(CLI::Range(1u, kMaxConcurrency))
       ->capture_default_str();
@@ -199,12 +226,20 @@ int main(int argc, char** argv) {
     if (!command.ok()) return Usage("--exec: " + command.status().message());
     options.command = std::move(command).value();
   }
-  if (country == "auto") {
+  const bool country_auto = country == "auto";
+  if (!country_auto &&
+      (!geoip_db.empty() || !public_ip.empty() || !geo_resolver.empty()))
     return Usage(
-        "--country auto is not implemented yet (geolocation arrives in a "
-        "later release); pass --country CC or none");
+        "--geoip-db, --geo-resolver and --public-ip go with --country auto");
+  if (geo_resolver == "cymru" && !geoip_db.empty())
+    return Usage("--geo-resolver cymru takes no --geoip-db");
+  if (geo_resolver == "geoip" && geoip_db.empty())
+    return Usage("--geo-resolver geoip needs --geoip-db FILE");
+  if (!public_ip.empty()) {
+    auto parsed = tq::ParseIpAddress(public_ip);
+    if (!parsed.ok()) return Usage("--public-ip: " + parsed.status().message());
   }
-  if (country == "none") {
+  if (country_auto || country == "none") {
     country.clear();
   } else if (!tq::IsIsoCountryCode(country)) {
     std::string upper = country;
@@ -226,6 +261,33 @@ int main(int argc, char** argv) {
   if (!logging.ok()) return Usage("--log-level: " + logging.message());
 
   options.identity.broker = broker;
+  if (country_auto && (!geoip_db.empty() || geo_resolver == "cymru")) {
+    std::unique_ptr<tq::CountryResolver> resolver;
+    std::string source = "worker-geoip";
+    if (geo_resolver == "cymru") {
+      resolver = std::make_unique<tq::CymruResolver>(dns_servers);
+      source = "cymru";
+      geoip_db = "Team Cymru";
+    } else {
+      auto db = tq::MmdbCountryDb::Open(geoip_db);
+      if (!db.ok()) return Usage("--geoip-db: " + db.status().message());
+      resolver = std::move(db).value();
+    }
+    const auto addresses = tq::InterfaceAddresses();
+    const tq::LocalCountry found =
+        tq::ResolveLocalCountry(*resolver, public_ip, addresses, source);
+    country = found.country;
+    options.identity.country_source = found.source;
+    if (country.empty()) {
+      spdlog::warn("--country auto: no country from {}: {}; asking the broker",
+                   geoip_db, found.source.substr(6));
+    } else {
+      spdlog::info("--country auto: {} from {} ({})", country, geoip_db,
+                   public_ip.empty() ? "interface addresses" : public_ip);
+    }
+  }
+  options.identity.country_auto = country_auto;
+  options.identity.public_ip = public_ip;
   options.identity.country = country;
   options.identity.concurrency = concurrency;
   options.identity.hostname = Hostname();
@@ -268,7 +330,8 @@ int main(int argc, char** argv) {
     spdlog::info(
         "worker {} starting: broker {}, country {}, concurrency {}, "
         "handler {}",
-        options.identity.worker_id, broker, country.empty() ? "none" : country,
+        options.identity.worker_id, broker,
+        country.empty() ? (country_auto ? "auto" : "none") : country,
         concurrency,
         noop ? "noop"
              : (options.handler == tq::Handler::kExec ? "exec" : "analyse"));

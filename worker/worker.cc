@@ -69,6 +69,7 @@ Status Worker::OpenSocket() {
     socket_ = zmq::socket_t(context_, zmq::socket_type::dealer);
     socket_.set(zmq::sockopt::linger, kLingerMs);
     socket_.set(zmq::sockopt::maxmsgsize, kMaxMessageBytes + kMaxMessageSlack);
+    socket_.set(zmq::sockopt::ipv6, 1);  // brokers at IPv6 addresses
     socket_.connect(options_.endpoint);
   } catch (const zmq::error_t& e) {
     CloseSocket();

@@ -63,6 +63,9 @@ void WorkerCore::SendHello() {
   auto* hello = env.mutable_hello();
   hello->set_worker_id(config_.worker_id);
   hello->set_country(config_.country);
+  hello->set_country_auto(config_.country_auto);
+  hello->set_country_source(config_.country_source);
+  hello->set_public_ip(config_.public_ip);
   hello->set_concurrency(config_.concurrency);
   for (const auto& [task_id, r] : running_) {
     auto* lease = hello->add_held();
@@ -161,7 +164,17 @@ void WorkerCore::OnWelcome(const wire::Welcome& welcome) {
                                                : kDefaultHeartbeatLiveness;
   state_ = SessionState::kReady;
   backoff_ = kInitialReconnectDelay;
-  spdlog::info("connected to {}, serving queues {}", config_.broker,
+  const std::string& source = welcome.country_source();
+  if (welcome.country().empty() && config_.country_auto) {
+    // Never silent: say why this worker serves generic only.
+    spdlog::warn("no country for --country auto, serving generic only: {}",
+                 source.rfind("none: ", 0) == 0 ? source.substr(6) : source);
+  }
+  spdlog::info("connected to {}, country {}, serving queues {}",
+               config_.broker,
+               welcome.country().empty()
+                   ? std::string("none")
+                   : welcome.country() + " (" + source + ")",
                JoinQueues(welcome));
 
   wire::Envelope credit;

@@ -37,6 +37,12 @@ struct WorkerConfig {
   std::string broker;  // endpoint, for log lines only
   std::string worker_id;
   std::string country;  // ISO code, "" for none (generic only)
+  // --country auto: country is what the worker found itself ("" if nothing)
+  // and country_source how ("worker-geoip") or why not ("none: ..."); the
+  // broker fills in the rest and says so in its Welcome.
+  bool country_auto = false;
+  std::string country_source;
+  std::string public_ip;  // --public-ip, for the broker's lookup
   uint32_t concurrency = 1;
   std::string hostname;
   uint32_t pid = 0;
