@@ -308,11 +308,16 @@ TEST_CASE("WorkerDrainsOnSigtermAndExitsZero", "[e2e]") {
   auto code = w->Wait(10s);
   REQUIRE(code.has_value());
   CHECK(*code == 0);
-  // The task in hand was finished; the rest stay queued for other workers.
+  // The task in hand was finished (on a loaded machine the signal may land
+  // after a second task started: that one is finished too); nothing is left
+  // leased, and the rest stay queued for other workers.
   auto progress = client->Progress(receipt->batch_id);
   REQUIRE(progress.ok());
-  CHECK(progress->done == 1);
-  CHECK(progress->queued == 2);
+  CHECK(progress->done >= 1);
+  CHECK(progress->done <= 2);
+  CHECK(progress->leased == 0);
+  CHECK(progress->dead == 0);
+  CHECK(progress->queued == 3 - progress->done);
 }
 
 }  // namespace
