@@ -85,6 +85,8 @@ TEST_CASE("TwoThousandUrlsThroughThreeWorkersEachResultOnce", "[e2e]") {
                                   {"w" + std::to_string(i), "none", 2}));
   }
   auto client = Connect(broker.endpoint());
+  // All three connected first, so that all three can take part.
+  REQUIRE(WaitUntil([&] { return WorkersConnected(*client, 3); }, 10s));
   auto receipt = client->Submit(Urls(2000), {});
   REQUIRE(receipt.ok());
   CHECK(receipt->accepted == 2000);
