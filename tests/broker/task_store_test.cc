@@ -109,7 +109,7 @@ void SetUserVersion(const std::string& path, int version) {
   sqlite3_close(db);
 }
 
-TEST_CASE("Open creates a database at schema version 1") {
+TEST_CASE("Open creates a database at the current schema version") {
   TempDir dir;
   const std::string path = dir.File("tq.db");
   OpenStore(path);
