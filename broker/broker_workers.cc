@@ -226,9 +226,13 @@ void Broker::HandleResult(WorkerSession& s, uint64_t seq,
         // deliver) or queued again under the same token: the work is done.
         // Files go to disk before the commit that references them; the
         // digest is ours, never the peer's.
+        // Only a result that ends the task keeps files: a failed attempt to
+        // be retried would leave them unreferenced.
         std::vector<FileRef> files;
         Status file_status;
+        const bool ends_task = r.ok() || t.attempts >= t.spec.max_attempts;
         for (const wire::File& f : r.files()) {
+          if (!ends_task) break;
           FileRef& ref = files.emplace_back();
           ref.name = f.name();
           ref.sha256 = DigestSha256(f.content());
