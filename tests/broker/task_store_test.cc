@@ -491,7 +491,9 @@ TEST_CASE("Database with a newer schema version is refused") {
   INFO(store.status().message());
   CHECK(store.status().message().find(
             "database schema version 7 is newer than this tq-broker "
-            "supports (1)") != std::string::npos);
+            "supports (" +
+            std::to_string(SqliteTaskStore::kSchemaVersion) + ")") !=
+        std::string::npos);
   CHECK(store.status().message().find(path) != std::string::npos);
 }
 
