@@ -399,6 +399,7 @@ std::vector<Outgoing> Broker::Commit() {
   } else {
     OnStoreFailure(st);
   }
+  turn_files_.clear();
   std::vector<Outgoing> out;
   out.swap(after_commit_);
   // A store failure may have produced immediate errors too.
@@ -410,6 +411,12 @@ std::vector<Outgoing> Broker::Commit() {
 
 void Broker::OnStoreFailure(const Status& status) {
   store_.Abort();
+  // Files of the results just lost: the worker sends them again.
+  if (!turn_files_.empty()) {
+    Result<uint64_t> removed = store_.RemoveUnreferencedFiles(turn_files_);
+    if (!removed.ok()) spdlog::warn("{}", removed.status().message());
+    turn_files_.clear();
+  }
   ++stats_.commit_failures;
   const bool first = store_error_.empty();
   store_error_ = status.message();

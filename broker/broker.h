@@ -235,6 +235,9 @@ class Broker {
   std::vector<Outgoing> immediate_;
   std::vector<Outgoing> after_commit_;
 
+  // Digests stored by PutFile since the last commit: if that commit fails,
+  // the ones nothing references are removed again.
+  std::vector<std::string> turn_files_;
   TimePoint next_sweep_{};
   // Digests named by the results the last sweep step deleted: removed at the
   // next step, once that deletion has been committed and synced.

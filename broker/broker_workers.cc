@@ -243,6 +243,7 @@ void Broker::HandleResult(WorkerSession& s, uint64_t seq,
           }
           file_status = store_.PutFile(ref.sha256, f.content());
           if (!file_status.ok()) break;
+          turn_files_.push_back(ref.sha256);
         }
         if (!file_status.ok()) {
           spdlog::error("task {}: cannot store a file: {}", t.id,

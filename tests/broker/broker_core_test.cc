@@ -857,5 +857,45 @@ TEST_CASE("RetentionSweepDeletesOldResultsTheirFilesAndTheirCounts",
   CHECK_FALSE(std::filesystem::exists(stored));
 }
 
+TEST_CASE("FilesOfAResultWhoseCommitFailedAreRemovedUntilItIsResent",
+          "[broker]") {
+  Harness h;
+  h.Submit("b1", Urls(1));
+  h.Hello("w1", "worker-1", "", 1);
+  h.Credit("w1", 1);
+  auto tasks = Harness::Assigned(h.Turn(), "w1");
+  REQUIRE(tasks.size() == 1);
+  wire::Envelope e;
+  auto* r = e.mutable_result();
+  r->set_task_id(tasks[0].task_id());
+  r->set_token(tasks[0].token());
+  r->set_ok(true);
+  auto* f = r->add_files();
+  f->set_name("page.html");
+  f->set_content("<html>");
+  const std::string sha = DigestSha256("<html>");
+  const std::string stored = h.files_dir() + "/" + sha.substr(0, 2) + "/" + sha;
+
+  h.store().FailCommits(true);
+  h.Send("w1", e, 5);
+  auto out = h.Turn();
+  CHECK(Harness::Find(out, "w1", wire::Envelope::kResultAck) == nullptr);
+  CHECK_FALSE(std::filesystem::exists(stored));
+
+  h.store().FailCommits(false);
+  h.clock().Advance(Millis(1500));
+  h.Heartbeat("w1");
+  h.Turn();
+  h.Send("w1", e, 6);
+  out = h.Turn();
+  const wire::Envelope* ack =
+      Harness::Find(out, "w1", wire::Envelope::kResultAck);
+  REQUIRE(ack != nullptr);
+  CHECK(ack->result_ack().accepted());
+  CHECK(std::filesystem::exists(stored));
+  REQUIRE(h.Finished("b1").size() == 1);
+  CHECK(h.Finished("b1")[0].outcome.files.size() == 1);
+}
+
 }  // namespace
 }  // namespace tq
