@@ -322,9 +322,15 @@ TimePoint Broker::OnTick() {
     }
   }
 
+  if (options_.keep_results.count() > 0 && store_error_.empty() &&
+      now >= next_sweep_) {
+    Sweep(now);
+  }
+
   AnswerParkedFetches(/*expired_only=*/true);
 
   TimePoint next = next_session_check_;
+  if (options_.keep_results.count() > 0) next = std::min(next, next_sweep_);
   if (!lease_deadlines_.empty())
     next = std::min(next, lease_deadlines_.top().first);
   if (!retry_deadlines_.empty())
@@ -332,6 +338,49 @@ TimePoint Broker::OnTick() {
   for (const ParkedFetch& p : parked_) next = std::min(next, p.deadline);
   if (!store_error_.empty()) next = std::min(next, next_probe_);
   return next;
+}
+
+void Broker::Sweep(TimePoint now) {
+  const Millis interval =
+      std::min<Millis>(options_.keep_results, Millis(60'000));
+  next_sweep_ = now + interval;
+  if (!sweep_candidates_.empty()) {
+    Result<uint64_t> removed =
+        store_.RemoveUnreferencedFiles(sweep_candidates_);
+    if (!removed.ok()) {
+      spdlog::warn("retention: {}", removed.status().message());
+    } else if (*removed > 0) {
+      spdlog::info("retention: removed {} unreferenced files", *removed);
+    }
+    sweep_candidates_.clear();
+  }
+  auto expired = store_.LoadExpired(
+      clock_.WallMs() - options_.keep_results.count(), options_.sweep_batch);
+  if (!expired.ok()) {
+    spdlog::warn("retention: {}", expired.status().message());
+    return;
+  }
+  if (expired->empty()) return;
+  std::vector<uint64_t> ids;
+  ids.reserve(expired->size());
+  for (const ExpiredTask& e : *expired) ids.push_back(e.id);
+  auto digests = store_.DeleteFinished(ids);
+  if (!digests.ok()) return OnStoreFailure(digests.status());
+  for (const ExpiredTask& e : *expired) {
+    --QueueCounts(e.queue).by_state[int(e.state)];
+    auto b = batches_.find(e.batch_id);
+    if (b == batches_.end()) continue;
+    --b->second.by_state[int(e.state)];
+    if (b->second.total() == 0) batches_.erase(b);
+  }
+  sweep_candidates_ = std::move(*digests);
+  spdlog::info("retention: deleted {} results older than {}", ids.size(),
+               Seconds(options_.keep_results));
+  // More may be due: continue soon, in bounded steps, after this one's
+  // commit has been synced (a step's files go at the next step).
+  if (expired->size() >= options_.sweep_batch || !sweep_candidates_.empty()) {
+    next_sweep_ = std::min(next_sweep_, now + Millis(200));
+  }
 }
 
 std::vector<Outgoing> Broker::Flush() {
@@ -350,6 +399,7 @@ std::vector<Outgoing> Broker::Commit() {
   } else {
     OnStoreFailure(st);
   }
+  turn_files_.clear();
   std::vector<Outgoing> out;
   out.swap(after_commit_);
   // A store failure may have produced immediate errors too.
@@ -361,6 +411,12 @@ std::vector<Outgoing> Broker::Commit() {
 
 void Broker::OnStoreFailure(const Status& status) {
   store_.Abort();
+  // Files of the results just lost: the worker sends them again.
+  if (!turn_files_.empty()) {
+    Result<uint64_t> removed = store_.RemoveUnreferencedFiles(turn_files_);
+    if (!removed.ok()) spdlog::warn("{}", removed.status().message());
+    turn_files_.clear();
+  }
   ++stats_.commit_failures;
   const bool first = store_error_.empty();
   store_error_ = status.message();

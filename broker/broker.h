@@ -52,6 +52,11 @@ struct BrokerOptions {
   // it connects from; null when the broker has no GeoIP database. Not owned;
   // called on the loop thread.
   CountryResolver* country_resolver = nullptr;
+  // Finished tasks older than this are deleted, with the stored files no
+  // kept result references; 0 keeps them forever.
+  Millis keep_results{0};
+  // Tasks deleted per sweep step (one loop turn).
+  uint32_t sweep_batch = 500;
 };
 
 // One message for one peer (a ZeroMQ routing id).
@@ -192,6 +197,8 @@ class Broker {
   // acknowledgements of this turn into errors.
   void OnStoreFailure(const Status& status);
   Status ReloadFromStore(bool first_load);
+  // One bounded step of the retention sweep (keep_results).
+  void Sweep(TimePoint now);
   bool CheckWritable(const std::string& peer, uint64_t seq);
 
   void Send(const std::string& peer, wire::Envelope env);
@@ -227,6 +234,14 @@ class Broker {
 
   std::vector<Outgoing> immediate_;
   std::vector<Outgoing> after_commit_;
+
+  // Digests stored by PutFile since the last commit: if that commit fails,
+  // the ones nothing references are removed again.
+  std::vector<std::string> turn_files_;
+  TimePoint next_sweep_{};
+  // Digests named by the results the last sweep step deleted: removed at the
+  // next step, once that deletion has been committed and synced.
+  std::vector<std::string> sweep_candidates_;
 
   std::string store_error_;  // non-empty while the store refuses writes
   TimePoint next_probe_{};

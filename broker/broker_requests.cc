@@ -15,6 +15,9 @@ namespace {
 constexpr uint32_t kMaxAttemptsCap = 100;
 constexpr uint32_t kMaxTimeLimitMs = 24 * 3600 * 1000;
 constexpr uint32_t kMaxFetchLimit = 10'000;
+// File content and output per Results message when FetchResults.with_files
+// is set.
+constexpr uint64_t kMaxFileBytesPerReply = 12 * 1024 * 1024;
 
 bool IsValidBatchId(const std::string& id) {
   if (id.empty() || id.size() > 64) return false;
@@ -120,8 +123,32 @@ bool Broker::ReplyResults(const std::string& peer, uint64_t seq,
   wire::Results* out = env.mutable_results();
   out->set_batch_id(req.batch_id());
   uint64_t cursor = req.after();
+  uint64_t file_bytes = 0;
   for (FinishedTask& f : rows.value()) {
+    uint64_t task_file_bytes = f.outcome.output.size();
+    for (const FileRef& ref : f.outcome.files) task_file_bytes += ref.size;
+    // With content, a reply stays under the message cap: the rest waits for
+    // the next fetch (one task always goes, its files being capped).
+    if (req.with_files() && out->tasks_size() > 0 &&
+        file_bytes + task_file_bytes > kMaxFileBytesPerReply) {
+      break;
+    }
+    file_bytes += task_file_bytes;
     wire::TaskInfo* t = out->add_tasks();
+    for (FileRef& ref : f.outcome.files) {
+      wire::File* file = t->add_files();
+      if (req.with_files()) {
+        Result<std::string> content = store_.GetFile(ref.sha256);
+        if (content.ok()) {
+          file->set_content(std::move(*content));
+        } else {
+          spdlog::warn("task {}: {}", f.id, content.status().message());
+        }
+      }
+      file->set_name(std::move(ref.name));
+      file->set_sha256(std::move(ref.sha256));
+      file->set_size(ref.size);
+    }
     t->set_task_id(f.id);
     t->set_batch_id(std::move(f.batch_id));
     t->set_index(f.index);

@@ -6,6 +6,7 @@
 #include <tuple>
 
 #include "broker/broker.h"
+#include "common/digest.h"
 #include "common/queue_name.h"
 
 namespace tq {
@@ -223,29 +224,60 @@ void Broker::HandleResult(WorkerSession& s, uint64_t seq,
       } else {
         // Leased (to anyone: a worker that was declared lost may still
         // deliver) or queued again under the same token: the work is done.
-        if (t.state == TaskState::kQueued) {
-          queues_[t.spec.queue].ready.erase({-int64_t(t.spec.priority), t.id});
+        // Files go to disk before the commit that references them; the
+        // digest is ours, never the peer's.
+        // Only a result that ends the task keeps files: a failed attempt to
+        // be retried would leave them unreferenced.
+        std::vector<FileRef> files;
+        Status file_status;
+        const bool ends_task = r.ok() || t.attempts >= t.spec.max_attempts;
+        for (const wire::File& f : r.files()) {
+          if (!ends_task) break;
+          FileRef& ref = files.emplace_back();
+          ref.name = f.name();
+          ref.sha256 = DigestSha256(f.content());
+          ref.size = f.content().size();
+          if (!f.sha256().empty() && f.sha256() != ref.sha256) {
+            spdlog::warn("task {}: file {} from {} has sha256 {}, not {}", t.id,
+                         f.name(), s.worker_id, ref.sha256, f.sha256());
+          }
+          file_status = store_.PutFile(ref.sha256, f.content());
+          if (!file_status.ok()) break;
+          turn_files_.push_back(ref.sha256);
         }
-        Detach(t);
-        TaskOutcome outcome;
-        outcome.ok = r.ok();
-        outcome.output = r.output();
-        outcome.output_truncated = r.output_truncated();
-        outcome.error = r.error();
-        outcome.exit_code = r.exit_code();
-        outcome.stderr_tail = r.stderr_tail();
-        outcome.duration_ms = r.duration_ms();
-        outcome.worker = s.worker_id;
-        if (r.ok()) {
-          Finish(t, TaskState::kDone, std::move(outcome));
-        } else {
-          FailAttempt(t, std::move(outcome));
-        }
-        if (store_error_.empty()) {
-          reply(true, "");
-        } else {  // the store failed just now: the worker resends later
+        if (!file_status.ok()) {
+          spdlog::error("task {}: cannot store a file: {}", t.id,
+                        file_status.message());
           SendError(s.peer, seq, wire::STORE_UNAVAILABLE,
-                    "broker cannot store: " + store_error_, true);
+                    "broker cannot store a file: " + file_status.message(),
+                    true);
+        } else {
+          if (t.state == TaskState::kQueued) {
+            queues_[t.spec.queue].ready.erase(
+                {-int64_t(t.spec.priority), t.id});
+          }
+          Detach(t);
+          TaskOutcome outcome;
+          outcome.files = std::move(files);
+          outcome.ok = r.ok();
+          outcome.output = r.output();
+          outcome.output_truncated = r.output_truncated();
+          outcome.error = r.error();
+          outcome.exit_code = r.exit_code();
+          outcome.stderr_tail = r.stderr_tail();
+          outcome.duration_ms = r.duration_ms();
+          outcome.worker = s.worker_id;
+          if (r.ok()) {
+            Finish(t, TaskState::kDone, std::move(outcome));
+          } else {
+            FailAttempt(t, std::move(outcome));
+          }
+          if (store_error_.empty()) {
+            reply(true, "");
+          } else {  // the store failed just now: the worker resends later
+            SendError(s.peer, seq, wire::STORE_UNAVAILABLE,
+                      "broker cannot store: " + store_error_, true);
+          }
         }
       }
     }

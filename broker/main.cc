@@ -6,6 +6,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
+#include <string>
 
 #include "broker/broker.h"
 #include "broker/broker_server.h"
@@ -18,6 +19,34 @@ namespace {
 
 tq::Millis SecondsToMillis(double s) {
   return tq::Millis(static_cast<int64_t>(s * 1000.0 + 0.5));
+}
+
+// "30d", "12h", "90m", "45s" or plain seconds; 0 keeps results forever.
+bool ParseKeep(const std::string& text, tq::Millis* out) {
+  if (text.empty()) return false;
+  size_t used = 0;
+  double n = 0;
+  try {
+    n = std::stod(text, &used);
+  } catch (const std::exception&) {
+    return false;
+  }
+  if (n < 0) return false;
+  const std::string unit = text.substr(used);
+  double scale = 1;
+  if (unit == "" || unit == "s") {
+    scale = 1;
+  } else if (unit == "m") {
+    scale = 60;
+  } else if (unit == "h") {
+    scale = 3600;
+  } else if (unit == "d") {
+    scale = 86400;
+  } else {
+    return false;
+  }
+  *out = SecondsToMillis(n * scale);
+  return true;
 }
 
 }  // namespace
@@ -44,6 +73,7 @@ int main(int argc, char** argv) {
   int64_t db_max_pages = 0;
   double commit_interval_ms = 0;
   std::string geoip_db;
+  std::string keep_results = "0";
 
   app.add_option("--db", db_path, "SQLite database file (created if missing)")
       ->capture_default_str();
@@ -101,6 +131,17 @@ int main(int argc, char** argv) {
                  "from); 'none' to disable. Default: share/tq/country.mmdb "
                  "beside the binaries' bin/ (built by deploy/build.sh from "
                  "Tor's geoip data), else the installed one");
+  app.add_option("--keep-results", keep_results,
+                 "delete finished tasks, and the stored files no kept result "
+                 "references, this long after they finished: e.g. 30d, 12h, "
+                 "90m, 45s; 0 keeps them forever")
+      ->capture_default_str()
+      ->check([](const std::string& v) {
+        tq::Millis m{0};
+        return ParseKeep(v, &m) ? std::string()
+                                : "expected a duration like 30d, 12h, 90m, "
+                                  "45s";
+      });
   app.add_option("--db-max-pages", db_max_pages,
                  "cap the database size in pages (testing a full disk)")
       ->group("");
@@ -183,6 +224,7 @@ int main(int argc, char** argv) {
       uint32_t(SecondsToMillis(time_limit_s).count());
   options.lease_grace = SecondsToMillis(lease_grace_s);
   options.retry_backoff = SecondsToMillis(retry_backoff_s);
+  ParseKeep(keep_results, &options.keep_results);
   tq::Broker core(**store, clock, options);
   if (auto st = core.Start(); !st.ok()) {
     spdlog::critical("cannot load tasks from {}: {}", db_path, st.message());

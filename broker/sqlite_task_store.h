@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "broker/task_store.h"
 
@@ -34,7 +36,7 @@ class SqliteTaskStore final : public TaskStore {
  public:
   // The schema version this code writes; older databases are migrated at
   // Open, newer ones refused.
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Opens or creates the database at `path` and migrates it to
   // kSchemaVersion. Fails with IoError naming the path if the file cannot be
@@ -57,6 +59,15 @@ class SqliteTaskStore final : public TaskStore {
                       uint64_t finish_seq, const TaskOutcome& outcome,
                       int64_t now_ms) override;
 
+  Result<std::vector<std::string>> DeleteFinished(
+      const std::vector<uint64_t>& ids) override;
+  Status PutFile(const std::string& sha256, std::string_view content) override;
+  Result<std::string> GetFile(const std::string& sha256) override;
+  Result<uint64_t> RemoveUnreferencedFiles(
+      const std::vector<std::string>& sha256s) override;
+  // Where PutFile stores content: files/ beside the database file.
+  const std::string& files_dir() const { return files_dir_; }
+
   Status Commit() override;
   void Abort() override;
   bool HasUncommitted() const override;
@@ -75,6 +86,8 @@ class SqliteTaskStore final : public TaskStore {
                                                  uint32_t limit) override;
   Result<std::vector<PendingTask>> LoadDead(const std::string& batch_id,
                                             const std::string& queue) override;
+  Result<std::vector<ExpiredTask>> LoadExpired(int64_t finished_before_ms,
+                                               uint32_t limit) override;
 
  private:
   // Prepared once at Open, reset after each use.
@@ -93,6 +106,12 @@ class SqliteTaskStore final : public TaskStore {
     kReadFinished,
     kLoadDeadByBatch,
     kLoadDeadByQueue,
+    kInsertTaskFile,
+    kDeleteTaskFiles,
+    kReadTaskFiles,
+    kDeleteFinishedTask,
+    kLoadExpired,
+    kFileReferenced,
     kStmtCount,
   };
 
@@ -111,6 +130,11 @@ class SqliteTaskStore final : public TaskStore {
   Result<std::vector<PendingTask>> ReadPendingRows(sqlite3_stmt* stmt,
                                                    const char* what);
 
+  // Replaces the file references of a task (joins the transaction).
+  Status WriteFileRefs(uint64_t id, const std::vector<FileRef>& files);
+  Result<std::vector<FileRef>> ReadFileRefs(uint64_t id);
+  std::string FilePath(const std::string& sha256) const;
+
   // Copies the WAL into the database with full syncing, then restarts it.
   Status Checkpoint();
 
@@ -118,6 +142,7 @@ class SqliteTaskStore final : public TaskStore {
   sqlite3* const db_;
   bool deferred_sync_ = false;
   sqlite3_stmt* stmts_[kStmtCount] = {};
+  std::string files_dir_;
 
   // Sticky error of the open transaction: set by a failed write, returned by
   // every later write and by Commit(), cleared by Commit() or Abort().

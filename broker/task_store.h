@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/status.h"
@@ -42,6 +43,21 @@ struct PendingTask {
   std::string last_error;
 };
 
+// A file a task produced, stored once per content digest (PutFile).
+struct FileRef {
+  std::string name;    // relative path as the worker reported it
+  std::string sha256;  // lower-case hex, recomputed by the broker
+  uint64_t size = 0;
+};
+
+// A finished task old enough for the retention sweep.
+struct ExpiredTask {
+  uint64_t id = 0;
+  std::string batch_id;
+  std::string queue;
+  TaskState state = TaskState::kDone;
+};
+
 // How an attempt or a task ended.
 struct TaskOutcome {
   bool ok = false;
@@ -52,6 +68,7 @@ struct TaskOutcome {
   std::string stderr_tail;
   uint32_t duration_ms = 0;
   std::string worker;
+  std::vector<FileRef> files;  // each PutFile'd before MarkFinished
 };
 
 // A task in a terminal state with its stored result.
@@ -101,6 +118,27 @@ class TaskStore {
                               uint64_t finish_seq, const TaskOutcome& outcome,
                               int64_t now_ms) = 0;
 
+  // Deletes finished tasks and their file references; returns the digests
+  // those references named (candidates for RemoveUnreferencedFiles).
+  virtual Result<std::vector<std::string>> DeleteFinished(
+      const std::vector<uint64_t>& ids) = 0;
+
+  // --- files (outside the transaction) ---
+
+  // Stores `content` under its digest durably (written to a temp file,
+  // synced, renamed) unless that digest is stored already. Call it before
+  // the MarkFinished that references the file, so the file is on disk
+  // before the commit. A file whose referencing commit fails stays,
+  // unreferenced.
+  virtual Status PutFile(const std::string& sha256,
+                         std::string_view content) = 0;
+  // The content stored under `sha256`; NotFound if there is none.
+  virtual Result<std::string> GetFile(const std::string& sha256) = 0;
+  // Removes the stored files among `sha256s` that no task references (as
+  // the database says now, open transaction included); returns how many.
+  virtual Result<uint64_t> RemoveUnreferencedFiles(
+      const std::vector<std::string>& sha256s) = 0;
+
   // Makes every write since the last Commit() durable. On failure nothing of
   // them is kept and the error says why (e.g. "database or disk is full").
   virtual Status Commit() = 0;
@@ -122,6 +160,10 @@ class TaskStore {
   // Terminal tasks of a batch with finish_seq > after, in finish_seq order.
   virtual Result<std::vector<FinishedTask>> ReadFinished(
       const std::string& batch_id, uint64_t after, uint32_t limit) = 0;
+  // Up to `limit` terminal tasks finished before `finished_before_ms`,
+  // oldest first.
+  virtual Result<std::vector<ExpiredTask>> LoadExpired(
+      int64_t finished_before_ms, uint32_t limit) = 0;
   // Dead tasks of a batch (batch_id non-empty) or of a queue, for RetryDead.
   virtual Result<std::vector<PendingTask>> LoadDead(
       const std::string& batch_id, const std::string& queue) = 0;

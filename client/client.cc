@@ -83,7 +83,7 @@ Result<SubmitReceipt> Client::Submit(const std::vector<std::string>& urls,
 
 Result<ResultPage> Client::FetchResults(const std::string& batch_id,
                                         uint64_t after, uint32_t limit,
-                                        milliseconds wait) {
+                                        milliseconds wait, bool with_files) {
   if (Status s = ValidateBatchId(batch_id); !s.ok()) return s;
   wait = std::max(wait, milliseconds(0));
   wire::Envelope request;
@@ -91,6 +91,7 @@ Result<ResultPage> Client::FetchResults(const std::string& batch_id,
   fetch->set_batch_id(batch_id);
   fetch->set_after(after);
   fetch->set_limit(limit);
+  fetch->set_with_files(with_files);
   fetch->set_wait_ms(static_cast<uint32_t>(
       std::min<int64_t>(wait.count(), std::numeric_limits<uint32_t>::max())));
   // The broker may hold the request for `wait` before answering.
@@ -110,7 +111,7 @@ Status Client::WaitForResults(
     const std::string& batch_id,
     const std::function<bool(const TaskResult&)>& on_result,
     const std::function<void(const BatchProgress&)>& on_progress,
-    milliseconds deadline) {
+    milliseconds deadline, bool with_files) {
   using Clock = std::chrono::steady_clock;
   const Clock::time_point start = Clock::now();
   // Saturate: "no deadline" callers pass huge values.
@@ -128,7 +129,7 @@ Status Client::WaitForResults(
                                  FormatDuration(deadline));
     }
     auto page = FetchResults(batch_id, cursor, kWaitPageLimit,
-                             std::min(remaining, kMaxLongPoll));
+                             std::min(remaining, kMaxLongPoll), with_files);
     if (!page.ok()) return page.status();
     for (const auto& r : page->results) {
       if (!on_result(r)) return Status::Ok();
@@ -136,7 +137,9 @@ Status Client::WaitForResults(
     cursor = page->cursor;
     if (on_progress) on_progress(page->progress);
     // A full page means more may be waiting even if the counts say done.
-    if (page->progress.complete() && page->results.size() < kWaitPageLimit) {
+    // With files a page may be cut short by size: only an empty one ends it.
+    if (page->progress.complete() && page->results.size() < kWaitPageLimit &&
+        (!with_files || page->results.empty())) {
       return Status::Ok();
     }
   }

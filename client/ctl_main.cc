@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "client/exit_codes.h"
+#include "client/result_files.h"
 #include "client/table.h"
 #include "common/defaults.h"
 #include "common/log.h"
@@ -21,7 +22,7 @@ constexpr uint32_t kResultPageLimit = 1000;
 
 constexpr const char* kExitCodesHelp =
     "Exit codes: 0 ok, 2 usage error, 4 broker unreachable or error, "
-    "5 batch or queue not found.";
+    "5 batch or queue not found, 6 results --out could not write a file.";
 
 struct Args {
   std::string broker = kDefaultEndpoint;
@@ -30,6 +31,8 @@ struct Args {
   std::string log_level = "warn";
   std::string batch_id;  // batch, results, cancel, retry --batch
   std::string queue;     // purge, retry --queue
+  std::string out_dir;   // results --out
+  std::string layout = "tasks";
 };
 
 void Fail(const std::string& message) {
@@ -201,20 +204,30 @@ int ShowBatch(Client& client, const std::string& batch_id, bool json) {
   return kExitOk;
 }
 
-int ShowResults(Client& client, const std::string& batch_id) {
+int ShowResults(Client& client, const std::string& batch_id,
+                const std::string& out_dir, OutLayout layout) {
   uint64_t cursor = 0;
+  const bool with_files = !out_dir.empty();
+  int exit_code = kExitOk;
   for (;;) {
     auto page = client.FetchResults(batch_id, cursor, kResultPageLimit,
-                                    std::chrono::milliseconds(0));
+                                    std::chrono::milliseconds(0), with_files);
     if (!page.ok()) return ExitFor(page.status());
-    for (const auto& r : page->results) std::cout << ToJsonLine(r) << "\n";
+    for (const auto& r : page->results) {
+      std::cout << ToJsonLine(r) << "\n";
+      if (!with_files) continue;
+      if (Status s = WriteResult(out_dir, layout, r); !s.ok()) {
+        std::cerr << "tq-ctl: " << s.message() << "\n";
+        exit_code = kExitOutput;
+      }
+    }
     // Stop on an empty page, or if the cursor would not move (a broker bug
     // must not loop us forever).
     if (page->results.empty() || page->cursor <= cursor) break;
     cursor = page->cursor;
   }
   std::cout.flush();
-  return kExitOk;
+  return exit_code;
 }
 
 int PrintCount(bool json, const char* key, uint64_t n,
@@ -261,6 +274,15 @@ int main(int argc, char** argv) {
   auto* results = app.add_subcommand(
       "results", "every result of a batch so far, as JSON lines");
   results->add_option("ID", args.batch_id, "batch id")->required();
+  results->add_option("--out", args.out_dir,
+                      "also write each result and its files under DIR: "
+                      "DIR/<task-id>/result.json and DIR/<task-id>/files/");
+  results
+      ->add_option("--layout", args.layout,
+                   "with --out: 'tasks', or 'thug' for Thug's log tree "
+                   "DIR/<md5(url)>/<timestamp>/analysis/json/analysis.json")
+      ->check(CLI::IsMember({"tasks", "thug"}))
+      ->capture_default_str();
   auto* cancel = app.add_subcommand(
       "cancel", "cancel a batch's queued and retry-waiting tasks");
   cancel->add_option("ID", args.batch_id, "batch id")->required();
@@ -318,7 +340,10 @@ int main(int argc, char** argv) {
   if (*queues) return ShowQueues(client, args.json);
   if (*workers) return ShowWorkers(client, args.json);
   if (*batch) return ShowBatch(client, args.batch_id, args.json);
-  if (*results) return ShowResults(client, args.batch_id);
+  if (*results) {
+    return ShowResults(client, args.batch_id, args.out_dir,
+                       *ParseOutLayout(args.layout));
+  }
   if (*cancel) {
     auto n = client.Cancel(args.batch_id);
     if (!n.ok()) return ExitFor(n.status());

@@ -9,5 +9,6 @@ inline constexpr int kExitUsage = 2;        // bad flags, unreadable file
 inline constexpr int kExitBadLines = 3;     // some lines skipped
 inline constexpr int kExitBroker = 4;       // unreachable, or refused
 inline constexpr int kExitNotFound = 5;     // tq-ctl: unknown batch/queue
+inline constexpr int kExitOutput = 6;       // --out: a result not written
 
 }  // namespace tq

@@ -94,6 +94,17 @@ std::string ToJsonLine(const TaskResult& r) {
   j["exit_code"] = r.exit_code;
   if (!r.stderr_tail.empty()) j["stderr_tail"] = r.stderr_tail;
   j["finished_ms"] = r.finished_ms;
+  if (!r.files.empty()) {
+    nlohmann::ordered_json files = nlohmann::ordered_json::array();
+    for (const ResultFile& f : r.files) {
+      nlohmann::ordered_json e;
+      e["name"] = f.name;
+      e["sha256"] = f.sha256;
+      e["size"] = f.size;
+      files.push_back(std::move(e));
+    }
+    j["files"] = std::move(files);
+  }
   // replace: a stray invalid byte in another field becomes U+FFFD instead of
   // an exception.
   return j.dump(-1, ' ', false,

@@ -16,6 +16,7 @@
 
 #include "client/exit_codes.h"
 #include "client/progress_line.h"
+#include "client/result_files.h"
 #include "client/url_file.h"
 #include "common/defaults.h"
 #include "common/log.h"
@@ -57,6 +58,8 @@ struct Args {
   bool quiet = false;
   std::string log_level = "warn";
   std::vector<std::string> options;  // KEY=VALUE, handed to the workers
+  std::string out_dir;               // --wait --out: results and files
+  std::string layout = "tasks";
 };
 
 void Fail(const std::string& message) {
@@ -275,6 +278,7 @@ int Run(const Args& args) {
 
   // Wait, streaming results as JSON lines.
   const bool draw = !args.quiet && isatty(STDERR_FILENO);
+  const OutLayout layout = *ParseOutLayout(args.layout);
   ProgressBar bar(draw, isatty(STDOUT_FILENO));
   uint64_t seen = 0, failed = 0;
   BatchProgress last;
@@ -287,6 +291,12 @@ int Run(const Args& args) {
         bar.MakeRoomForStdout();
         std::cout << ToJsonLine(r) << std::endl;  // flushed per line
         ++seen;
+        if (!args.out_dir.empty()) {
+          if (Status s = WriteResult(args.out_dir, layout, r); !s.ok()) {
+            Fail(s.message());
+            exit_code = std::max(exit_code, kExitTasksFailed);
+          }
+        }
         if (r.state != "done" || !r.ok) ++failed;
         return true;
       },
@@ -294,7 +304,7 @@ int Run(const Args& args) {
         last = p;
         bar.Update(p);
       },
-      deadline);
+      deadline, /*with_files=*/!args.out_dir.empty());
   bar.Clear();
   if (failed > 0) exit_code = std::max(exit_code, kExitTasksFailed);
   if (!waited.ok()) {
@@ -348,6 +358,12 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0.001, 4'000'000.0));
   app.add_flag("--wait", args.wait,
                "wait for the results and print them as JSON lines on stdout");
+  app.add_option("--out", args.out_dir,
+                 "with --wait: also write each result and its files under "
+                 "DIR (see tq-ctl results --out)");
+  app.add_option("--layout", args.layout, "with --out: 'tasks' or 'thug'")
+      ->check(CLI::IsMember({"tasks", "thug"}))
+      ->capture_default_str();
   app.add_flag("--strict", args.strict, "submit nothing if any line is bad");
   app.add_option("--option,-o", args.options,
                  "KEY=VALUE handed to the workers with every task (repeat); "

@@ -37,6 +37,13 @@ TaskResult ToTaskResult(const wire::TaskInfo& info) {
   r.submitted_ms = info.submitted_ms();
   r.finished_ms = info.finished_ms();
   r.finish_seq = info.finish_seq();
+  for (const auto& f : info.files()) {
+    ResultFile& file = r.files.emplace_back();
+    file.name = f.name();
+    file.sha256 = f.sha256();
+    file.size = f.size();
+    file.content = f.content();
+  }
   return r;
 }
 

@@ -86,23 +86,103 @@ std::string Base64(std::string_view data) {
   return out;
 }
 
-nlohmann::json GatherOutdir(const std::string& dir,
-                            const GatherLimits& limits) {
-  nlohmann::json result = {{"files", nlohmann::json::array()}};
+namespace {
+
+// The regular files under `dir` (symlinks not followed), sorted so the
+// report does not depend on directory order.
+std::vector<fs::path> ListFiles(const std::string& dir, size_t max_files,
+                                bool* too_many) {
   std::vector<fs::path> paths;
   std::error_code ec;
   fs::recursive_directory_iterator it(dir, ec), end;
-  bool too_many = false;
+  *too_many = false;
   for (; !ec && it != end; it.increment(ec)) {
     if (!it->is_regular_file(ec) || it->is_symlink(ec)) continue;
-    if (paths.size() >= limits.max_files) {
-      too_many = true;
+    if (paths.size() >= max_files) {
+      *too_many = true;
       break;
     }
     paths.push_back(it->path());
   }
-  // Sorted so the report does not depend on directory order.
   std::sort(paths.begin(), paths.end());
+  return paths;
+}
+
+}  // namespace
+
+nlohmann::json GatherOutdirFiles(const std::string& dir,
+                                 const AttachLimits& limits,
+                                 std::vector<OutputFile>* files) {
+  nlohmann::json result = {{"files", nlohmann::json::array()}};
+  nlohmann::json errors = nlohmann::json::array();
+  bool too_many = false;
+  const std::vector<fs::path> paths =
+      ListFiles(dir, limits.max_files, &too_many);
+  size_t attached = 0;
+  bool analysis_found = false;
+  std::error_code ec;
+  for (const auto& p : paths) {
+    const std::string name = fs::relative(p, dir, ec).generic_string();
+    const uintmax_t size = fs::file_size(p, ec);
+    if (ec) {
+      result["files"].push_back({{"name", name}, {"error", "unreadable"}});
+      continue;
+    }
+    std::string why;
+    if (size > limits.max_file_bytes) {
+      why = name + " (" + std::to_string(size) +
+            " bytes) is larger than the per-file cap of " +
+            std::to_string(limits.max_file_bytes) + " bytes: not sent";
+    } else if (attached + size > limits.max_total_bytes) {
+      why = name + " (" + std::to_string(size) + " bytes) would exceed the " +
+            "per-task cap of " + std::to_string(limits.max_total_bytes) +
+            " bytes: not sent";
+    }
+    if (!why.empty()) {
+      result["files"].push_back({{"name", name},
+                                 {"size", size},
+                                 {"sha256", Sha256OfFile(p)},
+                                 {"error", why}});
+      errors.push_back(why);
+      continue;
+    }
+    std::string data;
+    if (!ReadAll(p, static_cast<size_t>(size), &data)) {
+      result["files"].push_back({{"name", name}, {"error", "unreadable"}});
+      continue;
+    }
+    attached += data.size();
+    const std::string sha = Sha256Hex(data);
+    result["files"].push_back({{"name", name},
+                               {"size", data.size()},
+                               {"sha256", sha},
+                               {"mimetype", SniffMime(data)},
+                               {"attached", true}});
+    if (!analysis_found && p.filename() == "analysis.json") {
+      auto parsed = nlohmann::json::parse(data, nullptr, false);
+      if (!parsed.is_discarded()) {
+        result["analysis"] = std::move(parsed);
+        result["analysis_file"] = name;
+        analysis_found = true;
+      }
+    }
+    files->push_back(OutputFile{name, std::move(data), sha});
+  }
+  if (too_many) {
+    result["files_omitted"] =
+        "more than " + std::to_string(limits.max_files) + " files";
+  }
+  if (!errors.empty()) result["file_errors"] = std::move(errors);
+  return result;
+}
+
+nlohmann::json GatherOutdir(const std::string& dir,
+                            const GatherLimits& limits) {
+  nlohmann::json result = {{"files", nlohmann::json::array()}};
+  bool too_many = false;
+  const std::vector<fs::path> paths =
+      ListFiles(dir, limits.max_files, &too_many);
+  std::error_code ec;
   size_t embedded = 0;
   bool analysis_found = false;
   for (const auto& p : paths) {

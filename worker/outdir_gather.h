@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "worker/task_outcome.h"
 
@@ -22,6 +23,23 @@ struct GatherLimits {
 // first analysis.json found (Thug's JSON log) is also parsed into
 // "analysis".
 nlohmann::json GatherOutdir(const std::string& dir, const GatherLimits& limits);
+
+// Caps on the files sent with a result (Result.files): a Result must stay
+// under the 16 MiB message cap with its output.
+struct AttachLimits {
+  size_t max_file_bytes = 8 * 1024 * 1024;
+  size_t max_total_bytes = 12 * 1024 * 1024;
+  size_t max_files = 1000;
+};
+
+// Like GatherOutdir, but the files' content goes into `files` (to be sent
+// with the result) instead of the JSON, which lists each file's name, size,
+// sha256 and mimetype with "attached": true. A file over a cap is listed
+// with an "error" saying which cap, and that message is also collected in
+// "file_errors". analysis.json is still parsed into "analysis".
+nlohmann::json GatherOutdirFiles(const std::string& dir,
+                                 const AttachLimits& limits,
+                                 std::vector<OutputFile>* files);
 
 // The JSON document that replaces a run's stdout when it had an {outdir}.
 std::string ExecReport(const TaskOutcome& outcome, nlohmann::json gathered);

@@ -4,8 +4,16 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace tq {
+
+// A file the handler wrote into its {outdir}, sent with the result.
+struct OutputFile {
+  std::string name;  // relative to the outdir, '/'-separated
+  std::string content;
+  std::string sha256;
+};
 
 struct TaskOutcome {
   uint64_t task_id = 0;
@@ -16,6 +24,7 @@ struct TaskOutcome {
   int32_t exit_code = 0;    // -1 when killed by a signal or the time limit
   std::string stderr_tail;  // valid UTF-8, at most kStderrTailBytes
   uint32_t duration_ms = 0;
+  std::vector<OutputFile> files;
 };
 
 }  // namespace tq

@@ -165,12 +165,23 @@ void Worker::FinishOutcome(TaskOutcome* o) {
   }
   auto it = outdirs_.find(o->task_id);
   if (it == outdirs_.end()) return;
-  GatherLimits limits;
-  // Base64 grows content by a third; keep the report under --max-output.
-  limits.max_total_bytes = options_.max_output_bytes / 2;
+  AttachLimits limits;
+  // The files travel in the Result beside an output of up to --max-output:
+  // together they stay under the message cap.
+  const size_t room = kMaxMessageBytes - 1024 * 1024 -
+                      std::min<size_t>(options_.max_output_bytes,
+                                       kMaxMessageBytes - 1024 * 1024);
+  limits.max_total_bytes = std::min(limits.max_total_bytes, room);
   limits.max_file_bytes =
       std::min(limits.max_file_bytes, limits.max_total_bytes);
-  nlohmann::json gathered = GatherOutdir(it->second, limits);
+  o->files.clear();
+  nlohmann::json gathered = GatherOutdirFiles(it->second, limits, &o->files);
+  if (gathered.contains("file_errors")) {
+    for (const auto& why : gathered["file_errors"]) {
+      o->error += o->error.empty() ? "" : "; ";
+      o->error += why.get<std::string>();
+    }
+  }
   std::error_code ec;
   std::filesystem::remove_all(it->second, ec);
   outdirs_.erase(it);

@@ -170,8 +170,7 @@ void WorkerCore::OnWelcome(const wire::Welcome& welcome) {
     spdlog::warn("no country for --country auto, serving generic only: {}",
                  source.rfind("none: ", 0) == 0 ? source.substr(6) : source);
   }
-  spdlog::info("connected to {}, country {}, serving queues {}",
-               config_.broker,
+  spdlog::info("connected to {}, country {}, serving queues {}", config_.broker,
                welcome.country().empty()
                    ? std::string("none")
                    : welcome.country() + " (" + source + ")",
@@ -266,6 +265,13 @@ void WorkerCore::OnTaskFinished(TaskOutcome outcome) {
   r.set_exit_code(outcome.exit_code);
   r.set_stderr_tail(std::move(outcome.stderr_tail));
   r.set_duration_ms(outcome.duration_ms);
+  for (OutputFile& f : outcome.files) {
+    wire::File* file = r.add_files();
+    file->set_size(f.content.size());
+    file->set_name(std::move(f.name));
+    file->set_content(std::move(f.content));
+    file->set_sha256(std::move(f.sha256));
+  }
   // Otherwise it goes out after the next Welcome, whose grant covers the slot.
   if (state_ == SessionState::kReady) SendResult(&u, draining_ ? 0 : 1);
 }

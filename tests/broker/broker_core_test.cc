@@ -1,10 +1,12 @@
 // The broker core driven directly: fake clock, no sockets. The store is the
 // real SQLite one on a temp file, wrapped so tests can make commits fail.
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <memory>
 
 #include "broker/broker.h"
 #include "broker/sqlite_task_store.h"
+#include "common/digest.h"
 #include "tests/support/faulty_task_store.h"
 #include "tests/support/temp_dir.h"
 
@@ -136,6 +138,8 @@ class Harness {
     }
     return nullptr;
   }
+
+  const std::string& files_dir() const { return sqlite_->files_dir(); }
 
   std::vector<FinishedTask> Finished(const std::string& batch) {
     auto rows = sqlite_->ReadFinished(batch, 0, 100000);
@@ -786,6 +790,111 @@ TEST_CASE("ShutdownRefusesSubmissions", "[broker]") {
       Harness::Find(out, "client", wire::Envelope::kError);
   REQUIRE(err != nullptr);
   CHECK(err->error().code() == wire::SHUTTING_DOWN);
+}
+
+TEST_CASE("RetentionSweepDeletesOldResultsTheirFilesAndTheirCounts",
+          "[broker]") {
+  BrokerOptions options = TestOptions();
+  options.keep_results = Millis(10'000);
+  Harness h(options);
+  h.Submit("b1", Urls(1));
+  h.Hello("w1", "worker-1", "", 1);
+  h.Credit("w1", 1);
+  auto tasks = Harness::Assigned(h.Turn(), "w1");
+  REQUIRE(tasks.size() == 1);
+  wire::Envelope e;
+  auto* r = e.mutable_result();
+  r->set_task_id(tasks[0].task_id());
+  r->set_token(tasks[0].token());
+  r->set_ok(true);
+  auto* f = r->add_files();
+  f->set_name("sample.exe");
+  f->set_content("MZ sample");
+  f->set_sha256("not-what-the-broker-computes");
+  h.Send("w1", e, 5);
+  h.Turn();
+  const std::string sha = DigestSha256("MZ sample");
+  const std::string stored = h.files_dir() + "/" + sha.substr(0, 2) + "/" + sha;
+  REQUIRE(h.Finished("b1").size() == 1);
+  CHECK(h.Finished("b1")[0].outcome.files[0].sha256 == sha);
+  CHECK(std::filesystem::exists(stored));
+
+  // Younger than the period: kept, however often the sweep runs.
+  h.clock().Advance(Millis(9'000));
+  h.Heartbeat("w1");
+  h.Turn();
+  CHECK(h.Finished("b1").size() == 1);
+
+  h.clock().Advance(Millis(2'000));
+  h.Heartbeat("w1");
+  h.Turn();
+  CHECK(h.Finished("b1").empty());
+  // The batch is gone from the in-memory counts too.
+  wire::Envelope status;
+  status.mutable_batch_status_request()->set_batch_id("b1");
+  h.Send("client", status, 9);
+  auto out = h.Turn();
+  const wire::Envelope* err =
+      Harness::Find(out, "client", wire::Envelope::kError);
+  REQUIRE(err != nullptr);
+  CHECK(err->error().code() == wire::NOT_FOUND);
+  wire::Envelope list;
+  list.mutable_list_queues();
+  h.Send("client", list, 10);
+  out = h.Turn();
+  const wire::Envelope* queues =
+      Harness::Find(out, "client", wire::Envelope::kQueueList);
+  REQUIRE(queues != nullptr);
+  for (const auto& q : queues->queue_list().queues()) {
+    CHECK(q.counts().done() == 0);
+    CHECK(q.counts().total() == 0);
+  }
+
+  // The file goes at the next step, once the deletion is committed.
+  h.clock().Advance(Millis(500));
+  h.Heartbeat("w1");
+  h.Turn();
+  CHECK_FALSE(std::filesystem::exists(stored));
+}
+
+TEST_CASE("FilesOfAResultWhoseCommitFailedAreRemovedUntilItIsResent",
+          "[broker]") {
+  Harness h;
+  h.Submit("b1", Urls(1));
+  h.Hello("w1", "worker-1", "", 1);
+  h.Credit("w1", 1);
+  auto tasks = Harness::Assigned(h.Turn(), "w1");
+  REQUIRE(tasks.size() == 1);
+  wire::Envelope e;
+  auto* r = e.mutable_result();
+  r->set_task_id(tasks[0].task_id());
+  r->set_token(tasks[0].token());
+  r->set_ok(true);
+  auto* f = r->add_files();
+  f->set_name("page.html");
+  f->set_content("<html>");
+  const std::string sha = DigestSha256("<html>");
+  const std::string stored = h.files_dir() + "/" + sha.substr(0, 2) + "/" + sha;
+
+  h.store().FailCommits(true);
+  h.Send("w1", e, 5);
+  auto out = h.Turn();
+  CHECK(Harness::Find(out, "w1", wire::Envelope::kResultAck) == nullptr);
+  CHECK_FALSE(std::filesystem::exists(stored));
+
+  h.store().FailCommits(false);
+  h.clock().Advance(Millis(1500));
+  h.Heartbeat("w1");
+  h.Turn();
+  h.Send("w1", e, 6);
+  out = h.Turn();
+  const wire::Envelope* ack =
+      Harness::Find(out, "w1", wire::Envelope::kResultAck);
+  REQUIRE(ack != nullptr);
+  CHECK(ack->result_ack().accepted());
+  CHECK(std::filesystem::exists(stored));
+  REQUIRE(h.Finished("b1").size() == 1);
+  CHECK(h.Finished("b1")[0].outcome.files.size() == 1);
 }
 
 }  // namespace

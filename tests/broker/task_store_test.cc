@@ -109,7 +109,7 @@ void SetUserVersion(const std::string& path, int version) {
   sqlite3_close(db);
 }
 
-TEST_CASE("Open creates a database at schema version 1") {
+TEST_CASE("Open creates a database at the current schema version") {
   TempDir dir;
   const std::string path = dir.File("tq.db");
   OpenStore(path);
@@ -491,7 +491,9 @@ TEST_CASE("Database with a newer schema version is refused") {
   INFO(store.status().message());
   CHECK(store.status().message().find(
             "database schema version 7 is newer than this tq-broker "
-            "supports (1)") != std::string::npos);
+            "supports (" +
+            std::to_string(SqliteTaskStore::kSchemaVersion) + ")") !=
+        std::string::npos);
   CHECK(store.status().message().find(path) != std::string::npos);
 }
 

@@ -242,9 +242,15 @@ TEST_CASE("ExecGathersWhatFakeThugWroteAndKillsHangsWithTheirGroup",
         "0123abcd/20261124000000/application/x-dosexec/sample.exe");
   CHECK(sample["size"] == 15);
   CHECK(sample["mimetype"] == "application/x-dosexec");
-  CHECK(sample["encoding"] == "base64");
-  CHECK(sample["content"] == "TVqQAGZha2Ugc2FtcGxl");
+  // The content travels as a file of the result, not in the JSON.
+  CHECK(sample["attached"] == true);
+  CHECK_FALSE(sample.contains("content"));
   CHECK(sample["sha256"].get<std::string>().size() == 64);
+  REQUIRE(ok.files.size() == 2);
+  CHECK(ok.files[1].name == sample["name"]);
+  CHECK(ok.files[1].sha256 == sample["sha256"]);
+  CHECK(ok.files[1].size == 15);
+  CHECK(ok.files[1].content.empty());  // fetched without content
 
   const TaskResult& hang = results["http://127.0.0.1/hang"];
   CHECK(hang.state == "dead");
@@ -263,7 +269,7 @@ TEST_CASE("ExecGathersWhatFakeThugWroteAndKillsHangsWithTheirGroup",
   const json crash_report = json::parse(crash.output);
   CHECK_FALSE(crash_report.contains("analysis"));  // the partial log is kept
   REQUIRE(crash_report["files"].size() == 1);
-  CHECK(crash_report["files"][0]["encoding"] == "utf-8");
+  CHECK(crash_report["files"][0]["attached"] == true);
 
   // Every {outdir} is removed once its result is gathered.
   CHECK(WaitUntil([&] { return std::filesystem::is_empty(work); }, 5s));

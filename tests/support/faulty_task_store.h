@@ -48,6 +48,23 @@ class FaultyTaskStore final : public TaskStore {
                                now_ms);
   }
 
+  Result<std::vector<std::string>> DeleteFinished(
+      const std::vector<uint64_t>& ids) override {
+    if (fail_writes_) return WriteError();
+    return inner_.DeleteFinished(ids);
+  }
+  Status PutFile(const std::string& sha256, std::string_view content) override {
+    if (fail_writes_) return WriteError();
+    return inner_.PutFile(sha256, content);
+  }
+  Result<std::string> GetFile(const std::string& sha256) override {
+    return inner_.GetFile(sha256);
+  }
+  Result<uint64_t> RemoveUnreferencedFiles(
+      const std::vector<std::string>& sha256s) override {
+    return inner_.RemoveUnreferencedFiles(sha256s);
+  }
+
   Status Commit() override {
     ++commit_calls_;
     if (fail_commits_) {
@@ -75,6 +92,10 @@ class FaultyTaskStore final : public TaskStore {
                                                  uint64_t after,
                                                  uint32_t limit) override {
     return inner_.ReadFinished(batch_id, after, limit);
+  }
+  Result<std::vector<ExpiredTask>> LoadExpired(int64_t finished_before_ms,
+                                               uint32_t limit) override {
+    return inner_.LoadExpired(finished_before_ms, limit);
   }
   Result<std::vector<PendingTask>> LoadDead(const std::string& batch_id,
                                             const std::string& queue) override {

@@ -3,7 +3,8 @@
 # writes a JSON log and a saved sample under OUTDIR, as `thug -F -Z -n` does.
 # URLs containing "hang" hang (with a child in the same process group, its
 # pid written to $FAKE_THUG_PIDS/child if set); URLs containing "crash" write
-# a partial log and die of SIGSEGV.
+# a partial log and die of SIGSEGV; URLs containing "big" also write a
+# 9,000,000-byte file (over the worker's 8 MiB per-file cap).
 set -eu
 outdir="" ua=""
 while [ $# -gt 1 ]; do
@@ -33,4 +34,7 @@ esac
 printf '{"url": "%s", "logtype": "json-log", "thug": {"personality": {"useragent": "%s"}}, "behavior": [], "files": []}\n' \
   "$url" "$ua" > "$log/analysis/json/analysis.json"
 printf 'MZ\220\000fake sample' > "$log/application/x-dosexec/sample.exe"
+case "$url" in
+  *big*) head -c 9000000 /dev/zero > "$log/big.bin" ;;
+esac
 echo "[fake thug] done"

@@ -66,6 +66,36 @@ TEST_CASE("GatherEmbedsSmallFilesAndListsLargeOnes", "[placeholders]") {
         "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
 }
 
+TEST_CASE("GatherFilesAttachesWithinCapsAndNamesWhatIsNot", "[placeholders]") {
+  testing::TempDir dir;
+  const std::string out = dir.File("out");
+  std::filesystem::create_directories(out + "/a");
+  std::ofstream(out + "/a/analysis.json") << R"({"url": "http://x/"})";
+  std::ofstream(out + "/big.bin") << std::string(2000, '\x01');
+  std::ofstream(out + "/note.txt") << "hello";
+  std::ofstream(out + "/z.txt") << std::string(990, 'z');
+  AttachLimits limits;
+  limits.max_file_bytes = 1000;
+  limits.max_total_bytes = 1000;
+  std::vector<OutputFile> files;
+  const auto g = GatherOutdirFiles(out, limits, &files);
+  CHECK(g["analysis"]["url"] == "http://x/");
+  REQUIRE(g["files"].size() == 4);
+  CHECK(g["files"][0]["attached"] == true);
+  CHECK_FALSE(g["files"][0].contains("content"));
+  CHECK(g["files"][1]["error"].get<std::string>().find("per-file cap") !=
+        std::string::npos);
+  CHECK(g["files"][3]["error"].get<std::string>().find("per-task cap") !=
+        std::string::npos);
+  CHECK(g["file_errors"].size() == 2);
+  REQUIRE(files.size() == 2);
+  CHECK(files[0].name == "a/analysis.json");
+  CHECK(files[1].name == "note.txt");
+  CHECK(files[1].content == "hello");
+  CHECK(files[1].sha256 ==
+        "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824");
+}
+
 TEST_CASE("Base64MatchesRfc4648", "[placeholders]") {
   CHECK(Base64("") == "");
   CHECK(Base64("f") == "Zg==");

@@ -72,6 +72,14 @@ struct BatchProgress {
   bool complete() const { return total > 0 && finished() >= total; }
 };
 
+// A file a task produced (what an --exec tool wrote into its {outdir}).
+struct ResultFile {
+  std::string name;  // relative path as the worker found it; not sanitised
+  std::string sha256;
+  uint64_t size = 0;
+  std::string content;  // only when fetched with_files
+};
+
 struct TaskResult {
   uint64_t task_id = 0;
   std::string batch_id;
@@ -91,6 +99,7 @@ struct TaskResult {
   int64_t submitted_ms = 0;
   int64_t finished_ms = 0;
   uint64_t finish_seq = 0;
+  std::vector<ResultFile> files;
 };
 
 // Batch ids are 1..64 characters of [A-Za-z0-9._:-]. Ok or the reason.
@@ -103,7 +112,8 @@ std::string NewBatchId();
 // attempts, worker, duration_ms, result (output as text; output_base64
 // instead when it is not UTF-8), output_truncated (only when true), error
 // (only when non-empty), exit_code, stderr_tail (only when non-empty),
-// finished_ms. Never throws; invalid UTF-8 in other fields becomes U+FFFD.
+// finished_ms, files (name, sha256, size; never content; only when there
+// are any). Never throws; invalid UTF-8 in other fields becomes U+FFFD.
 std::string ToJsonLine(const TaskResult& result);
 
 struct ResultPage {
@@ -164,10 +174,13 @@ class Client {
 
   // Results that finished after `after`, oldest first, at most `limit`.
   // Waits up to `wait` for at least one if none is ready (long poll); each
-  // attempt allows request_timeout + wait for the reply.
+  // attempt allows request_timeout + wait for the reply. with_files: the
+  // files come with their content; a page then holds fewer results (about
+  // 12 MiB of output and files), so page until one comes back empty.
   Result<ResultPage> FetchResults(const std::string& batch_id, uint64_t after,
                                   uint32_t limit,
-                                  std::chrono::milliseconds wait);
+                                  std::chrono::milliseconds wait,
+                                  bool with_files = false);
 
   // Streams every result of the batch to on_result, in finishing order, until
   // the batch is complete (returns Ok), on_result returns false (Ok), or
@@ -179,7 +192,7 @@ class Client {
       const std::string& batch_id,
       const std::function<bool(const TaskResult&)>& on_result,
       const std::function<void(const BatchProgress&)>& on_progress,
-      std::chrono::milliseconds deadline);
+      std::chrono::milliseconds deadline, bool with_files = false);
 
   Result<BatchProgress> Progress(const std::string& batch_id);
   // Cancels the batch's queued and retry-waiting tasks; running ones finish.
