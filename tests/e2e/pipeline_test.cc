@@ -1,6 +1,7 @@
 // End to end: the real tq-broker, tq-worker and client library on loopback,
 // each test in its own temp dir, waiting on conditions with deadlines.
 #include <signal.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -300,12 +301,20 @@ TEST_CASE("BrokerStopsCleanlyOnSigterm", "[e2e]") {
 TEST_CASE("WorkerDrainsOnSigtermAndExitsZero", "[e2e]") {
   TempDir dir;
   BrokerProcess broker(dir);
-  auto w =
-      StartWorker(dir, broker.endpoint(), {"w", "none", 1, SlowHandler("0.5")});
+  // The handler marks that it started, so the signal surely finds a task
+  // running (not merely assigned and still on the wire).
+  const std::string started = dir.File("started");
+  auto w = StartWorker(
+      dir, broker.endpoint(),
+      {"w",
+       "none",
+       1,
+       {"--exec",
+        "sh -c 'touch \"$1\"; sleep 0.5; echo \"$0\"' {url} " + started}});
   auto client = Connect(broker.endpoint());
   auto receipt = client->Submit(Urls(3), {});
   REQUIRE(receipt.ok());
-  REQUIRE(WaitUntil([&] { return WorkerHolds(*client, "w", 1); }, 10s));
+  REQUIRE(WaitUntil([&] { return access(started.c_str(), F_OK) == 0; }, 10s));
   w->Signal(SIGTERM);
   auto code = w->Wait(10s);
   REQUIRE(code.has_value());
