@@ -98,11 +98,11 @@ TEST_CASE("SubmitWaitWithTwoAnalyserWorkersGivesEveryUrlItsJsonLog",
   std::string file_text;
   for (const auto& u : urls) file_text += u + "\n";
   WriteFile(dir.File("urls.txt"), file_text);
-  Process submit({Binary("tq-submit"), "--broker", broker.endpoint(),
-                  dir.File("urls.txt"), "--wait", "--timeout", "60", "-o",
-                  "user_agent=linuxchrome", "-o", "max_body_bytes=100000",
-                  "--out", dir.File("out")},
-                 dir.File("submit.out"), dir.File("submit.err"));
+  Process submit(
+      {Binary("tq-submit"), "--broker", broker.endpoint(), dir.File("urls.txt"),
+       "--wait", "--timeout", "60", "-o", "user_agent=linuxchrome", "-o",
+       "max_body_bytes=100000", "--out", dir.File("out")},
+      dir.File("submit.out"), dir.File("submit.err"));
   auto code = submit.Wait(90s);
   INFO(ReadFile(dir.File("submit.err")));
   REQUIRE(code.has_value());
@@ -127,9 +127,8 @@ TEST_CASE("SubmitWaitWithTwoAnalyserWorkersGivesEveryUrlItsJsonLog",
     CHECK(log["analyser"]["options"]["max_body_bytes"] == 100000);
     logs[r["url"].get<std::string>()] = log;
     // --out: every task's result directory, holding its JSON log.
-    const std::string written =
-        dir.File("out/" + std::to_string(r["task_id"].get<uint64_t>()) +
-                 "/result.json");
+    const std::string written = dir.File(
+        "out/" + std::to_string(r["task_id"].get<uint64_t>()) + "/result.json");
     CHECK(json::parse(ReadFile(written))["url"] == r["url"]);
   }
   REQUIRE(logs.size() == urls.size());
