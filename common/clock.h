@@ -14,7 +14,7 @@ using TimePoint = std::chrono::time_point<std::chrono::steady_clock, Millis>;
 class Clock {
  public:
   virtual ~Clock() = default;
-  virtual TimePoint Now() const = 0;  // monotonic, for deadlines
+  virtual TimePoint Now() const = 0;   // monotonic, for deadlines
   virtual int64_t WallMs() const = 0;  // ms since the Unix epoch, for records
 };
 

@@ -6,12 +6,18 @@ namespace tq {
 
 std::string_view DecodeErrorName(DecodeError e) {
   switch (e) {
-    case DecodeError::kNone: return "ok";
-    case DecodeError::kEmpty: return "empty message";
-    case DecodeError::kTooLarge: return "message too large";
-    case DecodeError::kMalformed: return "malformed message";
-    case DecodeError::kBadVersion: return "unsupported protocol version";
-    case DecodeError::kNoBody: return "unknown or missing message body";
+    case DecodeError::kNone:
+      return "ok";
+    case DecodeError::kEmpty:
+      return "empty message";
+    case DecodeError::kTooLarge:
+      return "message too large";
+    case DecodeError::kMalformed:
+      return "malformed message";
+    case DecodeError::kBadVersion:
+      return "unsupported protocol version";
+    case DecodeError::kNoBody:
+      return "unknown or missing message body";
   }
   return "unknown error";
 }
@@ -26,7 +32,8 @@ Decoded Decode(std::string_view bytes, size_t max_bytes) {
     d.error = DecodeError::kTooLarge;
     return d;
   }
-  if (!d.envelope.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) {
+  if (!d.envelope.ParseFromArray(bytes.data(),
+                                 static_cast<int>(bytes.size()))) {
     d.envelope.Clear();
     d.error = DecodeError::kMalformed;
     return d;
@@ -58,10 +65,14 @@ wire::Envelope ErrorReply(uint64_t seq, wire::ErrorCode code,
 
 wire::ErrorCode ErrorCodeFor(DecodeError e) {
   switch (e) {
-    case DecodeError::kBadVersion: return wire::BAD_VERSION;
-    case DecodeError::kNoBody: return wire::UNSUPPORTED;
-    case DecodeError::kTooLarge: return wire::TOO_LARGE;
-    default: return wire::BAD_MESSAGE;
+    case DecodeError::kBadVersion:
+      return wire::BAD_VERSION;
+    case DecodeError::kNoBody:
+      return wire::UNSUPPORTED;
+    case DecodeError::kTooLarge:
+      return wire::TOO_LARGE;
+    default:
+      return wire::BAD_MESSAGE;
   }
 }
 

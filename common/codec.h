@@ -27,8 +27,7 @@ struct Decoded {
   wire::Envelope envelope;  // valid when error is kNone (seq kept if parsed)
 };
 
-Decoded Decode(std::string_view bytes,
-               size_t max_bytes = kMaxMessageBytes);
+Decoded Decode(std::string_view bytes, size_t max_bytes = kMaxMessageBytes);
 
 // Serializes with version set to kProtocolVersion.
 std::string Encode(wire::Envelope& envelope);

@@ -44,7 +44,8 @@ Status ValidateQueueName(std::string_view name) {
   std::string shown(name.substr(0, 40));
   if (name.size() == 2) {
     std::string upper = shown;
-    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    for (char& c : upper)
+      c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
     if (upper != shown && IsIsoCountryCode(upper)) {
       return Status::InvalidArgument("queue '" + shown +
                                      "': country codes are upper case (use '" +

@@ -14,9 +14,9 @@ class Status {
     kOk = 0,
     kInvalidArgument,
     kNotFound,
-    kIoError,       // storage or socket failure
-    kUnavailable,   // peer unreachable, timed out, or refusing for now
-    kCorruption,    // bytes that do not decode
+    kIoError,      // storage or socket failure
+    kUnavailable,  // peer unreachable, timed out, or refusing for now
+    kCorruption,   // bytes that do not decode
     kTooLarge,
     kInternal,
   };

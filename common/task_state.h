@@ -1,8 +1,9 @@
 // The task lifecycle (drawn in docs/lifecycle.md):
 //
 //   queued --lease--> leased --ok result--> done
-//     ^                 |  \--failed/lost, attempts left--> retry_wait --back-off--> queued
-//     |                 |  \--failed/lost, attempts used up--> dead
+//     ^                 |  \--failed/lost, attempts left--> retry_wait
+//     --back-off--> queued |                 |  \--failed/lost, attempts used
+//     up--> dead
 //     +--released/------+
 //        broker restart
 //   queued/retry_wait --cancel/purge--> cancelled;  dead --retry-dead--> queued
@@ -38,12 +39,18 @@ inline bool IsTerminal(TaskState s) {
 
 inline std::string_view TaskStateName(TaskState s) {
   switch (s) {
-    case TaskState::kQueued: return "queued";
-    case TaskState::kLeased: return "leased";
-    case TaskState::kRetryWait: return "retry_wait";
-    case TaskState::kDone: return "done";
-    case TaskState::kDead: return "dead";
-    case TaskState::kCancelled: return "cancelled";
+    case TaskState::kQueued:
+      return "queued";
+    case TaskState::kLeased:
+      return "leased";
+    case TaskState::kRetryWait:
+      return "retry_wait";
+    case TaskState::kDone:
+      return "done";
+    case TaskState::kDead:
+      return "dead";
+    case TaskState::kCancelled:
+      return "cancelled";
   }
   return "unknown";
 }

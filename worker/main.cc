@@ -12,8 +12,8 @@
 #include <cstdlib>
 #include <exception>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "common/cymru.h"

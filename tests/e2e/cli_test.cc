@@ -133,9 +133,10 @@ TEST_CASE("ProgressBarIsDrawnOnlyWhenStderrIsATerminal", "[e2e][cli]") {
   BrokerProcess broker(dir);
   auto worker = StartWorker(dir, broker.endpoint(), {"w", "none", 2});
   const std::string file = dir.File("urls.txt");
-  WriteFile(file, "http://127.0.0.1/a\nhttp://127.0.0.1/b\nhttp://127.0.0.1/c\n");
-  const std::string submit = Binary("tq-submit") + " --broker " + broker.endpoint() +
-                             " --wait " + file;
+  WriteFile(file,
+            "http://127.0.0.1/a\nhttp://127.0.0.1/b\nhttp://127.0.0.1/c\n");
+  const std::string submit = Binary("tq-submit") + " --broker " +
+                             broker.endpoint() + " --wait " + file;
   // Not a terminal: JSON lines only, no progress bar.
   Run plain = RunTool(dir, {"/bin/sh", "-c", submit});
   CHECK(plain.code == 0);
