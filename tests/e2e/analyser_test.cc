@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "tests/e2e/e2e_client.h"
 #include "tests/support/cluster.h"
 #include "tests/support/fixture_server.h"
 #include "tests/support/wait.h"
@@ -31,15 +32,7 @@ using testing::WaitUntil;
 using testing::WorkerSpec;
 using testing::WriteFile;
 
-std::unique_ptr<Client> Connect(const std::string& endpoint) {
-  ClientOptions o;
-  o.endpoint = endpoint;
-  o.request_timeout = 3s;
-  o.attempts = 5;
-  auto c = Client::Connect(o);
-  REQUIRE(c.ok());
-  return std::move(c.value());
-}
+using testing::Connect;
 
 std::map<std::string, TaskResult> CollectByUrl(Client& client,
                                                const std::string& batch) {

@@ -9,6 +9,7 @@
 #include <set>
 #include <thread>
 
+#include "tests/e2e/e2e_client.h"
 #include "tests/support/cluster.h"
 #include "tests/support/wait.h"
 #include "tq/client.h"
@@ -24,15 +25,7 @@ using testing::TempDir;
 using testing::WaitUntil;
 using testing::WorkerSpec;
 
-std::unique_ptr<Client> Connect(const std::string& endpoint) {
-  ClientOptions o;
-  o.endpoint = endpoint;
-  o.request_timeout = 3s;
-  o.attempts = 5;
-  auto c = Client::Connect(o);
-  REQUIRE(c.ok());
-  return std::move(c.value());
-}
+using testing::Connect;
 
 std::vector<std::string> Urls(int n, const std::string& tag = "p") {
   std::vector<std::string> urls;

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "common/digest.h"
+#include "tests/e2e/e2e_client.h"
 #include "tests/support/cluster.h"
 #include "tests/support/wait.h"
 #include "tq/client.h"
@@ -31,15 +32,7 @@ const std::string kSample("MZ\x90\0fake sample", 15);
 const std::string kSampleName =
     "0123abcd/20261124000000/application/x-dosexec/sample.exe";
 
-std::unique_ptr<Client> Connect(const std::string& endpoint) {
-  ClientOptions o;
-  o.endpoint = endpoint;
-  o.request_timeout = 3s;
-  o.attempts = 5;
-  auto c = Client::Connect(o);
-  REQUIRE(c.ok());
-  return std::move(c.value());
-}
+using testing::Connect;
 
 std::unique_ptr<Process> StartThugWorker(const TempDir& dir,
                                          const std::string& endpoint) {

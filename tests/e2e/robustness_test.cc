@@ -4,6 +4,7 @@
 #include <zmq.hpp>
 
 #include "common/codec.h"
+#include "tests/e2e/e2e_client.h"
 #include "tests/support/cluster.h"
 #include "tests/support/wait.h"
 #include "tq/client.h"
@@ -45,13 +46,7 @@ class RawPeer {
 };
 
 std::unique_ptr<Client> Connect(const std::string& endpoint) {
-  ClientOptions o;
-  o.endpoint = endpoint;
-  o.request_timeout = 2s;
-  o.attempts = 2;
-  auto c = Client::Connect(o);
-  REQUIRE(c.ok());
-  return std::move(c.value());
+  return testing::Connect(endpoint, 2s, 2);
 }
 
 TEST_CASE("MalformedUnknownAndWrongVersionMessagesGetErrorsAndServiceGoesOn",
