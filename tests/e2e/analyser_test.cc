@@ -34,20 +34,7 @@ using testing::WriteFile;
 
 using testing::Connect;
 
-std::map<std::string, TaskResult> CollectByUrl(Client& client,
-                                               const std::string& batch) {
-  std::map<std::string, TaskResult> results;
-  Status st = client.WaitForResults(
-      batch,
-      [&](const TaskResult& r) {
-        results[r.url] = r;
-        return true;
-      },
-      nullptr, 60s);
-  INFO(st.message());
-  CHECK(st.ok());
-  return results;
-}
+using testing::CollectByUrl;
 
 bool HasBehavior(const json& log, const std::string& prefix) {
   for (const auto& b : log["behavior"]) {

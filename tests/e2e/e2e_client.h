@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <map>
 #include <memory>
 #include <string>
 
@@ -23,6 +24,23 @@ inline std::unique_ptr<Client> Connect(
   auto c = Client::Connect(o);
   REQUIRE(c.ok());
   return std::move(c.value());
+}
+
+// Every result of the batch by URL, waiting (bounded) until it is complete.
+inline std::map<std::string, TaskResult> CollectByUrl(
+    Client& client, const std::string& batch,
+    std::chrono::milliseconds deadline = std::chrono::seconds(60)) {
+  std::map<std::string, TaskResult> results;
+  Status st = client.WaitForResults(
+      batch,
+      [&](const TaskResult& r) {
+        results[r.url] = r;
+        return true;
+      },
+      nullptr, deadline);
+  INFO(st.message());
+  CHECK(st.ok());
+  return results;
 }
 
 }  // namespace tq::testing

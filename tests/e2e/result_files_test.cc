@@ -46,20 +46,7 @@ std::unique_ptr<Process> StartThugWorker(const TempDir& dir,
       "", dir.File("worker.log"));
 }
 
-std::map<std::string, TaskResult> CollectByUrl(Client& client,
-                                               const std::string& batch) {
-  std::map<std::string, TaskResult> results;
-  Status st = client.WaitForResults(
-      batch,
-      [&](const TaskResult& r) {
-        results[r.url] = r;
-        return true;
-      },
-      nullptr, 60s);
-  INFO(st.message());
-  CHECK(st.ok());
-  return results;
-}
+using testing::CollectByUrl;
 
 std::vector<fs::path> RegularFiles(const std::string& dir) {
   std::vector<fs::path> files;
