@@ -60,24 +60,20 @@ Status Broker::Start() { return ReloadFromStore(/*first_load=*/true); }
 // Rebuilds the task tables from what the store holds. Sessions survive; a
 // lease they hold stays theirs if the store agrees on its token.
 Status Broker::ReloadFromStore(bool first_load) {
-  auto pending = store_.LoadPending();
-  if (!pending.ok()) return pending.status();
-  auto counts = store_.LoadCounts();
-  if (!counts.ok()) return counts.status();
-  auto max_seq = store_.MaxFinishSeq();
-  if (!max_seq.ok()) return max_seq.status();
+  auto finished = store_.LoadFinishedSummary();
+  if (!finished.ok()) return finished.status();
 
   tasks_.clear();
   queues_.clear();
   batches_.clear();
   lease_deadlines_ = MinHeap();
   retry_deadlines_ = MinHeap();
-  last_finish_seq_ = std::max(last_finish_seq_, max_seq.value());
-  for (const StateCount& c : counts.value()) {
-    batches_[c.batch_id].by_state[int(c.state)] += c.count;
-    queues_[c.queue].counts.by_state[int(c.state)] += c.count;
+  last_finish_seq_ = std::max(last_finish_seq_, finished->max_finish_seq);
+  for (const StateCount& c : finished->counts) {
+    Batch(c.batch_id).second.by_state[int(c.state)] += c.count;
+    Queue(c.queue).second.counts.by_state[int(c.state)] += c.count;
   }
-  queues_[kGenericQueue];
+  Queue(kGenericQueue);
 
   const TimePoint now = clock_.Now();
   const int64_t wall_now = clock_.WallMs();
@@ -85,24 +81,13 @@ Status Broker::ReloadFromStore(bool first_load) {
       options_.heartbeat_interval * options_.heartbeat_liveness +
       options_.heartbeat_interval;
   size_t reclaimable = 0;
-  for (PendingTask& p : pending.value()) {
-    TaskEntry t;
-    t.id = p.id;
-    t.spec = std::move(p.spec);
-    t.state = p.state;
-    t.attempts = p.attempts;
-    t.token = p.token;
-    t.last_error = std::move(p.last_error);
-    auto [it, inserted] = tasks_.emplace(t.id, std::move(t));
-    TaskEntry& e = it->second;
+  Status loaded = store_.LoadPending([&](const PendingTask& p) {
+    TaskEntry& e = AddTask(p, /*counted=*/false);
     switch (e.state) {
-      case TaskState::kQueued:
-        queues_[e.spec.queue].ready.emplace(-int64_t(e.spec.priority), e.id);
-        break;
       case TaskState::kRetryWait:
-        e.not_before =
+        e.deadline =
             now + Millis(std::max<int64_t>(0, p.not_before_ms - wall_now));
-        retry_deadlines_.emplace(e.not_before, e.id);
+        retry_deadlines_.emplace(e.deadline, e.id);
         break;
       case TaskState::kLeased: {
         // Still with a live session of ours (reload after a store failure)?
@@ -112,17 +97,18 @@ Status Broker::ReloadFromStore(bool first_load) {
           if (f != s.in_flight.end() && f->second == e.token) holder = sid;
         }
         e.holder = holder;
-        e.lease_deadline =
-            holder ? now + Millis(e.spec.time_limit_ms) + options_.lease_grace
-                   : now + reclaim_window;
-        lease_deadlines_.emplace(e.lease_deadline, e.id);
+        e.deadline = holder ? now + Millis(e.time_limit_ms) +
+                                  options_.lease_grace
+                            : now + reclaim_window;
+        lease_deadlines_.emplace(e.deadline, e.id);
         if (!holder) ++reclaimable;
         break;
       }
-      default:
+      default:  // queued: AddTask made it ready
         break;
     }
-  }
+  });
+  if (!loaded.ok()) return loaded;
   // Drop in-flight entries the store does not confirm.
   for (auto& [sid, s] : sessions_) {
     for (auto f = s.in_flight.begin(); f != s.in_flight.end();) {
@@ -276,7 +262,7 @@ TimePoint Broker::OnTick() {
     auto it = tasks_.find(id);
     if (it == tasks_.end()) continue;
     TaskEntry& t = it->second;
-    if (t.state != TaskState::kLeased || t.lease_deadline != when) continue;
+    if (t.state != TaskState::kLeased || t.deadline != when) continue;
     if (t.holder == 0) {
       // Leased before a restart and not reclaimed: the attempt never ran to
       // an end, so it does not count.
@@ -285,7 +271,7 @@ TimePoint Broker::OnTick() {
       if (t.attempts > 0) --t.attempts;
       ++stats_.redeliveries;
       Status st = store_.MarkWaiting(t.id, TaskState::kQueued, t.attempts, 0,
-                                     t.last_error);
+                                     std::nullopt);
       if (!st.ok()) {
         OnStoreFailure(st);  // rebuilt the tables: stop walking them
         break;
@@ -294,7 +280,7 @@ TimePoint Broker::OnTick() {
     } else {
       LoseLease(
           t, "lease expired after " +
-                 Seconds(Millis(t.spec.time_limit_ms) + options_.lease_grace) +
+                 Seconds(Millis(t.time_limit_ms) + options_.lease_grace) +
                  " (time limit + grace)");
     }
   }
@@ -305,7 +291,7 @@ TimePoint Broker::OnTick() {
     auto it = tasks_.find(id);
     if (it == tasks_.end()) continue;
     TaskEntry& t = it->second;
-    if (t.state != TaskState::kRetryWait || t.not_before != when) continue;
+    if (t.state != TaskState::kRetryWait || t.deadline != when) continue;
     // State stays retry_wait on disk until leased: a restart re-reads it.
     MakeReady(t);
   }
@@ -367,7 +353,7 @@ void Broker::Sweep(TimePoint now) {
   auto digests = store_.DeleteFinished(ids);
   if (!digests.ok()) return OnStoreFailure(digests.status());
   for (const ExpiredTask& e : *expired) {
-    --QueueCounts(e.queue).by_state[int(e.state)];
+    --Queue(e.queue).second.counts.by_state[int(e.state)];
     auto b = batches_.find(e.batch_id);
     if (b == batches_.end()) continue;
     --b->second.by_state[int(e.state)];
@@ -455,13 +441,17 @@ bool Broker::CheckWritable(const std::string& peer, uint64_t seq) {
 
 // ---------------------------------------------------------------- tasks
 
-Counts& Broker::QueueCounts(const std::string& queue) {
-  return queues_[queue].counts;
+Broker::QueueEntry& Broker::Queue(const std::string& name) {
+  return *queues_.try_emplace(name).first;
+}
+
+Broker::BatchEntry& Broker::Batch(const std::string& id) {
+  return *batches_.try_emplace(id).first;
 }
 
 void Broker::SetState(TaskEntry& t, TaskState next) {
-  auto& qc = QueueCounts(t.spec.queue).by_state;
-  auto& bc = batches_[t.spec.batch_id].by_state;
+  auto& qc = t.queue->second.counts.by_state;
+  auto& bc = t.batch->second.by_state;
   --qc[int(t.state)];
   --bc[int(t.state)];
   ++qc[int(next)];
@@ -469,21 +459,93 @@ void Broker::SetState(TaskEntry& t, TaskState next) {
   t.state = next;
 }
 
-void Broker::AddTask(TaskEntry entry) {
-  ++QueueCounts(entry.spec.queue).by_state[int(entry.state)];
-  ++batches_[entry.spec.batch_id].by_state[int(entry.state)];
-  auto [it, inserted] = tasks_.emplace(entry.id, std::move(entry));
-  if (it->second.state == TaskState::kQueued) {
-    queues_[it->second.spec.queue].ready.emplace(
-        -int64_t(it->second.spec.priority), it->first);
-    work_added_ = true;
+Broker::TaskEntry& Broker::AddTask(const PendingTask& p, bool counted) {
+  TaskEntry& t = tasks_[p.id];
+  t.id = p.id;
+  t.token = p.token;
+  t.batch = &Batch(p.batch_id);
+  t.queue = &Queue(p.queue);
+  t.time_limit_ms = p.time_limit_ms;
+  t.priority = p.priority;
+  t.attempts = static_cast<uint16_t>(p.attempts);
+  t.max_attempts = static_cast<uint16_t>(p.max_attempts);
+  t.state = p.state;
+  if (!counted) {
+    ++t.queue->second.counts.by_state[int(t.state)];
+    ++t.batch->second.by_state[int(t.state)];
   }
+  if (t.state == TaskState::kQueued) PushReady(t);
+  return t;
 }
 
 void Broker::MakeReady(TaskEntry& t) {
   SetState(t, TaskState::kQueued);
-  queues_[t.spec.queue].ready.emplace(-int64_t(t.spec.priority), t.id);
+  PushReady(t);
+}
+
+void Broker::PushReady(TaskEntry& t) {
+  ReadyLane& lane = t.queue->second.lanes[-int64_t(t.priority)];
+  // Ids only grow, so the deque stays sorted; an older task that comes back
+  // goes to the set.
+  if (lane.fresh.empty() || t.id > lane.fresh.back()) {
+    lane.fresh.push_back(t.id);
+    t.in_fresh_lane = true;
+  } else {
+    lane.returned.insert(t.id);
+    t.in_fresh_lane = false;
+  }
   work_added_ = true;
+}
+
+namespace {
+
+// Pops deque entries whose task has left the lane (lazy removal).
+template <typename Tasks>
+void DropStaleFront(std::deque<uint64_t>& fresh, const Tasks& tasks) {
+  while (!fresh.empty()) {
+    auto it = tasks.find(fresh.front());
+    if (it != tasks.end() && it->second.in_fresh_lane) return;
+    fresh.pop_front();
+  }
+}
+
+}  // namespace
+
+void Broker::RemoveReady(TaskEntry& t) {
+  auto& lanes = t.queue->second.lanes;
+  auto lane = lanes.find(-int64_t(t.priority));
+  if (lane == lanes.end()) return;
+  if (t.in_fresh_lane) {
+    t.in_fresh_lane = false;
+    DropStaleFront(lane->second.fresh, tasks_);
+  } else {
+    lane->second.returned.erase(t.id);
+  }
+  if (lane->second.fresh.empty() && lane->second.returned.empty()) {
+    lanes.erase(lane);
+  }
+}
+
+Broker::TaskEntry* Broker::NextReady(QueueState& q) {
+  while (!q.lanes.empty()) {
+    auto lane = q.lanes.begin();
+    ReadyLane& l = lane->second;
+    DropStaleFront(l.fresh, tasks_);
+    if (l.fresh.empty() && l.returned.empty()) {
+      q.lanes.erase(lane);
+      continue;
+    }
+    uint64_t id = 0;
+    if (l.fresh.empty()) {
+      id = *l.returned.begin();
+    } else if (l.returned.empty()) {
+      id = l.fresh.front();
+    } else {
+      id = std::min(l.fresh.front(), *l.returned.begin());
+    }
+    return &tasks_.at(id);
+  }
+  return nullptr;
 }
 
 // Forgets which session holds the task (its lease ended one way or another).
@@ -495,13 +557,17 @@ void Broker::Detach(TaskEntry& t) {
 }
 
 void Broker::Lease(TaskEntry& t, WorkerSession& s, wire::Assign* assign) {
-  const TimePoint now = clock_.Now();
-  queues_[t.spec.queue].ready.erase({-int64_t(t.spec.priority), t.id});
+  const uint64_t token = NewToken();
+  Result<LeasePayload> payload = store_.MarkLeased(
+      t.id, token, t.attempts + 1u, s.worker_id, clock_.WallMs());
+  // The reload that follows a failure rebuilds the tables: t is gone.
+  if (!payload.ok()) return OnStoreFailure(payload.status());
+  RemoveReady(t);
   ++t.attempts;
-  t.token = NewToken();
+  t.token = token;
   t.holder = s.id;
-  t.lease_deadline = now + Millis(t.spec.time_limit_ms) + options_.lease_grace;
-  lease_deadlines_.emplace(t.lease_deadline, t.id);
+  t.deadline = clock_.Now() + Millis(t.time_limit_ms) + options_.lease_grace;
+  lease_deadlines_.emplace(t.deadline, t.id);
   SetState(t, TaskState::kLeased);
   s.in_flight.emplace(t.id, t.token);
   --s.credit;
@@ -509,28 +575,23 @@ void Broker::Lease(TaskEntry& t, WorkerSession& s, wire::Assign* assign) {
   wire::Task* w = assign->add_tasks();
   w->set_task_id(t.id);
   w->set_token(t.token);
-  w->set_url(t.spec.url);
-  w->set_queue(t.spec.queue);
-  w->set_batch_id(t.spec.batch_id);
+  w->set_url(std::move(payload->url));
+  w->set_queue(t.queue->first);
+  w->set_batch_id(t.batch->first);
   w->set_attempt(t.attempts);
-  w->set_time_limit_ms(t.spec.time_limit_ms);
-  OptionsFromJson(t.spec.options_json, w->mutable_options());
-
-  Status st = store_.MarkLeased(t.id, t.token, t.attempts, s.worker_id,
-                                clock_.WallMs());
-  if (!st.ok()) OnStoreFailure(st);
+  w->set_time_limit_ms(t.time_limit_ms);
+  OptionsFromJson(payload->options_json, w->mutable_options());
 }
 
 void Broker::LoseLease(TaskEntry& t, const std::string& reason) {
   Detach(t);
   if (!store_error_.empty()) {
     // Leased to nobody; the reload on recovery requeues it.
-    t.lease_deadline = clock_.Now();
+    t.deadline = clock_.Now();
     return;
   }
-  t.last_error = reason;
   ++stats_.redeliveries;
-  if (t.attempts >= t.spec.max_attempts) {
+  if (t.attempts >= t.max_attempts) {
     TaskOutcome outcome;
     outcome.ok = false;
     outcome.error = reason;
@@ -539,7 +600,7 @@ void Broker::LoseLease(TaskEntry& t, const std::string& reason) {
     return;
   }
   spdlog::info("task {} redelivered ({}; attempt {} of {} used)", t.id, reason,
-               t.attempts, t.spec.max_attempts);
+               t.attempts, t.max_attempts);
   Status st =
       store_.MarkWaiting(t.id, TaskState::kQueued, t.attempts, 0, reason);
   if (!st.ok()) return OnStoreFailure(st);
@@ -547,30 +608,27 @@ void Broker::LoseLease(TaskEntry& t, const std::string& reason) {
 }
 
 void Broker::FailAttempt(TaskEntry& t, TaskOutcome outcome) {
-  t.last_error = outcome.error;
-  if (t.attempts >= t.spec.max_attempts) {
+  if (t.attempts >= t.max_attempts) {
     Finish(t, TaskState::kDead, std::move(outcome));
     return;
   }
   Millis backoff = options_.retry_backoff *
                    (int64_t(1) << std::min<uint32_t>(t.attempts - 1, 16));
   backoff = std::min(backoff, options_.max_retry_backoff);
-  t.not_before = clock_.Now() + backoff;
-  retry_deadlines_.emplace(t.not_before, t.id);
+  t.deadline = clock_.Now() + backoff;
+  retry_deadlines_.emplace(t.deadline, t.id);
   SetState(t, TaskState::kRetryWait);
   spdlog::debug("task {} failed ({}), retry in {}", t.id, outcome.error,
                 Seconds(backoff));
   Status st =
       store_.MarkWaiting(t.id, TaskState::kRetryWait, t.attempts,
-                         clock_.WallMs() + backoff.count(), t.last_error);
+                         clock_.WallMs() + backoff.count(), outcome.error);
   if (!st.ok()) OnStoreFailure(st);
 }
 
 void Broker::Finish(TaskEntry& t, TaskState final_state, TaskOutcome outcome) {
   Detach(t);
-  if (t.state == TaskState::kQueued) {
-    queues_[t.spec.queue].ready.erase({-int64_t(t.spec.priority), t.id});
-  }
+  if (t.state == TaskState::kQueued) RemoveReady(t);
   if (final_state == TaskState::kDead) {
     spdlog::info("task {} dead after {} attempts: {}", t.id, t.attempts,
                  outcome.error);
@@ -580,7 +638,7 @@ void Broker::Finish(TaskEntry& t, TaskState final_state, TaskOutcome outcome) {
                                   clock_.WallMs());
   if (!st.ok()) return OnStoreFailure(st);
   SetState(t, final_state);
-  batches_with_news_.insert(t.spec.batch_id);
+  batches_with_news_.insert(t.batch->first);
   tasks_.erase(t.id);
 }
 
@@ -615,9 +673,9 @@ void Broker::Dispatch() {
     TaskEntry* task = nullptr;
     for (const std::string& q : s.queues) {
       auto qit = queues_.find(q);
-      if (qit == queues_.end() || qit->second.ready.empty()) continue;
-      task = &tasks_.at(qit->second.ready.begin()->second);
-      break;
+      if (qit == queues_.end()) continue;
+      task = NextReady(qit->second);
+      if (task) break;
     }
     if (!task) continue;  // idle until work is added
     Lease(*task, s, assigns[id].mutable_assign());

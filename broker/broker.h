@@ -119,22 +119,41 @@ class Broker {
   size_t worker_count() const { return sessions_.size(); }
 
  private:
-  struct TaskEntry {
-    uint64_t id = 0;
-    NewTask spec;
-    TaskState state = TaskState::kQueued;
-    uint32_t attempts = 0;
-    uint64_t token = 0;
-    SessionId holder = 0;  // 0 while leased to nobody (after a restart)
-    TimePoint lease_deadline{};
-    TimePoint not_before{};
-    std::string last_error;
+  // Tasks ready to run in one queue at one priority. Fresh submissions arrive
+  // in id order and go to the back of a deque (8 bytes each, a million queued
+  // tasks are cheap); tasks that come back (lost, released, retried) go to an
+  // ordered set. The next task is the lower id of the two fronts, so a task
+  // that comes back runs before newer work. Removal from the deque is lazy:
+  // the task's in_fresh_lane flag says whether its entry there still counts.
+  struct ReadyLane {
+    std::deque<uint64_t> fresh;
+    std::set<uint64_t> returned;
   };
   struct QueueState {
-    // Ready tasks, highest priority first, then oldest (lowest id) first: a
-    // requeued task runs before newer work.
-    std::set<std::pair<int64_t, uint64_t>> ready;
+    std::map<int64_t, ReadyLane> lanes;  // by -priority: highest first
     Counts counts;
+  };
+  using QueueEntry = std::map<std::string, QueueState>::value_type;
+  using BatchEntry = std::unordered_map<std::string, Counts>::value_type;
+
+  // Kept small: a million queued tasks are a million of these. The URL and
+  // options stay in the store until the task is leased (MarkLeased returns
+  // them); batch and queue point into batches_ and queues_, whose nodes do
+  // not move.
+  struct TaskEntry {
+    uint64_t id = 0;
+    uint64_t token = 0;
+    // Leased: when the lease expires; retry_wait: when it may run again.
+    TimePoint deadline{};
+    BatchEntry* batch = nullptr;
+    QueueEntry* queue = nullptr;
+    SessionId holder = 0;  // 0 while leased to nobody (after a restart)
+    uint32_t time_limit_ms = 0;
+    int32_t priority = 0;
+    uint16_t attempts = 0;
+    uint16_t max_attempts = 0;
+    TaskState state = TaskState::kQueued;
+    bool in_fresh_lane = false;
   };
   struct ParkedFetch {
     std::string peer;
@@ -172,8 +191,14 @@ class Broker {
 
   // Task transitions; every state change goes through SetState.
   void SetState(TaskEntry& t, TaskState next);
-  void AddTask(TaskEntry entry);
+  // Adds a task the store holds in state queued, leased or retry_wait, and
+  // counts it (unless `counted`: the counts already include it).
+  TaskEntry& AddTask(const PendingTask& p, bool counted);
   void MakeReady(TaskEntry& t);
+  // Ready lanes: enqueue, remove, and the next task of a queue (or null).
+  void PushReady(TaskEntry& t);
+  void RemoveReady(TaskEntry& t);
+  TaskEntry* NextReady(QueueState& q);
   void Lease(TaskEntry& t, WorkerSession& s, wire::Assign* assign);
   // The holder lost the task (died, hung, said goodbye): the attempt counts.
   void LoseLease(TaskEntry& t, const std::string& reason);
@@ -207,7 +232,8 @@ class Broker {
                  std::string message, bool retryable = false);
   WorkerSession* SessionForPeer(const std::string& peer);
   uint64_t NewToken();
-  Counts& QueueCounts(const std::string& queue);
+  QueueEntry& Queue(const std::string& name);
+  BatchEntry& Batch(const std::string& id);
 
   // Constant after construction.
   TaskStore& store_;

@@ -62,6 +62,12 @@ void Broker::HandleSubmit(const std::string& peer, uint64_t seq,
                            : options_.default_time_limit_ms;
   spec.options_json = OptionsJson(submit.options());
   spec.submitted_ms = clock_.WallMs();
+  // The in-memory side of each accepted item.
+  PendingTask task;
+  task.batch_id = spec.batch_id;
+  task.priority = spec.priority;
+  task.max_attempts = spec.max_attempts;
+  task.time_limit_ms = spec.time_limit_ms;
 
   wire::Envelope ack;
   ack.set_seq(seq);
@@ -91,10 +97,9 @@ void Broker::HandleSubmit(const std::string& peer, uint64_t seq,
       ++duplicates;
       continue;
     }
-    TaskEntry t;
-    t.id = *inserted.value();
-    t.spec = spec;
-    AddTask(std::move(t));
+    task.id = *inserted.value();
+    task.queue = spec.queue;
+    AddTask(task, /*counted=*/false);
     ++accepted;
   }
   a->set_accepted(accepted);
@@ -232,7 +237,7 @@ void Broker::HandleCancel(const std::string& peer, uint64_t seq,
   }
   if (!CheckWritable(peer, seq)) return;
   const size_t n = CancelWaiting(
-      [&](const TaskEntry& t) { return t.spec.batch_id == req.batch_id(); },
+      [&](const TaskEntry& t) { return t.batch->first == req.batch_id(); },
       "cancelled");
   if (!store_error_.empty()) return;
   spdlog::info("batch {} cancelled: {} tasks", req.batch_id(), n);
@@ -248,7 +253,7 @@ void Broker::HandlePurge(const std::string& peer, uint64_t seq,
   }
   if (!CheckWritable(peer, seq)) return;
   const size_t n = CancelWaiting(
-      [&](const TaskEntry& t) { return t.spec.queue == req.queue(); },
+      [&](const TaskEntry& t) { return t.queue->first == req.queue(); },
       "purged from queue " + req.queue());
   if (!store_error_.empty()) return;
   spdlog::info("queue {} purged: {} tasks cancelled", req.queue(), n);
@@ -271,20 +276,19 @@ void Broker::HandleRetryDead(const std::string& peer, uint64_t seq,
   }
   for (PendingTask& p : dead.value()) {
     Status st =
-        store_.MarkWaiting(p.id, TaskState::kQueued, 0, 0, p.last_error);
+        store_.MarkWaiting(p.id, TaskState::kQueued, 0, 0, std::nullopt);
     if (!st.ok()) {
       OnStoreFailure(st);
       SendError(peer, seq, wire::STORE_UNAVAILABLE, st.message(), true);
       return;
     }
     // Move the count from dead to queued, then queue it.
-    --QueueCounts(p.spec.queue).by_state[int(TaskState::kDead)];
-    --batches_[p.spec.batch_id].by_state[int(TaskState::kDead)];
-    TaskEntry t;
-    t.id = p.id;
-    t.spec = std::move(p.spec);
-    t.last_error = std::move(p.last_error);
-    AddTask(std::move(t));
+    --Queue(p.queue).second.counts.by_state[int(TaskState::kDead)];
+    --Batch(p.batch_id).second.by_state[int(TaskState::kDead)];
+    p.state = TaskState::kQueued;
+    p.attempts = 0;
+    p.token = 0;  // a late result from its last lease is not taken
+    AddTask(p, /*counted=*/false);
   }
   spdlog::info("{} dead tasks queued again", dead->size());
   SendAdminAck(peer, seq, dead->size());

@@ -121,19 +121,18 @@ void Broker::HandleHello(const std::string& peer, uint64_t seq,
     const bool free_lease = t.state == TaskState::kLeased && t.holder == 0;
     if (!free_lease && t.state != TaskState::kQueued) continue;
     if (t.state == TaskState::kQueued) {
-      queues_[t.spec.queue].ready.erase({-int64_t(t.spec.priority), t.id});
+      RemoveReady(t);
       SetState(t, TaskState::kLeased);
     }
     t.holder = s.id;
-    t.lease_deadline =
-        now + Millis(t.spec.time_limit_ms) + options_.lease_grace;
-    lease_deadlines_.emplace(t.lease_deadline, t.id);
+    t.deadline = now + Millis(t.time_limit_ms) + options_.lease_grace;
+    lease_deadlines_.emplace(t.deadline, t.id);
     s.in_flight.emplace(t.id, t.token);
     if (store_error_.empty()) {
-      Status st =
+      auto leased =
           store_.MarkLeased(t.id, t.token, t.attempts, wid, clock_.WallMs());
-      if (!st.ok()) {
-        OnStoreFailure(st);
+      if (!leased.ok()) {
+        OnStoreFailure(leased.status());
         return;
       }
     }
@@ -230,7 +229,7 @@ void Broker::HandleResult(WorkerSession& s, uint64_t seq,
         // be retried would leave them unreferenced.
         std::vector<FileRef> files;
         Status file_status;
-        const bool ends_task = r.ok() || t.attempts >= t.spec.max_attempts;
+        const bool ends_task = r.ok() || t.attempts >= t.max_attempts;
         for (const wire::File& f : r.files()) {
           if (!ends_task) break;
           FileRef& ref = files.emplace_back();
@@ -252,10 +251,7 @@ void Broker::HandleResult(WorkerSession& s, uint64_t seq,
                     "broker cannot store a file: " + file_status.message(),
                     true);
         } else {
-          if (t.state == TaskState::kQueued) {
-            queues_[t.spec.queue].ready.erase(
-                {-int64_t(t.spec.priority), t.id});
-          }
+          if (t.state == TaskState::kQueued) RemoveReady(t);
           Detach(t);
           TaskOutcome outcome;
           outcome.files = std::move(files);
@@ -306,7 +302,7 @@ void Broker::HandleRelease(WorkerSession& s, const wire::Release& release) {
     if (t.attempts > 0) --t.attempts;  // handed back unrun: not an attempt
     if (store_error_.empty()) {
       Status st = store_.MarkWaiting(t.id, TaskState::kQueued, t.attempts, 0,
-                                     t.last_error);
+                                     std::nullopt);
       if (!st.ok()) return OnStoreFailure(st);
     }
     spdlog::debug("task {} handed back by {}", t.id, s.worker_id);

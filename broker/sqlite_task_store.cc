@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <utility>
 
 namespace tq {
@@ -79,14 +80,20 @@ CREATE INDEX task_files_by_sha256 ON task_files(sha256);
 CREATE INDEX tasks_by_finished_ms ON tasks(finished_ms)
   WHERE finish_seq IS NOT NULL;
 )sql",
+    // 2 -> 3: start-up counts finished tasks from this index alone (a
+    // covering scan, no sort) instead of grouping the whole table.
+    R"sql(
+DROP INDEX tasks_finished;
+CREATE INDEX tasks_finished ON tasks(batch_id, finish_seq, queue, state)
+  WHERE finish_seq IS NOT NULL;
+)sql",
 };
 static_assert(std::size(kMigrations) == SqliteTaskStore::kSchemaVersion);
 
 // Column lists shared by the statements and the row readers below.
-#define TQ_PENDING_COLUMNS                                                    \
-  "id, batch_id, item_index, queue, url, priority, max_attempts, "            \
-  "time_limit_ms, options_json, submitted_ms, state, attempts, lease_token, " \
-  "not_before_ms, last_error"
+#define TQ_PENDING_COLUMNS                                             \
+  "id, batch_id, queue, priority, max_attempts, time_limit_ms, state, " \
+  "attempts, lease_token, not_before_ms"
 #define TQ_FINISHED_COLUMNS                                                \
   "id, batch_id, item_index, queue, url, state, attempts, ok, output, "    \
   "output_truncated, error, exit_code, stderr_tail, duration_ms, worker, " \
@@ -102,10 +109,10 @@ constexpr const char* kStatementSql[] = {
     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)",
     /* kMarkLeased */
     "UPDATE tasks SET state = 1, lease_token = ?2, attempts = ?3, worker = ?4, "
-    "started_ms = ?5 WHERE id = ?1",
+    "started_ms = ?5 WHERE id = ?1 RETURNING url, options_json",
     /* kMarkWaiting */
     "UPDATE tasks SET state = ?2, attempts = ?3, not_before_ms = ?4, "
-    "last_error = ?5, finished_ms = NULL, finish_seq = NULL, ok = NULL, "
+    "last_error = COALESCE(?5, last_error), finished_ms = NULL, finish_seq = NULL, ok = NULL, "
     "output = NULL, output_truncated = NULL, error = NULL, exit_code = NULL, "
     "stderr_tail = NULL, duration_ms = NULL WHERE id = ?1",
     /* kMarkFinished */
@@ -119,10 +126,10 @@ constexpr const char* kStatementSql[] = {
     /* kLoadPending */
     "SELECT " TQ_PENDING_COLUMNS
     " FROM tasks WHERE state IN (0, 1, 2) ORDER BY id",
-    /* kLoadCounts */
-    "SELECT batch_id, queue, state, COUNT(*) FROM tasks "
-    "GROUP BY batch_id, queue, state",
-    /* kMaxFinishSeq */ "SELECT COALESCE(MAX(finish_seq), 0) FROM tasks",
+    /* kLoadFinishedSummary */
+    // Rows come grouped by batch; the caller sums them.
+    "SELECT batch_id, queue, state, finish_seq FROM tasks "
+    "INDEXED BY tasks_finished WHERE finish_seq IS NOT NULL",
     /* kReadFinished */
     "SELECT " TQ_FINISHED_COLUMNS
     " FROM tasks WHERE batch_id = ?1 AND finish_seq > ?2 "
@@ -186,6 +193,16 @@ std::string ColumnText(sqlite3_stmt* stmt, int col) {
   const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt, col));
   if (p == nullptr) return {};
   return std::string(p, sqlite3_column_bytes(stmt, col));
+}
+
+// Like ColumnText, into an existing string (keeps its capacity).
+void AssignText(sqlite3_stmt* stmt, int col, std::string* out) {
+  const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt, col));
+  if (p == nullptr) {
+    out->clear();
+  } else {
+    out->assign(p, sqlite3_column_bytes(stmt, col));
+  }
 }
 
 std::string ColumnBlob(sqlite3_stmt* stmt, int col) {
@@ -427,22 +444,35 @@ Result<std::optional<uint64_t>> SqliteTaskStore::Insert(const NewTask& task) {
       static_cast<uint64_t>(sqlite3_last_insert_rowid(db_)));
 }
 
-Status SqliteTaskStore::MarkLeased(uint64_t id, uint64_t token,
-                                   uint32_t attempts, const std::string& worker,
-                                   int64_t now_ms) {
+Result<LeasePayload> SqliteTaskStore::MarkLeased(uint64_t id, uint64_t token,
+                                                 uint32_t attempts,
+                                                 const std::string& worker,
+                                                 int64_t now_ms) {
   if (Status s = BeginWrite(); !s.ok()) return s;
   sqlite3_stmt* stmt = stmts_[kMarkLeased];
+  ResetOnExit reset(stmt);
   BindInt(stmt, 1, static_cast<int64_t>(id));
   BindInt(stmt, 2, static_cast<int64_t>(token));
   BindInt(stmt, 3, attempts);
   BindText(stmt, 4, worker);
   BindInt(stmt, 5, now_ms);
-  return StepUpdate(stmt, "mark leased", id);
+  // The row is updated by the first step, which also returns it.
+  int rc = sqlite3_step(stmt);
+  if (rc == SQLITE_DONE) {
+    return Status::NotFound("mark leased: no task with id " +
+                            std::to_string(id));
+  }
+  if (rc != SQLITE_ROW) return FailWrite("mark leased");
+  LeasePayload payload;
+  payload.url = ColumnText(stmt, 0);
+  payload.options_json = ColumnText(stmt, 1);
+  if (sqlite3_step(stmt) != SQLITE_DONE) return FailWrite("mark leased");
+  return payload;
 }
 
 Status SqliteTaskStore::MarkWaiting(uint64_t id, TaskState state,
                                     uint32_t attempts, int64_t not_before_ms,
-                                    const std::string& last_error) {
+                                    std::optional<std::string> last_error) {
   if (state != TaskState::kQueued && state != TaskState::kRetryWait) {
     return Status::InvalidArgument("mark waiting: state " +
                                    std::string(TaskStateName(state)) +
@@ -454,7 +484,11 @@ Status SqliteTaskStore::MarkWaiting(uint64_t id, TaskState state,
   BindInt(stmt, 2, static_cast<int>(state));
   BindInt(stmt, 3, attempts);
   BindInt(stmt, 4, not_before_ms);
-  BindText(stmt, 5, last_error);
+  if (last_error) {
+    BindText(stmt, 5, *last_error);
+  } else {
+    sqlite3_bind_null(stmt, 5);  // keeps the stored one
+  }
   if (Status st = StepUpdate(stmt, "mark waiting", id); !st.ok()) return st;
   return WriteFileRefs(id, {});
 }
@@ -742,35 +776,32 @@ Status SqliteTaskStore::Probe() {
   return Status::Ok();
 }
 
-Result<std::vector<PendingTask>> SqliteTaskStore::ReadPendingRows(
-    sqlite3_stmt* stmt, const char* what) {
+Status SqliteTaskStore::ReadPendingRows(
+    sqlite3_stmt* stmt, const char* what,
+    const std::function<void(const PendingTask&)>& each) {
   ResetOnExit reset(stmt);
-  std::vector<PendingTask> tasks;
+  PendingTask t;  // reused: its strings keep their capacity across rows
   int rc;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    PendingTask& t = tasks.emplace_back();
     t.id = static_cast<uint64_t>(ColumnInt(stmt, 0));
-    t.spec.batch_id = ColumnText(stmt, 1);
-    t.spec.index = static_cast<uint32_t>(ColumnInt(stmt, 2));
-    t.spec.queue = ColumnText(stmt, 3);
-    t.spec.url = ColumnText(stmt, 4);
-    t.spec.priority = static_cast<int32_t>(ColumnInt(stmt, 5));
-    t.spec.max_attempts = static_cast<uint32_t>(ColumnInt(stmt, 6));
-    t.spec.time_limit_ms = static_cast<uint32_t>(ColumnInt(stmt, 7));
-    t.spec.options_json = ColumnText(stmt, 8);
-    t.spec.submitted_ms = ColumnInt(stmt, 9);
-    t.state = static_cast<TaskState>(ColumnInt(stmt, 10));
-    t.attempts = static_cast<uint32_t>(ColumnInt(stmt, 11));
-    t.token = static_cast<uint64_t>(ColumnInt(stmt, 12));
-    t.not_before_ms = ColumnInt(stmt, 13);
-    t.last_error = ColumnText(stmt, 14);
+    AssignText(stmt, 1, &t.batch_id);
+    AssignText(stmt, 2, &t.queue);
+    t.priority = static_cast<int32_t>(ColumnInt(stmt, 3));
+    t.max_attempts = static_cast<uint32_t>(ColumnInt(stmt, 4));
+    t.time_limit_ms = static_cast<uint32_t>(ColumnInt(stmt, 5));
+    t.state = static_cast<TaskState>(ColumnInt(stmt, 6));
+    t.attempts = static_cast<uint32_t>(ColumnInt(stmt, 7));
+    t.token = static_cast<uint64_t>(ColumnInt(stmt, 8));
+    t.not_before_ms = ColumnInt(stmt, 9);
+    each(t);
   }
   if (rc != SQLITE_DONE) return ReadError(what);
-  return tasks;
+  return Status::Ok();
 }
 
-Result<std::vector<PendingTask>> SqliteTaskStore::LoadPending() {
-  return ReadPendingRows(stmts_[kLoadPending], "load pending");
+Status SqliteTaskStore::LoadPending(
+    const std::function<void(const PendingTask&)>& each) {
+  return ReadPendingRows(stmts_[kLoadPending], "load pending", each);
 }
 
 Result<std::vector<PendingTask>> SqliteTaskStore::LoadDead(
@@ -778,30 +809,38 @@ Result<std::vector<PendingTask>> SqliteTaskStore::LoadDead(
   sqlite3_stmt* stmt =
       batch_id.empty() ? stmts_[kLoadDeadByQueue] : stmts_[kLoadDeadByBatch];
   BindText(stmt, 1, batch_id.empty() ? queue : batch_id);
-  return ReadPendingRows(stmt, "load dead");
+  std::vector<PendingTask> dead;
+  Status st = ReadPendingRows(stmt, "load dead",
+                              [&](const PendingTask& t) { dead.push_back(t); });
+  if (!st.ok()) return st;
+  return dead;
 }
 
-Result<std::vector<StateCount>> SqliteTaskStore::LoadCounts() {
-  sqlite3_stmt* stmt = stmts_[kLoadCounts];
+Result<FinishedSummary> SqliteTaskStore::LoadFinishedSummary() {
+  sqlite3_stmt* stmt = stmts_[kLoadFinishedSummary];
   ResetOnExit reset(stmt);
-  std::vector<StateCount> counts;
+  FinishedSummary summary;
+  // (batch, queue, state) -> index in summary.counts; rows of one batch come
+  // together, so the map only ever holds one batch's keys.
+  std::map<std::pair<std::string, int>, size_t> in_batch;
+  std::string batch, queue;
   int rc;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    StateCount& c = counts.emplace_back();
-    c.batch_id = ColumnText(stmt, 0);
-    c.queue = ColumnText(stmt, 1);
-    c.state = static_cast<TaskState>(ColumnInt(stmt, 2));
-    c.count = static_cast<uint64_t>(ColumnInt(stmt, 3));
+    AssignText(stmt, 0, &batch);
+    AssignText(stmt, 1, &queue);
+    const auto state = static_cast<TaskState>(ColumnInt(stmt, 2));
+    summary.max_finish_seq = std::max(
+        summary.max_finish_seq, static_cast<uint64_t>(ColumnInt(stmt, 3)));
+    if (summary.counts.empty() || summary.counts.back().batch_id != batch) {
+      in_batch.clear();
+    }
+    auto [it, added] =
+        in_batch.try_emplace({queue, int(state)}, summary.counts.size());
+    if (added) summary.counts.push_back({batch, queue, state, 0});
+    ++summary.counts[it->second].count;
   }
-  if (rc != SQLITE_DONE) return ReadError("load counts");
-  return counts;
-}
-
-Result<uint64_t> SqliteTaskStore::MaxFinishSeq() {
-  sqlite3_stmt* stmt = stmts_[kMaxFinishSeq];
-  ResetOnExit reset(stmt);
-  if (sqlite3_step(stmt) != SQLITE_ROW) return ReadError("max finish_seq");
-  return static_cast<uint64_t>(ColumnInt(stmt, 0));
+  if (rc != SQLITE_DONE) return ReadError("load finished counts");
+  return summary;
 }
 
 Result<std::vector<FinishedTask>> SqliteTaskStore::ReadFinished(

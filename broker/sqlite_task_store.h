@@ -36,7 +36,7 @@ class SqliteTaskStore final : public TaskStore {
  public:
   // The schema version this code writes; older databases are migrated at
   // Open, newer ones refused.
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
 
   // Opens or creates the database at `path` and migrates it to
   // kSchemaVersion. Fails with IoError naming the path if the file cannot be
@@ -50,11 +50,12 @@ class SqliteTaskStore final : public TaskStore {
   SqliteTaskStore& operator=(const SqliteTaskStore&) = delete;
 
   Result<std::optional<uint64_t>> Insert(const NewTask& task) override;
-  Status MarkLeased(uint64_t id, uint64_t token, uint32_t attempts,
-                    const std::string& worker, int64_t now_ms) override;
+  Result<LeasePayload> MarkLeased(uint64_t id, uint64_t token,
+                                  uint32_t attempts, const std::string& worker,
+                                  int64_t now_ms) override;
   Status MarkWaiting(uint64_t id, TaskState state, uint32_t attempts,
                      int64_t not_before_ms,
-                     const std::string& last_error) override;
+                     std::optional<std::string> last_error) override;
   Status MarkFinished(uint64_t id, TaskState state, uint32_t attempts,
                       uint64_t finish_seq, const TaskOutcome& outcome,
                       int64_t now_ms) override;
@@ -78,9 +79,9 @@ class SqliteTaskStore final : public TaskStore {
   // Number of successful commits so far (commit numbers for WalSyncer).
   uint64_t commit_count() const { return commit_count_; }
 
-  Result<std::vector<PendingTask>> LoadPending() override;
-  Result<std::vector<StateCount>> LoadCounts() override;
-  Result<uint64_t> MaxFinishSeq() override;
+  Status LoadPending(
+      const std::function<void(const PendingTask&)>& each) override;
+  Result<FinishedSummary> LoadFinishedSummary() override;
   Result<std::vector<FinishedTask>> ReadFinished(const std::string& batch_id,
                                                  uint64_t after,
                                                  uint32_t limit) override;
@@ -101,8 +102,7 @@ class SqliteTaskStore final : public TaskStore {
     kMarkFinished,
     kProbe,
     kLoadPending,
-    kLoadCounts,
-    kMaxFinishSeq,
+    kLoadFinishedSummary,
     kReadFinished,
     kLoadDeadByBatch,
     kLoadDeadByQueue,
@@ -127,8 +127,8 @@ class SqliteTaskStore final : public TaskStore {
   Status FailWrite(const char* what);
   Status ReadError(const char* what) const;
   void Rollback();
-  Result<std::vector<PendingTask>> ReadPendingRows(sqlite3_stmt* stmt,
-                                                   const char* what);
+  Status ReadPendingRows(sqlite3_stmt* stmt, const char* what,
+                         const std::function<void(const PendingTask&)>& each);
 
   // Replaces the file references of a task (joins the transaction).
   Status WriteFileRefs(uint64_t id, const std::vector<FileRef>& files);

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,15 +33,26 @@ struct NewTask {
   int64_t submitted_ms = 0;  // wall clock
 };
 
-// A task not yet in a terminal state, as loaded at start-up.
+// A task not yet in a terminal state as loaded at start-up (or a dead one,
+// for RetryDead): what the broker keeps in memory. The URL and options stay
+// in the store until the task is leased; MarkLeased returns them.
 struct PendingTask {
   uint64_t id = 0;
-  NewTask spec;
+  std::string batch_id;
+  std::string queue;
+  int32_t priority = 0;
+  uint32_t max_attempts = 0;
+  uint32_t time_limit_ms = 0;
   TaskState state = TaskState::kQueued;  // queued, leased or retry_wait
   uint32_t attempts = 0;
   uint64_t token = 0;         // last lease token (0: never leased)
   int64_t not_before_ms = 0;  // wall clock; for retry_wait
-  std::string last_error;
+};
+
+// What a worker needs of a task beyond what the broker keeps in memory.
+struct LeasePayload {
+  std::string url;
+  std::string options_json;
 };
 
 // A file a task produced, stored once per content digest (PutFile).
@@ -94,6 +106,12 @@ struct StateCount {
   uint64_t count = 0;
 };
 
+// What start-up needs to know of the finished tasks.
+struct FinishedSummary {
+  std::vector<StateCount> counts;  // terminal states only
+  uint64_t max_finish_seq = 0;     // 0 if none
+};
+
 class TaskStore {
  public:
   virtual ~TaskStore() = default;
@@ -103,15 +121,19 @@ class TaskStore {
   // Returns the new task id, or nullopt if (batch_id, index) already exists
   // (a re-submitted batch: nothing is written).
   virtual Result<std::optional<uint64_t>> Insert(const NewTask& task) = 0;
-  // state := leased, with the new token and attempt count.
-  virtual Status MarkLeased(uint64_t id, uint64_t token, uint32_t attempts,
-                            const std::string& worker, int64_t now_ms) = 0;
+  // state := leased, with the new token and attempt count; returns the
+  // task's URL and options for the assignment.
+  virtual Result<LeasePayload> MarkLeased(uint64_t id, uint64_t token,
+                                          uint32_t attempts,
+                                          const std::string& worker,
+                                          int64_t now_ms) = 0;
   // state := queued or retry_wait (not_before_ms for the latter); keeps the
   // token so a result from the last lease can still be matched. Clears any
   // stored outcome and finish_seq (RetryDead brings dead tasks back this way).
+  // `last_error`: why the last attempt ended; nullopt keeps the stored one.
   virtual Status MarkWaiting(uint64_t id, TaskState state, uint32_t attempts,
                              int64_t not_before_ms,
-                             const std::string& last_error) = 0;
+                             std::optional<std::string> last_error) = 0;
   // state := done, dead or cancelled, storing the outcome. finish_seq orders
   // results for FetchResults cursors.
   virtual Status MarkFinished(uint64_t id, TaskState state, uint32_t attempts,
@@ -152,11 +174,12 @@ class TaskStore {
 
   // --- reads ---
 
-  // Every task in state queued, leased or retry_wait, in id order.
-  virtual Result<std::vector<PendingTask>> LoadPending() = 0;
-  virtual Result<std::vector<StateCount>> LoadCounts() = 0;
-  // Largest finish_seq stored (0 if none).
-  virtual Result<uint64_t> MaxFinishSeq() = 0;
+  // Calls `each` for every task in state queued, leased or retry_wait, in id
+  // order. Streamed: a million queued tasks never sit in a vector.
+  virtual Status LoadPending(
+      const std::function<void(const PendingTask&)>& each) = 0;
+  // Counts of the terminal tasks and the largest finish_seq.
+  virtual Result<FinishedSummary> LoadFinishedSummary() = 0;
   // Terminal tasks of a batch with finish_seq > after, in finish_seq order.
   virtual Result<std::vector<FinishedTask>> ReadFinished(
       const std::string& batch_id, uint64_t after, uint32_t limit) = 0;

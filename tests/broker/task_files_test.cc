@@ -124,7 +124,7 @@ TEST_CASE("IdenticalContentIsStoredOnce", "[store][files]") {
   CHECK((*rows)[1].outcome.files.size() == 1);
 }
 
-TEST_CASE("SchemaV1DatabaseIsMigratedToV2", "[store][files]") {
+TEST_CASE("SchemaV1DatabaseIsMigratedToCurrent", "[store][files]") {
   TempDir dir;
   const std::string path = dir.File("tq.db");
   uint64_t id = 0;
@@ -142,6 +142,9 @@ TEST_CASE("SchemaV1DatabaseIsMigratedToV2", "[store][files]") {
   REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
   REQUIRE(sqlite3_exec(db,
                        "DROP TABLE task_files; DROP INDEX tasks_by_finished_ms;"
+                       "DROP INDEX tasks_finished;"
+                       "CREATE INDEX tasks_finished ON tasks(batch_id, "
+                       "finish_seq) WHERE finish_seq IS NOT NULL;"
                        "PRAGMA user_version = 1;",
                        nullptr, nullptr, nullptr) == SQLITE_OK);
   sqlite3_close(db);
@@ -152,6 +155,13 @@ TEST_CASE("SchemaV1DatabaseIsMigratedToV2", "[store][files]") {
   REQUIRE(rows->size() == 1);
   CHECK((*rows)[0].outcome.output == "kept");
   CHECK((*rows)[0].outcome.files.empty());
+  // v3's index counts it.
+  auto summary = store->LoadFinishedSummary();
+  REQUIRE(summary.ok());
+  REQUIRE(summary->counts.size() == 1);
+  CHECK(summary->counts[0].batch_id == "old");
+  CHECK(summary->counts[0].count == 1);
+  CHECK(summary->max_finish_seq == 1);
   // The new table takes references.
   const uint64_t next = AddTask(*store, "new", 0);
   FinishWithFiles(*store, next, 2, 10, {{"f", "content"}});
@@ -166,7 +176,7 @@ TEST_CASE("SchemaV1DatabaseIsMigratedToV2", "[store][files]") {
   REQUIRE(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &stmt, nullptr) ==
           SQLITE_OK);
   REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
-  CHECK(sqlite3_column_int(stmt, 0) == 2);
+  CHECK(sqlite3_column_int(stmt, 0) == SqliteTaskStore::kSchemaVersion);
   sqlite3_finalize(stmt);
   sqlite3_close(db);
 }

@@ -72,11 +72,43 @@ void RequireOk(const Status& s) {
   REQUIRE(s.ok());
 }
 
+template <typename T>
+void RequireOk(const Result<T>& r) {
+  RequireOk(r.status());
+}
+
 std::vector<PendingTask> Pending(TaskStore& store) {
-  auto pending = store.LoadPending();
-  INFO(pending.status().message());
-  REQUIRE(pending.ok());
-  return *pending;
+  std::vector<PendingTask> pending;
+  Status st = store.LoadPending(
+      [&](const PendingTask& p) { pending.push_back(p); });
+  INFO(st.message());
+  REQUIRE(st.ok());
+  return pending;
+}
+
+uint64_t MaxFinishSeq(TaskStore& store) {
+  auto summary = store.LoadFinishedSummary();
+  INFO(summary.status().message());
+  REQUIRE(summary.ok());
+  return summary->max_finish_seq;
+}
+
+// The last_error column of a task, read with SQLite directly (the broker
+// never reads it back: it is there for people looking at the database).
+std::string StoredLastError(const std::string& path, uint64_t id) {
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  sqlite3_stmt* stmt = nullptr;
+  REQUIRE(sqlite3_prepare_v2(db, "SELECT last_error FROM tasks WHERE id = ?",
+                             -1, &stmt, nullptr) == SQLITE_OK);
+  sqlite3_bind_int64(stmt, 1, static_cast<int64_t>(id));
+  REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
+  const auto* text =
+      reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+  std::string error = text ? text : "";
+  sqlite3_finalize(stmt);
+  sqlite3_close(db);
+  return error;
 }
 
 std::vector<FinishedTask> Finished(TaskStore& store, const std::string& batch,
@@ -141,20 +173,21 @@ TEST_CASE("Inserted task survives close and reopen") {
   REQUIRE(pending.size() == 1);
   const PendingTask& p = pending[0];
   CHECK(p.id == id);
-  CHECK(p.spec.batch_id == "b1");
-  CHECK(p.spec.index == 7);
-  CHECK(p.spec.queue == "crawl");
-  CHECK(p.spec.url == task.url);
-  CHECK(p.spec.priority == -3);
-  CHECK(p.spec.max_attempts == 5);
-  CHECK(p.spec.time_limit_ms == 30000);
-  CHECK(p.spec.options_json == task.options_json);
-  CHECK(p.spec.submitted_ms == task.submitted_ms);
+  CHECK(p.batch_id == "b1");
+  CHECK(p.queue == "crawl");
+  CHECK(p.priority == -3);
+  CHECK(p.max_attempts == 5);
+  CHECK(p.time_limit_ms == 30000);
   CHECK(p.state == TaskState::kQueued);
   CHECK(p.attempts == 0);
   CHECK(p.token == 0);
   CHECK(p.not_before_ms == 0);
-  CHECK(p.last_error.empty());
+  // URL and options come back with the lease.
+  auto payload = store->MarkLeased(id, 9, 1, "w1", 100);
+  INFO(payload.status().message());
+  REQUIRE(payload.ok());
+  CHECK(payload->url == task.url);
+  CHECK(payload->options_json == task.options_json);
 }
 
 TEST_CASE("Lease survives close and reopen") {
@@ -194,12 +227,18 @@ TEST_CASE("Queued and retry_wait with not_before survive close and reopen") {
   REQUIRE(pending.size() == 2);
   CHECK(pending[0].state == TaskState::kRetryWait);
   CHECK(pending[0].not_before_ms == 99'000);
-  CHECK(pending[0].last_error == "HTTP 503");
+  CHECK(StoredLastError(path, pending[0].id) == "HTTP 503");
   CHECK(pending[0].attempts == 1);
   CHECK(pending[0].token == 11);  // kept to match a late result
   CHECK(pending[1].state == TaskState::kQueued);
-  CHECK(pending[1].last_error == "released");
+  CHECK(StoredLastError(path, pending[1].id) == "released");
   CHECK(pending[1].token == 12);
+  // Without a new error the stored one stays.
+  RequireOk(store->MarkWaiting(pending[1].id, TaskState::kQueued, 0, 0,
+                               std::nullopt));
+  RequireOk(store->Commit());
+  store.reset();
+  CHECK(StoredLastError(path, pending[1].id) == "released");
 }
 
 TEST_CASE("Finished outcome with binary output survives close and reopen") {
@@ -238,17 +277,16 @@ TEST_CASE("Finished outcome with binary output survives close and reopen") {
   CHECK(f.outcome.stderr_tail == outcome.stderr_tail);
   CHECK(f.outcome.duration_ms == 1234);
   CHECK(f.outcome.worker == "worker-7");
-  auto max = store->MaxFinishSeq();
-  REQUIRE(max.ok());
-  CHECK(*max == 42);
+  CHECK(MaxFinishSeq(*store) == 42);
 }
 
 TEST_CASE("Cancelled task survives close and reopen and keeps its lessee") {
   TempDir dir;
   const std::string path = dir.File("tq.db");
+  uint64_t id;
   {
     auto store = OpenStore(path);
-    uint64_t id = InsertOk(*store, MakeTask("b1", 0));
+    id = InsertOk(*store, MakeTask("b1", 0));
     InsertOk(*store, MakeTask("b1", 1));
     RequireOk(store->MarkLeased(id, 1, 1, "w9", 100));
     RequireOk(store->MarkFinished(id, TaskState::kCancelled, 1, 5,
@@ -258,7 +296,7 @@ TEST_CASE("Cancelled task survives close and reopen and keeps its lessee") {
   auto store = OpenStore(path);
   auto pending = Pending(*store);
   REQUIRE(pending.size() == 1);
-  CHECK(pending[0].spec.index == 1);
+  CHECK(pending[0].id != id);
   auto finished = Finished(*store, "b1");
   REQUIRE(finished.size() == 1);
   CHECK(finished[0].state == TaskState::kCancelled);
@@ -284,8 +322,10 @@ TEST_CASE(
   auto pending = Pending(*store);
   REQUIRE(pending.size() == 2);
   CHECK(pending[0].id == id);
-  CHECK(pending[0].spec.queue == "first");
-  CHECK(pending[0].spec.url == MakeTask("b1", 0).url);
+  CHECK(pending[0].queue == "first");
+  auto payload = store->MarkLeased(id, 1, 1, "w", 0);
+  REQUIRE(payload.ok());
+  CHECK(payload->url == MakeTask("b1", 0).url);
 }
 
 TEST_CASE("Writes not committed are gone after reopen") {
@@ -309,9 +349,10 @@ TEST_CASE("Writes not committed are gone after reopen") {
 TEST_CASE("Abort discards writes since the last commit") {
   TempDir dir;
   const std::string path = dir.File("tq.db");
+  uint64_t first = 0, second = 0;
   {
     auto store = OpenStore(path);
-    uint64_t id = InsertOk(*store, MakeTask("b1", 0));
+    const uint64_t id = first = InsertOk(*store, MakeTask("b1", 0));
     RequireOk(store->Commit());
     RequireOk(store->MarkLeased(id, 3, 1, "w1", 100));
     InsertOk(*store, MakeTask("b1", 1));
@@ -323,14 +364,14 @@ TEST_CASE("Abort discards writes since the last commit") {
     store->Abort();
     RequireOk(store->Commit());
     // The store takes writes again.
-    InsertOk(*store, MakeTask("b1", 2));
+    second = InsertOk(*store, MakeTask("b1", 2));
     RequireOk(store->Commit());
   }
   auto store = OpenStore(path);
   auto pending = Pending(*store);
   REQUIRE(pending.size() == 2);
-  CHECK(pending[0].spec.index == 0);
-  CHECK(pending[1].spec.index == 2);
+  CHECK(pending[0].id == first);
+  CHECK(pending[1].id == second);
 }
 
 TEST_CASE("Reads see the writes of the open transaction") {
@@ -347,9 +388,7 @@ TEST_CASE("Reads see the writes of the open transaction") {
   auto dead = store->LoadDead("b1", "");
   REQUIRE(dead.ok());
   CHECK(dead->size() == 1);
-  auto max = store->MaxFinishSeq();
-  REQUIRE(max.ok());
-  CHECK(*max == 9);
+  CHECK(MaxFinishSeq(*store) == 9);
   store->Abort();
   CHECK(Pending(*store).empty());
 }
@@ -358,7 +397,7 @@ TEST_CASE("Writes to an unknown task id return NotFound") {
   TempDir dir;
   auto store = OpenStore(dir.File("tq.db"));
   uint64_t id = InsertOk(*store, MakeTask("b1", 0));
-  CHECK(store->MarkLeased(999, 1, 1, "w", 0).code() == Status::Code::kNotFound);
+  CHECK(store->MarkLeased(999, 1, 1, "w", 0).status().code() == Status::Code::kNotFound);
   CHECK(store->MarkWaiting(999, TaskState::kQueued, 1, 0, "").code() ==
         Status::Code::kNotFound);
   CHECK(store->MarkFinished(999, TaskState::kDone, 1, 1, {}, 0).code() ==
@@ -406,7 +445,7 @@ TEST_CASE("A transaction that fills the disk keeps nothing of it") {
     // The failed transaction is gone and the committed data is still there.
     auto pending = Pending(*store);
     REQUIRE(pending.size() == 1);
-    CHECK(pending[0].spec.batch_id == "committed");
+    CHECK(pending[0].batch_id == "committed");
     // Small writes that fit the cap go through again.
     RequireOk(store->Probe());
     InsertOk(*store, MakeTask("small", 0));
@@ -415,8 +454,8 @@ TEST_CASE("A transaction that fills the disk keeps nothing of it") {
   auto store = OpenStore(path);
   auto pending = Pending(*store);
   REQUIRE(pending.size() == 2);
-  CHECK(pending[0].spec.batch_id == "committed");
-  CHECK(pending[1].spec.batch_id == "small");
+  CHECK(pending[0].batch_id == "committed");
+  CHECK(pending[1].batch_id == "small");
   // Without the cap the store grows again.
   NewTask t = MakeTask("big", 0);
   t.url = std::string(400'000, 'y');
@@ -427,10 +466,11 @@ TEST_CASE("A transaction that fills the disk keeps nothing of it") {
 TEST_CASE("Failed commit via FaultyTaskStore persists nothing") {
   TempDir dir;
   const std::string path = dir.File("tq.db");
+  uint64_t first = 0, third = 0;
   {
     auto sqlite = OpenStore(path);
     FaultyTaskStore store(*sqlite);
-    uint64_t id = InsertOk(store, MakeTask("b1", 0));
+    const uint64_t id = first = InsertOk(store, MakeTask("b1", 0));
     RequireOk(store.Commit());
     RequireOk(store.Probe());
 
@@ -447,16 +487,16 @@ TEST_CASE("Failed commit via FaultyTaskStore persists nothing") {
 
     store.FailCommits(false);
     RequireOk(store.Probe());
-    InsertOk(store, MakeTask("b1", 2));
+    third = InsertOk(store, MakeTask("b1", 2));
     RequireOk(store.Commit());
     CHECK(store.commit_calls() == 3);
   }
   auto store = OpenStore(path);
   auto pending = Pending(*store);
   REQUIRE(pending.size() == 2);
-  CHECK(pending[0].spec.index == 0);
+  CHECK(pending[0].id == first);
   CHECK(pending[0].state == TaskState::kQueued);
-  CHECK(pending[1].spec.index == 2);
+  CHECK(pending[1].id == third);
 }
 
 TEST_CASE(
@@ -469,7 +509,7 @@ TEST_CASE(
   store.FailWrites(true);
   CHECK(store.Insert(MakeTask("b1", 1)).status().code() ==
         Status::Code::kIoError);
-  CHECK(store.MarkLeased(id, 1, 1, "w", 0).code() == Status::Code::kIoError);
+  CHECK(store.MarkLeased(id, 1, 1, "w", 0).status().code() == Status::Code::kIoError);
   CHECK(store.MarkWaiting(id, TaskState::kQueued, 1, 0, "").code() ==
         Status::Code::kIoError);
   CHECK(store.MarkFinished(id, TaskState::kDone, 1, 1, {}, 0).code() ==
@@ -582,7 +622,7 @@ TEST_CASE("LoadDead returns dead tasks of a batch or of a queue") {
   CHECK((*by_batch)[1].id == b);
   CHECK((*by_batch)[0].state == TaskState::kDead);
   CHECK((*by_batch)[0].attempts == 5);
-  CHECK((*by_batch)[1].spec.queue == "q2");
+  CHECK((*by_batch)[1].queue == "q2");
 
   auto by_queue = store->LoadDead("", "q1");
   REQUIRE(by_queue.ok());
@@ -613,9 +653,7 @@ TEST_CASE("MarkWaiting after finished clears the stored result") {
   }
   auto store = OpenStore(path);
   CHECK(Finished(*store, "b1").empty());
-  auto max = store->MaxFinishSeq();
-  REQUIRE(max.ok());
-  CHECK(*max == 0);
+  CHECK(MaxFinishSeq(*store) == 0);
   auto pending = Pending(*store);
   REQUIRE(pending.size() == 1);
   CHECK(pending[0].id == id);
@@ -626,29 +664,37 @@ TEST_CASE("MarkWaiting after finished clears the stored result") {
   CHECK(dead->empty());
 }
 
-TEST_CASE("LoadCounts counts tasks per batch, queue and state") {
+TEST_CASE("LoadFinishedSummary counts finished tasks per batch, queue, state") {
   TempDir dir;
   auto store = OpenStore(dir.File("tq.db"));
   uint64_t a = InsertOk(*store, MakeTask("b1", 0, "q1"));
   InsertOk(*store, MakeTask("b1", 1, "q1"));
   uint64_t c = InsertOk(*store, MakeTask("b1", 2, "q1"));
-  InsertOk(*store, MakeTask("b2", 0, "q2"));
+  uint64_t d = InsertOk(*store, MakeTask("b1", 3, "q2"));
+  uint64_t e = InsertOk(*store, MakeTask("b1", 4, "q1"));
+  uint64_t f = InsertOk(*store, MakeTask("b2", 0, "q2"));
+  InsertOk(*store, MakeTask("b2", 1, "q2"));
   RequireOk(store->MarkLeased(a, 1, 1, "w", 0));
   RequireOk(store->MarkFinished(c, TaskState::kDone, 1, 1, {}, 0));
+  RequireOk(store->MarkFinished(d, TaskState::kDone, 1, 7, {}, 0));
+  RequireOk(store->MarkFinished(e, TaskState::kDone, 1, 3, {}, 0));
+  RequireOk(store->MarkFinished(f, TaskState::kCancelled, 0, 4, {}, 0));
   RequireOk(store->Commit());
-  auto counts = store->LoadCounts();
-  REQUIRE(counts.ok());
+  auto summary = store->LoadFinishedSummary();
+  REQUIRE(summary.ok());
   std::map<std::tuple<std::string, std::string, TaskState>, uint64_t> got;
-  for (const StateCount& sc : *counts) {
-    got[{sc.batch_id, sc.queue, sc.state}] = sc.count;
+  for (const StateCount& sc : summary->counts) {
+    got[{sc.batch_id, sc.queue, sc.state}] += sc.count;
   }
+  // Queued and leased tasks are counted by the broker as it loads them.
   std::map<std::tuple<std::string, std::string, TaskState>, uint64_t> want = {
-      {{"b1", "q1", TaskState::kLeased}, 1},
-      {{"b1", "q1", TaskState::kQueued}, 1},
-      {{"b1", "q1", TaskState::kDone}, 1},
-      {{"b2", "q2", TaskState::kQueued}, 1},
+      {{"b1", "q1", TaskState::kDone}, 2},
+      {{"b1", "q2", TaskState::kDone}, 1},
+      {{"b2", "q2", TaskState::kCancelled}, 1},
   };
   CHECK(got == want);
+  CHECK(summary->counts.size() == want.size());  // one row per key
+  CHECK(summary->max_finish_seq == 7);
 }
 
 TEST_CASE("Probe refuses to run inside an open transaction") {

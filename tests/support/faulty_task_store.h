@@ -29,16 +29,18 @@ class FaultyTaskStore final : public TaskStore {
     if (fail_writes_) return WriteError();
     return inner_.Insert(task);
   }
-  Status MarkLeased(uint64_t id, uint64_t token, uint32_t attempts,
-                    const std::string& worker, int64_t now_ms) override {
+  Result<LeasePayload> MarkLeased(uint64_t id, uint64_t token,
+                                  uint32_t attempts, const std::string& worker,
+                                  int64_t now_ms) override {
     if (fail_writes_) return WriteError();
     return inner_.MarkLeased(id, token, attempts, worker, now_ms);
   }
   Status MarkWaiting(uint64_t id, TaskState state, uint32_t attempts,
                      int64_t not_before_ms,
-                     const std::string& last_error) override {
+                     std::optional<std::string> last_error) override {
     if (fail_writes_) return WriteError();
-    return inner_.MarkWaiting(id, state, attempts, not_before_ms, last_error);
+    return inner_.MarkWaiting(id, state, attempts, not_before_ms,
+                              std::move(last_error));
   }
   Status MarkFinished(uint64_t id, TaskState state, uint32_t attempts,
                       uint64_t finish_seq, const TaskOutcome& outcome,
@@ -81,13 +83,13 @@ class FaultyTaskStore final : public TaskStore {
     return inner_.Probe();
   }
 
-  Result<std::vector<PendingTask>> LoadPending() override {
-    return inner_.LoadPending();
+  Status LoadPending(
+      const std::function<void(const PendingTask&)>& each) override {
+    return inner_.LoadPending(each);
   }
-  Result<std::vector<StateCount>> LoadCounts() override {
-    return inner_.LoadCounts();
+  Result<FinishedSummary> LoadFinishedSummary() override {
+    return inner_.LoadFinishedSummary();
   }
-  Result<uint64_t> MaxFinishSeq() override { return inner_.MaxFinishSeq(); }
   Result<std::vector<FinishedTask>> ReadFinished(const std::string& batch_id,
                                                  uint64_t after,
                                                  uint32_t limit) override {
