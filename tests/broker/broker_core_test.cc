@@ -275,6 +275,50 @@ TEST_CASE("DispatchIsHighestPriorityThenOldestFirst", "[broker]") {
                      "http://a.example/2", "http://a.example/3"});
 }
 
+TEST_CASE("RequeuedTaskRunsBeforeNewerWorkAndCancelledTasksAreSkipped",
+          "[broker]") {
+  Harness h;
+  h.Submit("a", Urls(2, "a"));
+  h.Submit("b", Urls(2, "b"));
+  h.Submit("c", Urls(2, "c"));
+  h.Hello("w1", "worker-1", "", 1);
+  h.Credit("w1", 1);
+  auto first = Harness::Assigned(h.Turn(), "w1");
+  REQUIRE(first.size() == 1);
+  CHECK(first[0].url() == "http://example.com/a0");
+  h.broker().OnDisconnect("w1");  // a0 comes back, older than all the rest
+  wire::Envelope cancel;
+  cancel.mutable_cancel_batch()->set_batch_id("b");  // the middle of the queue
+  h.Send("client", cancel, 4);
+  h.Turn();
+
+  auto drain = [&h](const std::string& peer) {
+    std::vector<std::string> order;
+    h.Hello(peer, "worker-" + peer, "", 1);
+    h.Credit(peer, 1);
+    for (int i = 0; i < 10; ++i) {
+      auto tasks = Harness::Assigned(h.Turn(), peer);
+      if (tasks.empty()) break;
+      REQUIRE(tasks.size() == 1);
+      order.push_back(tasks[0].url());
+      h.Result(peer, tasks[0], true);
+    }
+    return order;
+  };
+  SECTION("now") {
+    CHECK(drain("w2") == std::vector<std::string>{
+                             "http://example.com/a0", "http://example.com/a1",
+                             "http://example.com/c0", "http://example.com/c1"});
+  }
+  SECTION("after a restart") {
+    h.Restart();
+    CHECK(drain("w2") == std::vector<std::string>{
+                             "http://example.com/a0", "http://example.com/a1",
+                             "http://example.com/c0", "http://example.com/c1"});
+  }
+  CHECK(h.broker().pending_tasks() == 0);
+}
+
 TEST_CASE("WorkerTakesItsCountryQueueBeforeGeneric", "[broker]") {
   Harness h;
   h.Submit("g", Urls(2, "g"), "generic");
