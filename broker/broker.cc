@@ -97,9 +97,9 @@ Status Broker::ReloadFromStore(bool first_load) {
           if (f != s.in_flight.end() && f->second == e.token) holder = sid;
         }
         e.holder = holder;
-        e.deadline = holder ? now + Millis(e.time_limit_ms) +
-                                  options_.lease_grace
-                            : now + reclaim_window;
+        e.deadline = holder
+                         ? now + Millis(e.time_limit_ms) + options_.lease_grace
+                         : now + reclaim_window;
         lease_deadlines_.emplace(e.deadline, e.id);
         if (!holder) ++reclaimable;
         break;
@@ -278,10 +278,9 @@ TimePoint Broker::OnTick() {
       }
       MakeReady(t);
     } else {
-      LoseLease(
-          t, "lease expired after " +
-                 Seconds(Millis(t.time_limit_ms) + options_.lease_grace) +
-                 " (time limit + grace)");
+      LoseLease(t, "lease expired after " +
+                       Seconds(Millis(t.time_limit_ms) + options_.lease_grace) +
+                       " (time limit + grace)");
     }
   }
 

@@ -16,8 +16,12 @@
 #include <map>
 #include <utility>
 
+#include "broker/sqlite_util.h"
+
 namespace tq {
 namespace {
+
+using namespace sqlite;  // NOLINT: the helpers of sqlite_util.h
 
 // Forward migrations: kMigrations[i] takes the schema from version i to i+1.
 // Never edit a released step; append a new one and bump kSchemaVersion.
@@ -91,7 +95,7 @@ CREATE INDEX tasks_finished ON tasks(batch_id, finish_seq, queue, state)
 static_assert(std::size(kMigrations) == SqliteTaskStore::kSchemaVersion);
 
 // Column lists shared by the statements and the row readers below.
-#define TQ_PENDING_COLUMNS                                             \
+#define TQ_PENDING_COLUMNS                                              \
   "id, batch_id, queue, priority, max_attempts, time_limit_ms, state, " \
   "attempts, lease_token, not_before_ms"
 #define TQ_FINISHED_COLUMNS                                                \
@@ -112,7 +116,8 @@ constexpr const char* kStatementSql[] = {
     "started_ms = ?5 WHERE id = ?1 RETURNING url, options_json",
     /* kMarkWaiting */
     "UPDATE tasks SET state = ?2, attempts = ?3, not_before_ms = ?4, "
-    "last_error = COALESCE(?5, last_error), finished_ms = NULL, finish_seq = NULL, ok = NULL, "
+    "last_error = COALESCE(?5, last_error), finished_ms = NULL, finish_seq = "
+    "NULL, ok = NULL, "
     "output = NULL, output_truncated = NULL, error = NULL, exit_code = NULL, "
     "stderr_tail = NULL, duration_ms = NULL WHERE id = ?1",
     /* kMarkFinished */
@@ -158,99 +163,6 @@ constexpr const char* kStatementSql[] = {
 
 #undef TQ_PENDING_COLUMNS
 #undef TQ_FINISHED_COLUMNS
-
-// Resets a statement when the call using it returns, so no read holds a
-// snapshot open and no bound pointer outlives its string.
-class ResetOnExit {
- public:
-  explicit ResetOnExit(sqlite3_stmt* stmt) : stmt_(stmt) {}
-  ~ResetOnExit() { sqlite3_reset(stmt_); }
-  ResetOnExit(const ResetOnExit&) = delete;
-  ResetOnExit& operator=(const ResetOnExit&) = delete;
-
- private:
-  sqlite3_stmt* const stmt_;
-};
-
-// The strings outlive the step (they are reset before the call returns), so
-// SQLite need not copy them.
-void BindText(sqlite3_stmt* stmt, int index, const std::string& s) {
-  sqlite3_bind_text(stmt, index, s.data(), static_cast<int>(s.size()),
-                    SQLITE_STATIC);
-}
-
-void BindBlob(sqlite3_stmt* stmt, int index, const std::string& s) {
-  // A zero-length blob, not NULL, for empty output.
-  sqlite3_bind_blob(stmt, index, s.empty() ? "" : s.data(),
-                    static_cast<int>(s.size()), SQLITE_STATIC);
-}
-
-void BindInt(sqlite3_stmt* stmt, int index, int64_t v) {
-  sqlite3_bind_int64(stmt, index, v);
-}
-
-std::string ColumnText(sqlite3_stmt* stmt, int col) {
-  const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt, col));
-  if (p == nullptr) return {};
-  return std::string(p, sqlite3_column_bytes(stmt, col));
-}
-
-// Like ColumnText, into an existing string (keeps its capacity).
-void AssignText(sqlite3_stmt* stmt, int col, std::string* out) {
-  const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(stmt, col));
-  if (p == nullptr) {
-    out->clear();
-  } else {
-    out->assign(p, sqlite3_column_bytes(stmt, col));
-  }
-}
-
-std::string ColumnBlob(sqlite3_stmt* stmt, int col) {
-  const auto* p = static_cast<const char*>(sqlite3_column_blob(stmt, col));
-  if (p == nullptr) return {};
-  return std::string(p, sqlite3_column_bytes(stmt, col));
-}
-
-int64_t ColumnInt(sqlite3_stmt* stmt, int col) {
-  return sqlite3_column_int64(stmt, col);
-}
-
-// Runs SQL that returns at most one row and yields its first column.
-Result<int64_t> QueryInt(sqlite3* db, const char* sql) {
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) != SQLITE_OK) {
-    return Status::IoError(sqlite3_errmsg(db));
-  }
-  int rc = sqlite3_step(stmt);
-  Result<int64_t> result = Status::IoError(sqlite3_errmsg(db));
-  if (rc == SQLITE_ROW) result = sqlite3_column_int64(stmt, 0);
-  if (rc == SQLITE_DONE) result = int64_t{0};
-  sqlite3_finalize(stmt);
-  return result;
-}
-
-Result<std::string> QueryText(sqlite3* db, const char* sql) {
-  sqlite3_stmt* stmt = nullptr;
-  if (sqlite3_prepare_v2(db, sql, -1, &stmt, nullptr) != SQLITE_OK) {
-    return Status::IoError(sqlite3_errmsg(db));
-  }
-  int rc = sqlite3_step(stmt);
-  Result<std::string> result = Status::IoError(sqlite3_errmsg(db));
-  if (rc == SQLITE_ROW) result = ColumnText(stmt, 0);
-  if (rc == SQLITE_DONE) result = std::string();
-  sqlite3_finalize(stmt);
-  return result;
-}
-
-Status Exec(sqlite3* db, const std::string& sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err != nullptr ? err : sqlite3_errmsg(db);
-    sqlite3_free(err);
-    return Status::IoError(msg);
-  }
-  return Status::Ok();
-}
 
 // Runs the missing migration steps in one transaction, so a crash leaves
 // either the old schema or the new one.
@@ -519,185 +431,6 @@ Status SqliteTaskStore::MarkFinished(uint64_t id, TaskState state,
   BindInt(stmt, 13, now_ms);
   if (Status st = StepUpdate(stmt, "mark finished", id); !st.ok()) return st;
   return WriteFileRefs(id, outcome.files);
-}
-
-Status SqliteTaskStore::WriteFileRefs(uint64_t id,
-                                      const std::vector<FileRef>& files) {
-  {
-    sqlite3_stmt* stmt = stmts_[kDeleteTaskFiles];
-    ResetOnExit reset(stmt);
-    BindInt(stmt, 1, static_cast<int64_t>(id));
-    if (sqlite3_step(stmt) != SQLITE_DONE) return FailWrite("delete files");
-  }
-  for (const FileRef& f : files) {
-    sqlite3_stmt* stmt = stmts_[kInsertTaskFile];
-    ResetOnExit reset(stmt);
-    BindInt(stmt, 1, static_cast<int64_t>(id));
-    BindText(stmt, 2, f.name);
-    BindText(stmt, 3, f.sha256);
-    BindInt(stmt, 4, static_cast<int64_t>(f.size));
-    if (sqlite3_step(stmt) != SQLITE_DONE) return FailWrite("insert file");
-  }
-  return Status::Ok();
-}
-
-Result<std::vector<FileRef>> SqliteTaskStore::ReadFileRefs(uint64_t id) {
-  sqlite3_stmt* stmt = stmts_[kReadTaskFiles];
-  ResetOnExit reset(stmt);
-  BindInt(stmt, 1, static_cast<int64_t>(id));
-  std::vector<FileRef> files;
-  int rc;
-  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    FileRef& f = files.emplace_back();
-    f.name = ColumnText(stmt, 0);
-    f.sha256 = ColumnText(stmt, 1);
-    f.size = static_cast<uint64_t>(ColumnInt(stmt, 2));
-  }
-  if (rc != SQLITE_DONE) return ReadError("read files");
-  return files;
-}
-
-Result<std::vector<std::string>> SqliteTaskStore::DeleteFinished(
-    const std::vector<uint64_t>& ids) {
-  if (Status s = BeginWrite(); !s.ok()) return s;
-  std::vector<std::string> digests;
-  for (uint64_t id : ids) {
-    Result<std::vector<FileRef>> refs = ReadFileRefs(id);
-    if (!refs.ok()) {
-      txn_error_ = refs.status();
-      return refs.status();
-    }
-    for (FileRef& f : *refs) digests.push_back(std::move(f.sha256));
-    if (Status s = WriteFileRefs(id, {}); !s.ok()) return s;
-    sqlite3_stmt* stmt = stmts_[kDeleteFinishedTask];
-    ResetOnExit reset(stmt);
-    BindInt(stmt, 1, static_cast<int64_t>(id));
-    if (sqlite3_step(stmt) != SQLITE_DONE) return FailWrite("delete task");
-  }
-  std::sort(digests.begin(), digests.end());
-  digests.erase(std::unique(digests.begin(), digests.end()), digests.end());
-  return digests;
-}
-
-Result<std::vector<ExpiredTask>> SqliteTaskStore::LoadExpired(
-    int64_t finished_before_ms, uint32_t limit) {
-  sqlite3_stmt* stmt = stmts_[kLoadExpired];
-  ResetOnExit reset(stmt);
-  BindInt(stmt, 1, finished_before_ms);
-  BindInt(stmt, 2, limit);
-  std::vector<ExpiredTask> tasks;
-  int rc;
-  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    ExpiredTask& t = tasks.emplace_back();
-    t.id = static_cast<uint64_t>(ColumnInt(stmt, 0));
-    t.batch_id = ColumnText(stmt, 1);
-    t.queue = ColumnText(stmt, 2);
-    t.state = static_cast<TaskState>(ColumnInt(stmt, 3));
-  }
-  if (rc != SQLITE_DONE) return ReadError("load expired");
-  return tasks;
-}
-
-// Digests come from the peer's data only through the broker's own hashing,
-// but a path built from one must still never leave files/.
-static bool IsHexDigest(const std::string& s) {
-  if (s.size() != 64) return false;
-  for (char c : s) {
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  }
-  return true;
-}
-
-std::string SqliteTaskStore::FilePath(const std::string& sha256) const {
-  return files_dir_ + "/" + sha256.substr(0, 2) + "/" + sha256;
-}
-
-static Status SyncDir(const std::string& dir) {
-  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0)
-    return Status::IoError("cannot open " + dir + ": " + strerror(errno));
-  int rc = ::fsync(fd);
-  int err = errno;
-  ::close(fd);
-  if (rc != 0)
-    return Status::IoError("cannot sync " + dir + ": " + strerror(err));
-  return Status::Ok();
-}
-
-Status SqliteTaskStore::PutFile(const std::string& sha256,
-                                std::string_view content) {
-  if (!IsHexDigest(sha256)) {
-    return Status::InvalidArgument("put file: bad digest '" +
-                                   sha256.substr(0, 80) + "'");
-  }
-  const std::string path = FilePath(sha256);
-  struct stat st {};
-  if (::stat(path.c_str(), &st) == 0 &&
-      static_cast<uint64_t>(st.st_size) == content.size()) {
-    return Status::Ok();  // stored once per content
-  }
-  const std::string dir = files_dir_ + "/" + sha256.substr(0, 2);
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) return Status::IoError("cannot create " + dir + ": " + ec.message());
-  const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    return Status::IoError("cannot create " + tmp + ": " + strerror(errno));
-  }
-  size_t done = 0;
-  while (done < content.size()) {
-    ssize_t n = ::write(fd, content.data() + done, content.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return Status::IoError("cannot write " + tmp + ": " + strerror(err));
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0) {
-    const int err = errno;
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    return Status::IoError("cannot sync " + tmp + ": " + strerror(err));
-  }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return Status::IoError("cannot rename " + tmp + ": " + strerror(err));
-  }
-  // The rename itself must survive a crash before the commit is durable.
-  if (Status s = SyncDir(dir); !s.ok()) return s;
-  return SyncDir(files_dir_);
-}
-
-Result<std::string> SqliteTaskStore::GetFile(const std::string& sha256) {
-  if (!IsHexDigest(sha256)) return Status::NotFound("no file " + sha256);
-  std::ifstream in(FilePath(sha256), std::ios::binary);
-  if (!in) return Status::NotFound("no stored file " + sha256);
-  std::string data((std::istreambuf_iterator<char>(in)),
-                   std::istreambuf_iterator<char>());
-  if (in.bad()) return Status::IoError("cannot read stored file " + sha256);
-  return data;
-}
-
-Result<uint64_t> SqliteTaskStore::RemoveUnreferencedFiles(
-    const std::vector<std::string>& sha256s) {
-  uint64_t removed = 0;
-  for (const std::string& sha : sha256s) {
-    if (!IsHexDigest(sha)) continue;
-    sqlite3_stmt* stmt = stmts_[kFileReferenced];
-    ResetOnExit reset(stmt);
-    BindText(stmt, 1, sha);
-    const int rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) continue;  // a kept result still names it
-    if (rc != SQLITE_DONE) return ReadError("file referenced");
-    if (::unlink(FilePath(sha).c_str()) == 0) ++removed;
-  }
-  return removed;
 }
 
 Status SqliteTaskStore::Commit() {

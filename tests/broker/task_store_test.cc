@@ -79,8 +79,8 @@ void RequireOk(const Result<T>& r) {
 
 std::vector<PendingTask> Pending(TaskStore& store) {
   std::vector<PendingTask> pending;
-  Status st = store.LoadPending(
-      [&](const PendingTask& p) { pending.push_back(p); });
+  Status st =
+      store.LoadPending([&](const PendingTask& p) { pending.push_back(p); });
   INFO(st.message());
   REQUIRE(st.ok());
   return pending;
@@ -397,7 +397,8 @@ TEST_CASE("Writes to an unknown task id return NotFound") {
   TempDir dir;
   auto store = OpenStore(dir.File("tq.db"));
   uint64_t id = InsertOk(*store, MakeTask("b1", 0));
-  CHECK(store->MarkLeased(999, 1, 1, "w", 0).status().code() == Status::Code::kNotFound);
+  CHECK(store->MarkLeased(999, 1, 1, "w", 0).status().code() ==
+        Status::Code::kNotFound);
   CHECK(store->MarkWaiting(999, TaskState::kQueued, 1, 0, "").code() ==
         Status::Code::kNotFound);
   CHECK(store->MarkFinished(999, TaskState::kDone, 1, 1, {}, 0).code() ==
@@ -509,7 +510,8 @@ TEST_CASE(
   store.FailWrites(true);
   CHECK(store.Insert(MakeTask("b1", 1)).status().code() ==
         Status::Code::kIoError);
-  CHECK(store.MarkLeased(id, 1, 1, "w", 0).status().code() == Status::Code::kIoError);
+  CHECK(store.MarkLeased(id, 1, 1, "w", 0).status().code() ==
+        Status::Code::kIoError);
   CHECK(store.MarkWaiting(id, TaskState::kQueued, 1, 0, "").code() ==
         Status::Code::kIoError);
   CHECK(store.MarkFinished(id, TaskState::kDone, 1, 1, {}, 0).code() ==
