@@ -353,7 +353,9 @@ int main(int argc, char** argv) {
                  "broker durability: full or normal")
       ->check(CLI::IsMember({"full", "normal"}))
       ->capture_default_str();
-  app.add_option("-n,--tasks", tasks, "tasks for throughput")
+  app.add_option("-n,--tasks", tasks,
+                 "tasks for throughput and fanout; queued tasks for restart "
+                 "(default there: 1000000)")
       ->capture_default_str();
   app.add_option("-w,--workers", workers, "worker processes")
       ->capture_default_str();
@@ -371,6 +373,7 @@ int main(int argc, char** argv) {
       ->allow_extra_args(false);
   app.add_flag("--json", json, "print one JSON object instead of a table");
   CLI11_PARSE(app, argc, argv);
+  if (scenario == "restart" && app.count("--tasks") == 0) tasks = 1'000'000;
 
   try {
     nlohmann::json all = nlohmann::json::array();
@@ -387,10 +390,11 @@ int main(int argc, char** argv) {
         all.push_back(Recovery(synchronous, scenario == "recovery-silent"));
       }
     }
-    const std::string key = scenario == "throughput" || scenario == "fanout"
-                                ? "tasks_per_second"
-                            : scenario == "latency" ? "p50_ms"
-                                                    : "rerun_after_ms";
+    const std::string key =
+        scenario == "throughput" || scenario == "fanout" ? "tasks_per_second"
+        : scenario == "latency"                          ? "p50_ms"
+        : scenario == "restart" ? "restart_to_first_result_seconds"
+                                : "rerun_after_ms";
     std::vector<nlohmann::json> sorted(all.begin(), all.end());
     std::sort(sorted.begin(), sorted.end(), [&](auto& a, auto& b) {
       return a[key].template get<double>() < b[key].template get<double>();
