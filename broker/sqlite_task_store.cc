@@ -85,8 +85,12 @@ CREATE INDEX tasks_by_finished_ms ON tasks(finished_ms)
   WHERE finish_seq IS NOT NULL;
 )sql",
     // 2 -> 3: start-up counts finished tasks from this index alone (a
-    // covering scan, no sort) instead of grouping the whole table.
+    // covering scan, no sort) instead of grouping the whole table. The
+    // pending index says "state <= 2" (queued, leased, retry_wait): for
+    // "IN (0, 1, 2)" SQLite built a temporary table on every write of a row.
     R"sql(
+DROP INDEX tasks_pending;
+CREATE INDEX tasks_pending ON tasks(id) WHERE state <= 2;
 DROP INDEX tasks_finished;
 CREATE INDEX tasks_finished ON tasks(batch_id, finish_seq, queue, state)
   WHERE finish_seq IS NOT NULL;
@@ -113,7 +117,11 @@ constexpr const char* kStatementSql[] = {
     "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 0)",
     /* kMarkLeased */
     "UPDATE tasks SET state = 1, lease_token = ?2, attempts = ?3, worker = ?4, "
-    "started_ms = ?5 WHERE id = ?1 RETURNING url, options_json",
+    "started_ms = ?5 WHERE id = ?1",
+    /* kReadPayload */
+    // Not UPDATE ... RETURNING: SQLite builds a temporary table for that on
+    // every call, which cost more than this point read.
+    "SELECT url, options_json FROM tasks WHERE id = ?1",
     /* kMarkWaiting */
     "UPDATE tasks SET state = ?2, attempts = ?3, not_before_ms = ?4, "
     "last_error = COALESCE(?5, last_error), finished_ms = NULL, finish_seq = "
@@ -130,7 +138,7 @@ constexpr const char* kStatementSql[] = {
     /* kProbe */ "INSERT OR REPLACE INTO meta(key, value) VALUES('probe', ?1)",
     /* kLoadPending */
     "SELECT " TQ_PENDING_COLUMNS
-    " FROM tasks WHERE state IN (0, 1, 2) ORDER BY id",
+    " FROM tasks INDEXED BY tasks_pending WHERE state <= 2 ORDER BY id",
     /* kLoadFinishedSummary */
     // Rows come grouped by batch; the caller sums them.
     "SELECT batch_id, queue, state, finish_seq FROM tasks "
@@ -361,24 +369,22 @@ Result<LeasePayload> SqliteTaskStore::MarkLeased(uint64_t id, uint64_t token,
                                                  const std::string& worker,
                                                  int64_t now_ms) {
   if (Status s = BeginWrite(); !s.ok()) return s;
-  sqlite3_stmt* stmt = stmts_[kMarkLeased];
+  {
+    sqlite3_stmt* stmt = stmts_[kMarkLeased];
+    BindInt(stmt, 1, static_cast<int64_t>(id));
+    BindInt(stmt, 2, static_cast<int64_t>(token));
+    BindInt(stmt, 3, attempts);
+    BindText(stmt, 4, worker);
+    BindInt(stmt, 5, now_ms);
+    if (Status st = StepUpdate(stmt, "mark leased", id); !st.ok()) return st;
+  }
+  sqlite3_stmt* stmt = stmts_[kReadPayload];
   ResetOnExit reset(stmt);
   BindInt(stmt, 1, static_cast<int64_t>(id));
-  BindInt(stmt, 2, static_cast<int64_t>(token));
-  BindInt(stmt, 3, attempts);
-  BindText(stmt, 4, worker);
-  BindInt(stmt, 5, now_ms);
-  // The row is updated by the first step, which also returns it.
-  int rc = sqlite3_step(stmt);
-  if (rc == SQLITE_DONE) {
-    return Status::NotFound("mark leased: no task with id " +
-                            std::to_string(id));
-  }
-  if (rc != SQLITE_ROW) return FailWrite("mark leased");
+  if (sqlite3_step(stmt) != SQLITE_ROW) return ReadError("read task payload");
   LeasePayload payload;
   payload.url = ColumnText(stmt, 0);
   payload.options_json = ColumnText(stmt, 1);
-  if (sqlite3_step(stmt) != SQLITE_DONE) return FailWrite("mark leased");
   return payload;
 }
 

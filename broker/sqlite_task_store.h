@@ -98,6 +98,7 @@ class SqliteTaskStore final : public TaskStore {
     kRollback,
     kInsert,
     kMarkLeased,
+    kReadPayload,
     kMarkWaiting,
     kMarkFinished,
     kProbe,
