@@ -17,14 +17,16 @@ namespace tq {
 
 using namespace sqlite;  // NOLINT: the helpers of sqlite_util.h
 
-Status SqliteTaskStore::WriteFileRefs(uint64_t id,
-                                      const std::vector<FileRef>& files) {
-  {
-    sqlite3_stmt* stmt = stmts_[kDeleteTaskFiles];
-    ResetOnExit reset(stmt);
-    BindInt(stmt, 1, static_cast<int64_t>(id));
-    if (sqlite3_step(stmt) != SQLITE_DONE) return FailWrite("delete files");
-  }
+Status SqliteTaskStore::DeleteFileRefs(uint64_t id) {
+  sqlite3_stmt* stmt = stmts_[kDeleteTaskFiles];
+  ResetOnExit reset(stmt);
+  BindInt(stmt, 1, static_cast<int64_t>(id));
+  if (sqlite3_step(stmt) != SQLITE_DONE) return FailWrite("delete files");
+  return Status::Ok();
+}
+
+Status SqliteTaskStore::AddFileRefs(uint64_t id,
+                                    const std::vector<FileRef>& files) {
   for (const FileRef& f : files) {
     sqlite3_stmt* stmt = stmts_[kInsertTaskFile];
     ResetOnExit reset(stmt);
@@ -64,7 +66,7 @@ Result<std::vector<std::string>> SqliteTaskStore::DeleteFinished(
       return refs.status();
     }
     for (FileRef& f : *refs) digests.push_back(std::move(f.sha256));
-    if (Status s = WriteFileRefs(id, {}); !s.ok()) return s;
+    if (Status s = DeleteFileRefs(id); !s.ok()) return s;
     sqlite3_stmt* stmt = stmts_[kDeleteFinishedTask];
     ResetOnExit reset(stmt);
     BindInt(stmt, 1, static_cast<int64_t>(id));

@@ -408,7 +408,7 @@ Status SqliteTaskStore::MarkWaiting(uint64_t id, TaskState state,
     sqlite3_bind_null(stmt, 5);  // keeps the stored one
   }
   if (Status st = StepUpdate(stmt, "mark waiting", id); !st.ok()) return st;
-  return WriteFileRefs(id, {});
+  return DeleteFileRefs(id);  // RetryDead: the dead result's files go
 }
 
 Status SqliteTaskStore::MarkFinished(uint64_t id, TaskState state,
@@ -436,7 +436,9 @@ Status SqliteTaskStore::MarkFinished(uint64_t id, TaskState state,
   BindText(stmt, 12, outcome.worker);
   BindInt(stmt, 13, now_ms);
   if (Status st = StepUpdate(stmt, "mark finished", id); !st.ok()) return st;
-  return WriteFileRefs(id, outcome.files);
+  // Only a finished task has references, and none finishes twice without a
+  // MarkWaiting (which deletes them) in between: nothing to replace.
+  return AddFileRefs(id, outcome.files);
 }
 
 Status SqliteTaskStore::Commit() {

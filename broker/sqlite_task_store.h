@@ -131,8 +131,9 @@ class SqliteTaskStore final : public TaskStore {
   Status ReadPendingRows(sqlite3_stmt* stmt, const char* what,
                          const std::function<void(const PendingTask&)>& each);
 
-  // Replaces the file references of a task (joins the transaction).
-  Status WriteFileRefs(uint64_t id, const std::vector<FileRef>& files);
+  // File references of a task (join the transaction).
+  Status DeleteFileRefs(uint64_t id);
+  Status AddFileRefs(uint64_t id, const std::vector<FileRef>& files);
   Result<std::vector<FileRef>> ReadFileRefs(uint64_t id);
   std::string FilePath(const std::string& sha256) const;
 

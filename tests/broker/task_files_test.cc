@@ -124,6 +124,23 @@ TEST_CASE("IdenticalContentIsStoredOnce", "[store][files]") {
   CHECK((*rows)[1].outcome.files.size() == 1);
 }
 
+TEST_CASE("AResultRetriedAfterDeathKeepsOnlyItsNewFiles", "[store][files]") {
+  TempDir dir;
+  auto store = OpenStore(dir.File("tq.db"));
+  const uint64_t id = AddTask(*store, "b", 0);
+  FinishWithFiles(*store, id, 1, 10, {{"old.log", "first run"}});
+  RequireOk(store->Commit());
+  // RetryDead brings it back; its second run writes other files.
+  RequireOk(store->MarkWaiting(id, TaskState::kQueued, 0, 0, std::nullopt));
+  FinishWithFiles(*store, id, 2, 20, {{"new.log", "second run"}});
+  RequireOk(store->Commit());
+  auto rows = store->ReadFinished("b", 0, 10);
+  REQUIRE(rows.ok());
+  REQUIRE(rows->size() == 1);
+  REQUIRE((*rows)[0].outcome.files.size() == 1);
+  CHECK((*rows)[0].outcome.files[0].name == "new.log");
+}
+
 TEST_CASE("SchemaV1DatabaseIsMigratedToCurrent", "[store][files]") {
   TempDir dir;
   const std::string path = dir.File("tq.db");
