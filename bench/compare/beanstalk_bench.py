@@ -95,16 +95,21 @@ class Beanstalk:
 # --- worker process --------------------------------------------------------
 
 def worker_main(args):
-    """`slots` threads, one connection each (a slot = one reserved job)."""
+    """`slots` threads, one connection each (a slot = one reserved job).
+    Lives until TERM, until its parent is gone, or `--lifetime` seconds."""
     log = common.StartLog(args.log) if args.log else None
+    deadline = time.monotonic() + args.lifetime
 
     def slot():
         c = Beanstalk(args.port, timeout=None)
         c.watch_only(TASKS)
         c.use(RESULTS)
         ready.release()
-        job = c.reserve()
-        while True:
+        job = None
+        while time.monotonic() < deadline:
+            if job is None:
+                job = c.reserve(timeout=1)
+                continue
             job_id, body = job
             if log:
                 log.write("start", args.name, body.decode())
@@ -114,11 +119,12 @@ def worker_main(args):
                 log.write("done", args.name, body.decode())
             # Result, delete and the next reserve in one write; replies in order.
             c.send(c.put_cmd(body + b" " + args.name.encode()) +
-                   b"delete %d\r\nreserve\r\n" % job_id)
+                   b"delete %d\r\nreserve-with-timeout 1\r\n" % job_id)
             c.reply("INSERTED")
             c.reply("DELETED")
             job = c.read_reserved()
 
+    parent = os.getppid()
     ready = threading.Semaphore(0)
     for _ in range(args.slots):
         threading.Thread(target=slot, daemon=True).start()
@@ -126,7 +132,9 @@ def worker_main(args):
         if not ready.acquire(timeout=10):
             raise RuntimeError("a slot did not connect")
     open(args.ready_file, "w").close()
-    signal.sigwait({signal.SIGTERM})  # threads run until the harness stops us
+    while time.monotonic() < deadline and os.getppid() == parent:
+        if signal.sigtimedwait({signal.SIGTERM}, 1):
+            break
 
 
 class Workers:
@@ -325,6 +333,7 @@ def main():
     p.add_argument("--work", type=float, default=0.0, help="seconds each job takes")
     p.add_argument("--log", help="StartLog file for job starts and ends")
     p.add_argument("--ready-file")
+    p.add_argument("--lifetime", type=float, default=3600, help="seconds before a worker exits anyway")
     args = p.parse_args()
     if args.scenario == "worker":
         signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})

@@ -23,6 +23,7 @@ import common
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 QUEUE = "tqbench"
+WORKER_LIFETIME = 3600  # seconds
 
 app = Celery("tqbench",
              broker=os.environ.get("TQBENCH_AMQP", "amqp://guest:guest@127.0.0.1:5672//"),
@@ -79,7 +80,9 @@ class Workers:
         hostname = "%s@tqbench" % name
         env = dict(os.environ, TQBENCH_READY_DIR=self.ready_dir,
                    PYTHONPATH=HERE + os.pathsep + os.environ.get("PYTHONPATH", ""))
-        cmd = ["/usr/bin/python3", "-m", "celery", "-A", "celery_bench", "worker",
+        # `timeout` bounds a worker's life should this harness die unstopped.
+        cmd = ["timeout", "-s", "TERM", "-k", "10", str(WORKER_LIFETIME),
+               "/usr/bin/python3", "-m", "celery", "-A", "celery_bench", "worker",
                # Celery's default pool. (The solo and threads pools of Debian's
                # Celery 5.2.6 / kombu 5.2.4 left a delivered message unprocessed
                # for up to ~10 s at a time under a full queue.)
