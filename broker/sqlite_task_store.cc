@@ -198,9 +198,6 @@ Status Migrate(sqlite3* db) {
   return s;
 }
 
-// About 16 MB of WAL between checkpoints.
-constexpr int kCheckpointFrames = 4000;
-
 }  // namespace
 
 Result<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(
@@ -249,13 +246,7 @@ Result<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(
     // Checkpoints only from Checkpoint(), which syncs before the WAL restarts.
     pragmas += "PRAGMA wal_autocheckpoint = 0;";
     store->deferred_sync_ = true;
-    sqlite3_wal_hook(
-        db,
-        [](void* self, sqlite3*, const char*, int frames) {
-          static_cast<SqliteTaskStore*>(self)->wal_frames_ = frames;
-          return SQLITE_OK;
-        },
-        store.get());
+    store->checkpoint_frames_ = options.checkpoint_frames;
   }
   if (options.max_page_count > 0) {
     pragmas +=
@@ -264,6 +255,17 @@ Result<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(
   }
   if (Status s = Exec(db, pragmas); !s.ok()) {
     return Status::IoError(where + s.message());
+  }
+  if (options.deferred_sync) {
+    // After the pragmas: wal_autocheckpoint installs a WAL hook of its own,
+    // which would replace this one.
+    sqlite3_wal_hook(
+        db,
+        [](void* self, sqlite3*, const char*, int frames) {
+          static_cast<SqliteTaskStore*>(self)->wal_frames_ = frames;
+          return SQLITE_OK;
+        },
+        store.get());
   }
 
   Result<int64_t> version = QueryInt(db, "PRAGMA user_version");
@@ -458,7 +460,7 @@ Status SqliteTaskStore::Commit() {
     return s;
   }
   ++commit_count_;
-  if (deferred_sync_ && wal_frames_ >= kCheckpointFrames) {
+  if (deferred_sync_ && wal_frames_ >= checkpoint_frames_) {
     // The commit itself stands; a failed checkpoint leaves the WAL as it is
     // (still durable once synced) and is tried again after the next commit.
     if (Status c = Checkpoint(); !c.ok()) spdlog::warn("{}", c.message());

@@ -30,6 +30,9 @@ struct SqliteOptions {
   // Commit() with full syncing, so the WAL is never reset before the
   // database file holds its contents durably.
   bool deferred_sync = false;
+  // With deferred_sync: the WAL is checkpointed and restarted once it holds
+  // this many frames (4,000: about 16 MB).
+  int checkpoint_frames = 4000;
 };
 
 class SqliteTaskStore final : public TaskStore {
@@ -143,6 +146,7 @@ class SqliteTaskStore final : public TaskStore {
   // Constant after construction.
   sqlite3* const db_;
   bool deferred_sync_ = false;
+  int checkpoint_frames_ = 4000;
   sqlite3_stmt* stmts_[kStmtCount] = {};
   std::string files_dir_;
 

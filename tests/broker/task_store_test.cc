@@ -699,6 +699,29 @@ TEST_CASE("LoadFinishedSummary counts finished tasks per batch, queue, state") {
   CHECK(summary->max_finish_seq == 7);
 }
 
+TEST_CASE("A deferred-sync store keeps its WAL bounded by checkpoints") {
+  TempDir dir;
+  const std::string path = dir.File("tq.db");
+  SqliteOptions options;
+  options.deferred_sync = true;
+  options.checkpoint_frames = 50;
+  constexpr uint32_t kCommits = 400;  // a few frames each: far past 50
+  {
+    auto store = OpenStore(path, options);
+    for (uint32_t i = 0; i < kCommits; ++i) {
+      InsertOk(*store, MakeTask("b", i));
+      RequireOk(store->Commit());
+    }
+    // Restarted, not grown: at most the threshold plus one commit's frames
+    // (each frame is a 24-byte header and a 4 KiB page).
+    const auto wal_bytes = std::filesystem::file_size(store->wal_path());
+    INFO("WAL bytes: " << wal_bytes);
+    CHECK(wal_bytes < 60 * (4096 + 24) + 32);
+  }
+  auto store = OpenStore(path);
+  CHECK(Pending(*store).size() == kCommits);
+}
+
 TEST_CASE("Probe refuses to run inside an open transaction") {
   TempDir dir;
   auto store = OpenStore(dir.File("tq.db"));
