@@ -82,6 +82,15 @@ class Harness {
     Send(peer, e);
   }
 
+  // A worker says Hello, grants credit for all its slots, and the broker
+  // runs a turn: the tasks it was assigned.
+  std::vector<wire::Task> Join(const std::string& peer, const std::string& id,
+                               const std::string& country, uint32_t slots) {
+    Hello(peer, id, country, slots);
+    Credit(peer, slots);
+    return Assigned(Turn(), peer);
+  }
+
   void Heartbeat(const std::string& peer) {
     wire::Envelope e;
     e.mutable_heartbeat();
@@ -228,9 +237,7 @@ TEST_CASE("FailedCommitSendsNoAcknowledgementAndRefusesSubmissions",
 TEST_CASE("ResultIsAcknowledgedOnlyAfterItsCommit", "[broker]") {
   Harness h;
   h.Submit("b1", Urls(1));
-  h.Hello("w1", "worker-1", "", 1);
-  h.Credit("w1", 1);
-  auto tasks = Harness::Assigned(h.Turn(), "w1");
+  auto tasks = h.Join("w1", "worker-1", "", 1);
   REQUIRE(tasks.size() == 1);
   h.store().FailCommits(true);
   h.Result("w1", tasks[0], true);
@@ -281,9 +288,7 @@ TEST_CASE("RequeuedTaskRunsBeforeNewerWorkAndCancelledTasksAreSkipped",
   h.Submit("a", Urls(2, "a"));
   h.Submit("b", Urls(2, "b"));
   h.Submit("c", Urls(2, "c"));
-  h.Hello("w1", "worker-1", "", 1);
-  h.Credit("w1", 1);
-  auto first = Harness::Assigned(h.Turn(), "w1");
+  auto first = h.Join("w1", "worker-1", "", 1);
   REQUIRE(first.size() == 1);
   CHECK(first[0].url() == "http://example.com/a0");
   h.broker().OnDisconnect("w1");  // a0 comes back, older than all the rest
@@ -444,9 +449,7 @@ TEST_CASE("BrokerSendsHeartbeatsToIdleWorkers", "[broker]") {
 TEST_CASE("DisconnectRequeuesAtOnce", "[broker]") {
   Harness h;
   h.Submit("b", Urls(1));
-  h.Hello("w1", "worker-1", "", 1);
-  h.Credit("w1", 1);
-  auto t1 = Harness::Assigned(h.Turn(), "w1");
+  auto t1 = h.Join("w1", "worker-1", "", 1);
   REQUIRE(t1.size() == 1);
   h.Hello("w2", "worker-2", "", 1);
   h.Credit("w2", 1);
@@ -459,9 +462,7 @@ TEST_CASE("DisconnectRequeuesAtOnce", "[broker]") {
 TEST_CASE("ExpiredLeaseRequeuesTask", "[broker]") {
   Harness h;
   h.Submit("b", Urls(1));
-  h.Hello("w1", "worker-1", "", 1);
-  h.Credit("w1", 1);
-  auto t1 = Harness::Assigned(h.Turn(), "w1");
+  auto t1 = h.Join("w1", "worker-1", "", 1);
   REQUIRE(t1.size() == 1);
   h.Hello("w2", "worker-2", "", 1);
   h.Credit("w2", 1);
@@ -483,14 +484,10 @@ TEST_CASE("ExpiredLeaseRequeuesTask", "[broker]") {
 TEST_CASE("LateResultFromOldLeaseIsRejected", "[broker]") {
   Harness h;
   h.Submit("b", Urls(1));
-  h.Hello("w1", "worker-1", "", 1);
-  h.Credit("w1", 1);
-  auto t1 = Harness::Assigned(h.Turn(), "w1");
+  auto t1 = h.Join("w1", "worker-1", "", 1);
   REQUIRE(t1.size() == 1);
   h.broker().OnDisconnect("w1");  // w1 "lost"; the task goes to w2
-  h.Hello("w2", "worker-2", "", 1);
-  h.Credit("w2", 1);
-  auto t2 = Harness::Assigned(h.Turn(), "w2");
+  auto t2 = h.Join("w2", "worker-2", "", 1);
   REQUIRE(t2.size() == 1);
   h.Result("w2", t2[0], true, 1, "second");
   h.Turn();
@@ -513,9 +510,7 @@ TEST_CASE("LateResultBeforeReleaseIsAcceptedOnce", "[broker]") {
   // task: the work is done, keep it, and do not run it again.
   Harness h;
   h.Submit("b", Urls(1));
-  h.Hello("w1", "worker-1", "", 1);
-  h.Credit("w1", 1);
-  auto t1 = Harness::Assigned(h.Turn(), "w1");
+  auto t1 = h.Join("w1", "worker-1", "", 1);
   REQUIRE(t1.size() == 1);
   h.broker().OnDisconnect("w1");
   h.Turn();
@@ -533,9 +528,7 @@ TEST_CASE("LateResultBeforeReleaseIsAcceptedOnce", "[broker]") {
 TEST_CASE("FailedAttemptsBackOffThenEndDeadWithLastError", "[broker]") {
   Harness h;
   h.Submit("b", Urls(1), "generic", 0, /*max_attempts=*/2);
-  h.Hello("w1", "worker-1", "", 1);
-  h.Credit("w1", 1);
-  auto t = Harness::Assigned(h.Turn(), "w1");
+  auto t = h.Join("w1", "worker-1", "", 1);
   REQUIRE(t.size() == 1);
   h.Result("w1", t[0], false);
   CHECK(Harness::Assigned(h.Turn(), "w1").empty());  // backing off
@@ -574,9 +567,7 @@ TEST_CASE("ReconnectWithSameIdReplacesSessionAndReclaimsHeldTasks",
           "[broker]") {
   Harness h;
   h.Submit("b", Urls(2));
-  h.Hello("old", "worker-1", "", 2);
-  h.Credit("old", 2);
-  auto held = Harness::Assigned(h.Turn(), "old");
+  auto held = h.Join("old", "worker-1", "", 2);
   REQUIRE(held.size() == 2);
   // Same identity, new connection, still running the first task only.
   h.Hello("new", "worker-1", "", 2, {{held[0].task_id(), held[0].token()}});
@@ -605,9 +596,7 @@ TEST_CASE("ReconnectWithSameIdReplacesSessionAndReclaimsHeldTasks",
 TEST_CASE("ReleasedTaskIsRequeuedWithoutCountingAnAttempt", "[broker]") {
   Harness h;
   h.Submit("b", Urls(1), "generic", 0, /*max_attempts=*/1);
-  h.Hello("w1", "worker-1", "", 1);
-  h.Credit("w1", 1);
-  auto t = Harness::Assigned(h.Turn(), "w1");
+  auto t = h.Join("w1", "worker-1", "", 1);
   REQUIRE(t.size() == 1);
   wire::Envelope pause;
   pause.mutable_credit()->set_pause(true);
@@ -618,9 +607,7 @@ TEST_CASE("ReleasedTaskIsRequeuedWithoutCountingAnAttempt", "[broker]") {
   l->set_token(t[0].token());
   h.Send("w1", rel);
   CHECK(Harness::Assigned(h.Turn(), "w1").empty());  // draining: no more
-  h.Hello("w2", "worker-2", "", 1);
-  h.Credit("w2", 1);
-  auto t2 = Harness::Assigned(h.Turn(), "w2");
+  auto t2 = h.Join("w2", "worker-2", "", 1);
   REQUIRE(t2.size() == 1);
   CHECK(t2[0].attempt() == 1);
 }
@@ -672,15 +659,11 @@ TEST_CASE("InvalidQueueAndUrlAreRefusedPerItem", "[broker]") {
 TEST_CASE("RestartServesQueuedAndRedeliversLeasedTasks", "[broker]") {
   Harness h;
   h.Submit("b", Urls(3));
-  h.Hello("w1", "worker-1", "", 1);
-  h.Credit("w1", 1);
-  auto leased = Harness::Assigned(h.Turn(), "w1");
+  auto leased = h.Join("w1", "worker-1", "", 1);
   REQUIRE(leased.size() == 1);
   h.Restart();
   CHECK(h.broker().pending_tasks() == 3);
-  h.Hello("w2", "worker-2", "", 3);
-  h.Credit("w2", 3);
-  auto t = Harness::Assigned(h.Turn(), "w2");
+  auto t = h.Join("w2", "worker-2", "", 3);
   CHECK(t.size() == 2);  // the leased one waits for its worker to reclaim it
   // Nobody reclaims it within the window: it is delivered again.
   for (int i = 0; i < 5; ++i) {
@@ -697,9 +680,7 @@ TEST_CASE("RestartServesQueuedAndRedeliversLeasedTasks", "[broker]") {
 TEST_CASE("WorkerReclaimsItsLeaseAfterBrokerRestart", "[broker]") {
   Harness h;
   h.Submit("b", Urls(1));
-  h.Hello("w1", "worker-1", "", 1);
-  h.Credit("w1", 1);
-  auto t = Harness::Assigned(h.Turn(), "w1");
+  auto t = h.Join("w1", "worker-1", "", 1);
   REQUIRE(t.size() == 1);
   h.Restart();
   h.Heartbeat("w1");
@@ -727,9 +708,7 @@ TEST_CASE("FetchResultsWaitsForTheNextResult", "[broker]") {
   f.mutable_fetch_results()->set_wait_ms(5000);
   h.Send("client", f, 9);
   CHECK(Harness::Find(h.Turn(), "client", wire::Envelope::kResults) == nullptr);
-  h.Hello("w1", "worker-1", "", 1);
-  h.Credit("w1", 1);
-  auto t = Harness::Assigned(h.Turn(), "w1");
+  auto t = h.Join("w1", "worker-1", "", 1);
   REQUIRE(t.size() == 1);
   h.Result("w1", t[0], true, 0, "hello");
   auto out = h.Turn();
@@ -768,9 +747,7 @@ TEST_CASE("CancelPurgeAndRetryDead", "[broker]") {
   CHECK(h.Finished("b")[0].state == TaskState::kCancelled);
 
   // Make c's tasks dead, then retry them.
-  h.Hello("w", "worker-fr", "FR", 2);
-  h.Credit("w", 2);
-  auto t = Harness::Assigned(h.Turn(), "w");
+  auto t = h.Join("w", "worker-fr", "FR", 2);
   REQUIRE(t.size() == 2);
   h.Result("w", t[0], false, 0);
   h.Result("w", t[1], false, 0);
@@ -842,9 +819,7 @@ TEST_CASE("RetentionSweepDeletesOldResultsTheirFilesAndTheirCounts",
   options.keep_results = Millis(10'000);
   Harness h(options);
   h.Submit("b1", Urls(1));
-  h.Hello("w1", "worker-1", "", 1);
-  h.Credit("w1", 1);
-  auto tasks = Harness::Assigned(h.Turn(), "w1");
+  auto tasks = h.Join("w1", "worker-1", "", 1);
   REQUIRE(tasks.size() == 1);
   wire::Envelope e;
   auto* r = e.mutable_result();
@@ -905,9 +880,7 @@ TEST_CASE("FilesOfAResultWhoseCommitFailedAreRemovedUntilItIsResent",
           "[broker]") {
   Harness h;
   h.Submit("b1", Urls(1));
-  h.Hello("w1", "worker-1", "", 1);
-  h.Credit("w1", 1);
-  auto tasks = Harness::Assigned(h.Turn(), "w1");
+  auto tasks = h.Join("w1", "worker-1", "", 1);
   REQUIRE(tasks.size() == 1);
   wire::Envelope e;
   auto* r = e.mutable_result();
