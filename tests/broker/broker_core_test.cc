@@ -150,6 +150,30 @@ class Harness {
 
   const std::string& files_dir() const { return sqlite_->files_dir(); }
 
+  // Where the store keeps a file with this content.
+  std::string StoredPath(const std::string& content) const {
+    const std::string sha = DigestSha256(content);
+    return files_dir() + "/" + sha.substr(0, 2) + "/" + sha;
+  }
+
+  // A successful Result for `task` carrying one file; `claimed_sha256` is
+  // what the worker says its digest is (the broker computes its own).
+  static wire::Envelope ResultWithFile(const wire::Task& task,
+                                       const std::string& name,
+                                       const std::string& content,
+                                       const std::string& claimed_sha256 = "") {
+    wire::Envelope e;
+    auto* r = e.mutable_result();
+    r->set_task_id(task.task_id());
+    r->set_token(task.token());
+    r->set_ok(true);
+    auto* f = r->add_files();
+    f->set_name(name);
+    f->set_content(content);
+    if (!claimed_sha256.empty()) f->set_sha256(claimed_sha256);
+    return e;
+  }
+
   std::vector<FinishedTask> Finished(const std::string& batch) {
     auto rows = sqlite_->ReadFinished(batch, 0, 100000);
     REQUIRE(rows.ok());
@@ -821,19 +845,13 @@ TEST_CASE("RetentionSweepDeletesOldResultsTheirFilesAndTheirCounts",
   h.Submit("b1", Urls(1));
   auto tasks = h.Join("w1", "worker-1", "", 1);
   REQUIRE(tasks.size() == 1);
-  wire::Envelope e;
-  auto* r = e.mutable_result();
-  r->set_task_id(tasks[0].task_id());
-  r->set_token(tasks[0].token());
-  r->set_ok(true);
-  auto* f = r->add_files();
-  f->set_name("sample.exe");
-  f->set_content("MZ sample");
-  f->set_sha256("not-what-the-broker-computes");
-  h.Send("w1", e, 5);
+  h.Send("w1",
+         Harness::ResultWithFile(tasks[0], "sample.exe", "MZ sample",
+                                 "not-what-the-broker-computes"),
+         5);
   h.Turn();
   const std::string sha = DigestSha256("MZ sample");
-  const std::string stored = h.files_dir() + "/" + sha.substr(0, 2) + "/" + sha;
+  const std::string stored = h.StoredPath("MZ sample");
   REQUIRE(h.Finished("b1").size() == 1);
   CHECK(h.Finished("b1")[0].outcome.files[0].sha256 == sha);
   CHECK(std::filesystem::exists(stored));
@@ -882,16 +900,9 @@ TEST_CASE("FilesOfAResultWhoseCommitFailedAreRemovedUntilItIsResent",
   h.Submit("b1", Urls(1));
   auto tasks = h.Join("w1", "worker-1", "", 1);
   REQUIRE(tasks.size() == 1);
-  wire::Envelope e;
-  auto* r = e.mutable_result();
-  r->set_task_id(tasks[0].task_id());
-  r->set_token(tasks[0].token());
-  r->set_ok(true);
-  auto* f = r->add_files();
-  f->set_name("page.html");
-  f->set_content("<html>");
-  const std::string sha = DigestSha256("<html>");
-  const std::string stored = h.files_dir() + "/" + sha.substr(0, 2) + "/" + sha;
+  const wire::Envelope e =
+      Harness::ResultWithFile(tasks[0], "page.html", "<html>");
+  const std::string stored = h.StoredPath("<html>");
 
   h.store().FailCommits(true);
   h.Send("w1", e, 5);
