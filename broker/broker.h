@@ -12,27 +12,37 @@
 //
 // Nothing is acknowledged before the commit that holds it: SubmitAck,
 // ResultAck, Results and AdminAck come out of Commit() only.
+//
+// The parts: TaskTable (broker/task_table.h) holds the tasks, their queues,
+// counts and deadlines; WorkerSessions (broker/worker_sessions.h) the
+// connected workers, their credit and liveness; Broker the handlers, which
+// write the store and then change the tables. Handlers: broker_workers.cc
+// (the worker conversation), broker_requests.cc (clients and tq-ctl),
+// broker.cc (the turn, time, store failure, task transitions), retention.cc.
+//
+// Store failure: the first failed write of a turn records a Status, discards
+// the turn's writes and refuses further ones; the tables are re-read from
+// the store once, in Commit(), after every handler of the turn has returned,
+// so no handler sees them change under it.
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <functional>
-#include <map>
-#include <queue>
-#include <random>
-#include <set>
+#include <optional>
 #include <string>
-#include <unordered_map>
 #include <unordered_set>
+#include <utility>
 #include <vector>
 
 #include "broker/task_store.h"
-#include "broker/worker_session.h"
+#include "broker/task_table.h"
+#include "broker/worker_sessions.h"
 #include "common/clock.h"
 #include "common/codec.h"
 #include "common/country_resolver.h"
 #include "common/defaults.h"
 #include "tq.pb.h"
+#include "tq/task_result.h"
 
 namespace tq {
 
@@ -65,23 +75,6 @@ struct Outgoing {
   wire::Envelope envelope;
 };
 
-// Per-state task counts, for a batch or a queue.
-struct Counts {
-  uint64_t by_state[6] = {0, 0, 0, 0, 0, 0};
-  uint64_t total() const;
-  uint64_t pending() const;  // queued + leased + retry_wait
-  void ToWire(wire::BatchCounts* out) const;
-};
-
-struct BrokerStats {
-  uint64_t messages_in = 0;
-  uint64_t messages_out = 0;
-  uint64_t bad_messages = 0;
-  uint64_t commits = 0;
-  uint64_t commit_failures = 0;
-  uint64_t redeliveries = 0;
-};
-
 class Broker {
  public:
   Broker(TaskStore& store, const Clock& clock, BrokerOptions options);
@@ -108,69 +101,30 @@ class Broker {
 
   std::vector<Outgoing> Flush();
   std::vector<Outgoing> Commit();
-  // Whether a Commit() has anything to do: writes or acknowledgements wait.
+  // Whether a Commit() has anything to do: writes or acknowledgements wait,
+  // or a store failure waits for its reload.
   bool CommitPending() const {
-    return !after_commit_.empty() || store_.HasUncommitted();
+    return !after_commit_.empty() || store_.HasUncommitted() || reload_due_;
   }
 
   const BrokerStats& stats() const { return stats_; }
-  bool store_ok() const { return store_error_.empty(); }
+  bool store_ok() const { return store_status_.ok(); }
   size_t pending_tasks() const { return tasks_.size(); }
   size_t worker_count() const { return sessions_.size(); }
 
  private:
-  // Tasks ready to run in one queue at one priority. Fresh submissions arrive
-  // in id order and go to the back of a deque (8 bytes each, a million queued
-  // tasks are cheap); tasks that come back (lost, released, retried) go to an
-  // ordered set. The next task is the lower id of the two fronts, so a task
-  // that comes back runs before newer work. Removal from the deque is lazy:
-  // the task's in_fresh_lane flag says whether its entry there still counts.
-  struct ReadyLane {
-    std::deque<uint64_t> fresh;
-    std::set<uint64_t> returned;
-  };
-  struct QueueState {
-    std::map<int64_t, ReadyLane> lanes;  // by -priority: highest first
-    Counts counts;
-  };
-  using QueueEntry = std::map<std::string, QueueState>::value_type;
-  using BatchEntry = std::unordered_map<std::string, Counts>::value_type;
-
-  // Kept small: a million queued tasks are a million of these. The URL and
-  // options stay in the store until the task is leased (MarkLeased returns
-  // them); batch and queue point into batches_ and queues_, whose nodes do
-  // not move.
-  struct TaskEntry {
-    uint64_t id = 0;
-    uint64_t token = 0;
-    // Leased: when the lease expires; retry_wait: when it may run again.
-    TimePoint deadline{};
-    BatchEntry* batch = nullptr;
-    QueueEntry* queue = nullptr;
-    SessionId holder = 0;  // 0 while leased to nobody (after a restart)
-    uint32_t time_limit_ms = 0;
-    int32_t priority = 0;
-    uint16_t attempts = 0;
-    uint16_t max_attempts = 0;
-    TaskState state = TaskState::kQueued;
-    bool in_fresh_lane = false;
-  };
   struct ParkedFetch {
     std::string peer;
     uint64_t seq = 0;
     wire::FetchResults request;
     TimePoint deadline{};
   };
-  using Deadline = std::pair<TimePoint, uint64_t>;  // (when, task id)
-  using MinHeap = std::priority_queue<Deadline, std::vector<Deadline>,
-                                      std::greater<Deadline>>;
 
-  // Handlers, one per message body.
+  // --- handlers, one per message body ---
   void HandleHello(const std::string& peer, uint64_t seq,
                    const wire::Hello& hello, const std::string& address);
-  // The country (and how it was found) for a Hello, e.g. {"IT", "flag"}.
-  std::pair<std::string, std::string> WorkerCountry(
-      const wire::Hello& hello, const std::string& address) const;
+  // A worker message (credit, result, release, goodbye, heartbeat).
+  void HandleWorkerMessage(const std::string& peer, const wire::Envelope& env);
   void HandleCredit(WorkerSession& s, const wire::Credit& credit);
   void HandleResult(WorkerSession& s, uint64_t seq, const wire::Result& r);
   void HandleRelease(WorkerSession& s, const wire::Release& release);
@@ -189,51 +143,77 @@ class Broker {
   void HandlePurge(const std::string& peer, uint64_t seq,
                    const wire::PurgeQueue& req);
 
-  // Task transitions; every state change goes through SetState.
-  void SetState(TaskEntry& t, TaskState next);
-  // Adds a task the store holds in state queued, leased or retry_wait, and
-  // counts it (unless `counted`: the counts already include it).
-  TaskEntry& AddTask(const PendingTask& p, bool counted);
-  void MakeReady(TaskEntry& t);
-  // Ready lanes: enqueue, remove, and the next task of a queue (or null).
-  void PushReady(TaskEntry& t);
-  void RemoveReady(TaskEntry& t);
-  TaskEntry* NextReady(QueueState& q);
+  // --- the pieces of Hello and Result ---
+  // Why a Hello is refused, or empty.
+  std::string CheckHello(const wire::Hello& hello) const;
+  // The country (and how it was found) for a Hello, e.g. {"IT", "flag"}.
+  std::pair<std::string, std::string> WorkerCountry(
+      const wire::Hello& hello, const std::string& address) const;
+  // Takes back the leases a (re)joining worker says it holds, if nobody got
+  // them since; returns how many.
+  size_t ReclaimLeases(WorkerSession& s, const wire::Hello& hello);
+  // Takes a result of the live lease of `t` (the caller checked the token).
+  void DeliverResult(TaskEntry& t, WorkerSession& s, uint64_t seq,
+                     const wire::Result& r);
+  // Stores the files of a result that ends its task, under digests of our
+  // own, and leaves references in their place (none if the task goes on).
+  Status StoreResultFiles(const TaskEntry& t, const WorkerSession& s,
+                          AttemptResult* outcome);
+  void AckResult(const WorkerSession& s, uint64_t seq, const wire::Result& r,
+                 bool accepted, const std::string& reason);
+
+  // --- task transitions: the store first, then the tables ---
   void Lease(TaskEntry& t, WorkerSession& s, wire::Assign* assign);
   // The holder lost the task (died, hung, said goodbye): the attempt counts.
   void LoseLease(TaskEntry& t, const std::string& reason);
-  void FailAttempt(TaskEntry& t, TaskOutcome outcome);
-  void Finish(TaskEntry& t, TaskState final_state, TaskOutcome outcome);
+  // Back to its queue, the attempt not counted (handed back unrun, or leased
+  // before a restart and never reclaimed).
+  void Requeue(TaskEntry& t);
+  void FailAttempt(TaskEntry& t, AttemptResult outcome);
+  void Finish(TaskEntry& t, TaskState final_state, AttemptResult outcome);
+  // Forgets which session holds the task (its lease ended one way or other).
   void Detach(TaskEntry& t);
-
   void EndSession(SessionId id, const std::string& reason,
                   const std::unordered_set<uint64_t>& keep = {});
   void Dispatch();
-  // Cancels the queued and retry-waiting tasks that `matches` selects, oldest
-  // first, and says how many.
-  size_t CancelWaiting(const std::function<bool(const TaskEntry&)>& matches,
-                       const std::string& reason);
-  void SendAdminAck(const std::string& peer, uint64_t seq, uint64_t affected);
+  // Cancels the queued and retry-waiting tasks `matches` selects, oldest
+  // first; how many, or nullopt if the store failed.
+  std::optional<size_t> CancelWaiting(
+      const std::function<bool(const TaskEntry&)>& matches,
+      const std::string& reason);
+
+  // --- time ---
+  void CheckLiveness(TimePoint now);
+  void ExpireLeases(TimePoint now);
+  void ReadyDueRetries(TimePoint now);
+  void ProbeStore(TimePoint now);
+  // One bounded step of the retention sweep (keep_results).
+  void Sweep(TimePoint now);
+
+  // --- results for clients ---
   void AnswerParkedFetches(bool expired_only);
   bool ReplyResults(const std::string& peer, uint64_t seq,
                     const wire::FetchResults& req, bool final_answer);
 
-  // Store failure: abort, refuse writes until a probe succeeds, and turn the
-  // acknowledgements of this turn into errors.
+  // --- the store ---
+  // Records a failed write: see the header comment.
   void OnStoreFailure(const Status& status);
   Status ReloadFromStore(bool first_load);
-  // One bounded step of the retention sweep (keep_results).
-  void Sweep(TimePoint now);
+  // After a reload: drops the in-flight entries of live sessions that the
+  // store does not confirm (the leases it does confirm stay theirs).
+  void DropUnconfirmedLeases();
+  // Refuses a write request (with an Error) while shutting down or while the
+  // store refuses writes.
   bool CheckWritable(const std::string& peer, uint64_t seq);
 
+  // --- output ---
   void Send(const std::string& peer, wire::Envelope env);
   void SendAfterCommit(const std::string& peer, wire::Envelope env);
   void SendError(const std::string& peer, uint64_t seq, wire::ErrorCode code,
                  std::string message, bool retryable = false);
-  WorkerSession* SessionForPeer(const std::string& peer);
-  uint64_t NewToken();
-  QueueEntry& Queue(const std::string& name);
-  BatchEntry& Batch(const std::string& id);
+  void SendStoreError(const std::string& peer, uint64_t seq);
+  void SendAdminAck(const std::string& peer, uint64_t seq, uint64_t affected);
+  TimePoint LeaseExpiry(const TaskEntry& t) const;
 
   // Constant after construction.
   TaskStore& store_;
@@ -241,21 +221,10 @@ class Broker {
   const BrokerOptions options_;
 
   // Owned by the loop thread (all of it).
-  std::unordered_map<uint64_t, TaskEntry> tasks_;  // non-terminal tasks only
-  std::map<std::string, QueueState> queues_;
-  std::unordered_map<std::string, Counts> batches_;
-  MinHeap lease_deadlines_;  // lazily pruned: entries may be stale
-  MinHeap retry_deadlines_;
+  TaskTable tasks_;
+  WorkerSessions sessions_;
   uint64_t last_finish_seq_ = 0;
-  std::unordered_set<std::string> batches_with_news_;
   std::vector<ParkedFetch> parked_;
-
-  std::unordered_map<SessionId, WorkerSession> sessions_;
-  std::unordered_map<std::string, SessionId> session_by_peer_;
-  std::unordered_map<std::string, SessionId> session_by_worker_;
-  SessionId next_session_id_ = 1;
-  std::deque<SessionId> ready_workers_;  // may hold stale ids
-  bool work_added_ = false;
   TimePoint next_session_check_{};
 
   std::vector<Outgoing> immediate_;
@@ -269,10 +238,11 @@ class Broker {
   // next step, once that deletion has been committed and synced.
   std::vector<std::string> sweep_candidates_;
 
-  std::string store_error_;  // non-empty while the store refuses writes
+  // Not ok while the store refuses writes (sticky until a probe succeeds).
+  Status store_status_;
+  bool reload_due_ = false;  // a failure of this turn waits for Commit()
   TimePoint next_probe_{};
   bool shutting_down_ = false;
-  std::mt19937_64 token_rng_;
   BrokerStats stats_;
 };
 

@@ -7,6 +7,7 @@
 
 #include "broker/broker.h"
 #include "common/queue_name.h"
+#include "common/result_wire.h"
 #include "common/url_check.h"
 
 namespace tq {
@@ -89,8 +90,7 @@ void Broker::HandleSubmit(const std::string& peer, uint64_t seq,
     auto inserted = store_.Insert(spec);
     if (!inserted.ok()) {
       OnStoreFailure(inserted.status());
-      SendError(peer, seq, wire::STORE_UNAVAILABLE,
-                "broker cannot store: " + store_error_, true);
+      SendStoreError(peer, seq);
       return;
     }
     if (!inserted.value().has_value()) {
@@ -99,7 +99,7 @@ void Broker::HandleSubmit(const std::string& peer, uint64_t seq,
     }
     task.id = *inserted.value();
     task.queue = spec.queue;
-    AddTask(task, /*counted=*/false);
+    tasks_.Add(task);
     ++accepted;
   }
   a->set_accepted(accepted);
@@ -111,7 +111,7 @@ void Broker::HandleSubmit(const std::string& peer, uint64_t seq,
 
 bool Broker::ReplyResults(const std::string& peer, uint64_t seq,
                           const wire::FetchResults& req, bool final_answer) {
-  auto batch = batches_.find(req.batch_id());
+  const Counts* counts = tasks_.BatchCounts(req.batch_id());
   const uint32_t limit =
       std::clamp<uint32_t>(req.limit() ? req.limit() : 1000, 1, kMaxFetchLimit);
   auto rows = store_.ReadFinished(req.batch_id(), req.after(), limit);
@@ -120,7 +120,7 @@ bool Broker::ReplyResults(const std::string& peer, uint64_t seq,
               "cannot read results: " + rows.status().message(), true);
     return true;
   }
-  const bool complete = batch == batches_.end() || batch->second.pending() == 0;
+  const bool complete = counts == nullptr || counts->pending() == 0;
   if (rows->empty() && !complete && !final_answer) return false;
 
   wire::Envelope env;
@@ -129,9 +129,9 @@ bool Broker::ReplyResults(const std::string& peer, uint64_t seq,
   out->set_batch_id(req.batch_id());
   uint64_t cursor = req.after();
   uint64_t file_bytes = 0;
-  for (FinishedTask& f : rows.value()) {
-    uint64_t task_file_bytes = f.outcome.output.size();
-    for (const FileRef& ref : f.outcome.files) task_file_bytes += ref.size;
+  for (TaskResult& f : rows.value()) {
+    uint64_t task_file_bytes = f.output.size();
+    for (const ResultFile& ref : f.files) task_file_bytes += ref.size;
     // With content, a reply stays under the message cap: the rest waits for
     // the next fetch (one task always goes, its files being capped).
     if (req.with_files() && out->tasks_size() > 0 &&
@@ -139,50 +139,27 @@ bool Broker::ReplyResults(const std::string& peer, uint64_t seq,
       break;
     }
     file_bytes += task_file_bytes;
-    wire::TaskInfo* t = out->add_tasks();
-    for (FileRef& ref : f.outcome.files) {
-      wire::File* file = t->add_files();
-      if (req.with_files()) {
-        Result<std::string> content = store_.GetFile(ref.sha256);
-        if (content.ok()) {
-          file->set_content(std::move(*content));
-        } else {
-          spdlog::warn("task {}: {}", f.id, content.status().message());
-        }
+    for (ResultFile& ref : f.files) {
+      if (!req.with_files()) break;
+      Result<std::string> content = store_.GetFile(ref.sha256);
+      if (content.ok()) {
+        ref.content = std::move(*content);
+      } else {
+        spdlog::warn("task {}: {}", f.task_id, content.status().message());
       }
-      file->set_name(std::move(ref.name));
-      file->set_sha256(std::move(ref.sha256));
-      file->set_size(ref.size);
     }
-    t->set_task_id(f.id);
-    t->set_batch_id(std::move(f.batch_id));
-    t->set_index(f.index);
-    t->set_url(std::move(f.url));
-    t->set_queue(std::move(f.queue));
-    t->set_state(ToWire(f.state));
-    t->set_attempts(f.attempts);
-    t->set_worker(std::move(f.outcome.worker));
-    t->set_ok(f.outcome.ok);
-    t->set_output(std::move(f.outcome.output));
-    t->set_output_truncated(f.outcome.output_truncated);
-    t->set_error(std::move(f.outcome.error));
-    t->set_exit_code(f.outcome.exit_code);
-    t->set_stderr_tail(std::move(f.outcome.stderr_tail));
-    t->set_duration_ms(f.outcome.duration_ms);
-    t->set_submitted_ms(f.submitted_ms);
-    t->set_finished_ms(f.finished_ms);
-    t->set_finish_seq(f.finish_seq);
     cursor = std::max(cursor, f.finish_seq);
+    ToWire(std::move(f), out->add_tasks());
   }
   out->set_cursor(cursor);
-  if (batch != batches_.end()) batch->second.ToWire(out->mutable_counts());
+  if (counts != nullptr) counts->ToWire(out->mutable_counts());
   SendAfterCommit(peer, std::move(env));
   return true;
 }
 
 void Broker::HandleFetch(const std::string& peer, uint64_t seq,
                          const wire::FetchResults& fetch) {
-  if (!batches_.count(fetch.batch_id())) {
+  if (tasks_.BatchCounts(fetch.batch_id()) == nullptr) {
     SendError(peer, seq, wire::NOT_FOUND,
               "no batch '" + fetch.batch_id().substr(0, 64) + "'");
     return;
@@ -199,24 +176,23 @@ void Broker::HandleFetch(const std::string& peer, uint64_t seq,
 
 void Broker::AnswerParkedFetches(bool expired_only) {
   if (parked_.empty()) {
-    batches_with_news_.clear();
+    tasks_.TakeBatchesWithNews();
     return;
   }
   const TimePoint now = clock_.Now();
   std::erase_if(parked_, [&](const ParkedFetch& p) {
     const bool expired = now >= p.deadline;
     if (expired_only && !expired) return false;
-    if (!expired && !batches_with_news_.count(p.request.batch_id()))
-      return false;
+    if (!expired && !tasks_.HasNews(p.request.batch_id())) return false;
     return ReplyResults(p.peer, p.seq, p.request, expired);
   });
-  if (!expired_only) batches_with_news_.clear();
+  if (!expired_only) tasks_.TakeBatchesWithNews();
 }
 
 void Broker::HandleBatchStatus(const std::string& peer, uint64_t seq,
                                const wire::BatchStatusRequest& req) {
-  auto it = batches_.find(req.batch_id());
-  if (it == batches_.end()) {
+  const Counts* counts = tasks_.BatchCounts(req.batch_id());
+  if (counts == nullptr) {
     SendError(peer, seq, wire::NOT_FOUND,
               "no batch '" + req.batch_id().substr(0, 64) + "'");
     return;
@@ -224,24 +200,24 @@ void Broker::HandleBatchStatus(const std::string& peer, uint64_t seq,
   wire::Envelope env;
   env.set_seq(seq);
   env.mutable_batch_status()->set_batch_id(req.batch_id());
-  it->second.ToWire(env.mutable_batch_status()->mutable_counts());
+  counts->ToWire(env.mutable_batch_status()->mutable_counts());
   SendAfterCommit(peer, std::move(env));
 }
 
 void Broker::HandleCancel(const std::string& peer, uint64_t seq,
                           const wire::CancelBatch& req) {
-  if (!batches_.count(req.batch_id())) {
+  if (tasks_.BatchCounts(req.batch_id()) == nullptr) {
     SendError(peer, seq, wire::NOT_FOUND,
               "no batch '" + req.batch_id().substr(0, 64) + "'");
     return;
   }
   if (!CheckWritable(peer, seq)) return;
-  const size_t n = CancelWaiting(
-      [&](const TaskEntry& t) { return t.batch->first == req.batch_id(); },
+  const std::optional<size_t> n = CancelWaiting(
+      [&](const TaskEntry& t) { return t.batch_id() == req.batch_id(); },
       "cancelled");
-  if (!store_error_.empty()) return;
-  spdlog::info("batch {} cancelled: {} tasks", req.batch_id(), n);
-  SendAdminAck(peer, seq, n);
+  if (!n) return SendStoreError(peer, seq);
+  spdlog::info("batch {} cancelled: {} tasks", req.batch_id(), *n);
+  SendAdminAck(peer, seq, *n);
 }
 
 void Broker::HandlePurge(const std::string& peer, uint64_t seq,
@@ -252,12 +228,12 @@ void Broker::HandlePurge(const std::string& peer, uint64_t seq,
     return;
   }
   if (!CheckWritable(peer, seq)) return;
-  const size_t n = CancelWaiting(
-      [&](const TaskEntry& t) { return t.queue->first == req.queue(); },
+  const std::optional<size_t> n = CancelWaiting(
+      [&](const TaskEntry& t) { return t.queue_name() == req.queue(); },
       "purged from queue " + req.queue());
-  if (!store_error_.empty()) return;
-  spdlog::info("queue {} purged: {} tasks cancelled", req.queue(), n);
-  SendAdminAck(peer, seq, n);
+  if (!n) return SendStoreError(peer, seq);
+  spdlog::info("queue {} purged: {} tasks cancelled", req.queue(), *n);
+  SendAdminAck(peer, seq, *n);
 }
 
 void Broker::HandleRetryDead(const std::string& peer, uint64_t seq,
@@ -283,12 +259,11 @@ void Broker::HandleRetryDead(const std::string& peer, uint64_t seq,
       return;
     }
     // Move the count from dead to queued, then queue it.
-    --Queue(p.queue).second.counts.by_state[int(TaskState::kDead)];
-    --Batch(p.batch_id).second.by_state[int(TaskState::kDead)];
+    tasks_.UncountFinished(p.batch_id, p.queue, TaskState::kDead);
     p.state = TaskState::kQueued;
     p.attempts = 0;
     p.token = 0;  // a late result from its last lease is not taken
-    AddTask(p, /*counted=*/false);
+    tasks_.Add(p);
   }
   spdlog::info("{} dead tasks queued again", dead->size());
   SendAdminAck(peer, seq, dead->size());
@@ -298,27 +273,13 @@ void Broker::HandleListQueues(const std::string& peer, uint64_t seq) {
   wire::Envelope env;
   env.set_seq(seq);
   wire::QueueList* list = env.mutable_queue_list();
-  for (const auto& [name, q] : queues_) {
+  for (const auto& [name, q] : tasks_.queues()) {
     wire::QueueInfo* info = list->add_queues();
     info->set_name(name);
     q.counts.ToWire(info->mutable_counts());
-    uint32_t serving = 0;
-    for (const auto& [id, s] : sessions_) {
-      if (std::find(s.queues.begin(), s.queues.end(), name) != s.queues.end()) {
-        ++serving;
-      }
-    }
-    info->set_workers(serving);
+    info->set_workers(sessions_.CountServing(name));
   }
-  wire::BrokerStats* st = list->mutable_stats();
-  st->set_messages_in(stats_.messages_in);
-  st->set_messages_out(stats_.messages_out);
-  st->set_bad_messages(stats_.bad_messages);
-  st->set_commits(stats_.commits);
-  st->set_commit_failures(stats_.commit_failures);
-  st->set_redeliveries(stats_.redeliveries);
-  st->set_store_ok(store_error_.empty());
-  st->set_store_error(store_error_);
+  ToWire(stats_, list->mutable_stats());
   Send(peer, std::move(env));
 }
 
@@ -328,7 +289,7 @@ void Broker::HandleListWorkers(const std::string& peer, uint64_t seq) {
   wire::WorkerList* list = env.mutable_worker_list();
   const TimePoint now = clock_.Now();
   std::vector<const WorkerSession*> sorted;
-  for (const auto& [id, s] : sessions_) sorted.push_back(&s);
+  for (const auto& [id, s] : sessions_.all()) sorted.push_back(&s);
   std::sort(sorted.begin(), sorted.end(),
             [](auto* a, auto* b) { return a->worker_id < b->worker_id; });
   for (const WorkerSession* s : sorted) {
@@ -348,32 +309,17 @@ void Broker::HandleListWorkers(const std::string& peer, uint64_t seq) {
   Send(peer, std::move(env));
 }
 
-size_t Broker::CancelWaiting(
+std::optional<size_t> Broker::CancelWaiting(
     const std::function<bool(const TaskEntry&)>& matches,
     const std::string& reason) {
-  std::vector<uint64_t> ids;
-  for (auto& [id, t] : tasks_) {
-    if ((t.state == TaskState::kQueued || t.state == TaskState::kRetryWait) &&
-        matches(t)) {
-      ids.push_back(id);
-    }
-  }
-  std::sort(ids.begin(), ids.end());
+  const std::vector<uint64_t> ids = tasks_.WaitingIds(matches);
   for (uint64_t id : ids) {
-    TaskOutcome outcome;
+    AttemptResult outcome;
     outcome.error = reason;
-    Finish(tasks_.at(id), TaskState::kCancelled, std::move(outcome));
-    if (!store_error_.empty()) return 0;  // the tables were reloaded
+    Finish(*tasks_.Find(id), TaskState::kCancelled, std::move(outcome));
+    if (!store_ok()) return std::nullopt;
   }
   return ids.size();
-}
-
-void Broker::SendAdminAck(const std::string& peer, uint64_t seq,
-                          uint64_t affected) {
-  wire::Envelope env;
-  env.set_seq(seq);
-  env.mutable_admin_ack()->set_affected(affected);
-  SendAfterCommit(peer, std::move(env));
 }
 
 }  // namespace tq

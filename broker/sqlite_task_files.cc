@@ -26,8 +26,8 @@ Status SqliteTaskStore::DeleteFileRefs(uint64_t id) {
 }
 
 Status SqliteTaskStore::AddFileRefs(uint64_t id,
-                                    const std::vector<FileRef>& files) {
-  for (const FileRef& f : files) {
+                                    const std::vector<ResultFile>& files) {
+  for (const ResultFile& f : files) {
     sqlite3_stmt* stmt = stmts_[kInsertTaskFile];
     ResetOnExit reset(stmt);
     BindInt(stmt, 1, static_cast<int64_t>(id));
@@ -39,14 +39,14 @@ Status SqliteTaskStore::AddFileRefs(uint64_t id,
   return Status::Ok();
 }
 
-Result<std::vector<FileRef>> SqliteTaskStore::ReadFileRefs(uint64_t id) {
+Result<std::vector<ResultFile>> SqliteTaskStore::ReadFileRefs(uint64_t id) {
   sqlite3_stmt* stmt = stmts_[kReadTaskFiles];
   ResetOnExit reset(stmt);
   BindInt(stmt, 1, static_cast<int64_t>(id));
-  std::vector<FileRef> files;
+  std::vector<ResultFile> files;
   int rc;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    FileRef& f = files.emplace_back();
+    ResultFile& f = files.emplace_back();
     f.name = ColumnText(stmt, 0);
     f.sha256 = ColumnText(stmt, 1);
     f.size = static_cast<uint64_t>(ColumnInt(stmt, 2));
@@ -60,12 +60,12 @@ Result<std::vector<std::string>> SqliteTaskStore::DeleteFinished(
   if (Status s = BeginWrite(); !s.ok()) return s;
   std::vector<std::string> digests;
   for (uint64_t id : ids) {
-    Result<std::vector<FileRef>> refs = ReadFileRefs(id);
+    Result<std::vector<ResultFile>> refs = ReadFileRefs(id);
     if (!refs.ok()) {
       txn_error_ = refs.status();
       return refs.status();
     }
-    for (FileRef& f : *refs) digests.push_back(std::move(f.sha256));
+    for (ResultFile& f : *refs) digests.push_back(std::move(f.sha256));
     if (Status s = DeleteFileRefs(id); !s.ok()) return s;
     sqlite3_stmt* stmt = stmts_[kDeleteFinishedTask];
     ResetOnExit reset(stmt);
@@ -187,7 +187,7 @@ Result<uint64_t> SqliteTaskStore::RemoveUnreferencedFiles(
   uint64_t removed = 0;
   for (const std::string& sha : sha256s) {
     if (!IsHexDigest(sha)) continue;
-    sqlite3_stmt* stmt = stmts_[kFileReferenced];
+    sqlite3_stmt* stmt = stmts_[kResultFileerenced];
     ResetOnExit reset(stmt);
     BindText(stmt, 1, sha);
     const int rc = sqlite3_step(stmt);

@@ -166,7 +166,8 @@ constexpr const char* kStatementSql[] = {
     "SELECT id, batch_id, queue, state FROM tasks "
     "WHERE finish_seq IS NOT NULL AND finished_ms < ?1 "
     "ORDER BY finished_ms LIMIT ?2",
-    /* kFileReferenced */ "SELECT 1 FROM task_files WHERE sha256 = ?1 LIMIT 1",
+    /* kResultFileerenced */
+    "SELECT 1 FROM task_files WHERE sha256 = ?1 LIMIT 1",
 };
 
 #undef TQ_PENDING_COLUMNS
@@ -271,10 +272,10 @@ Result<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(
   Result<int64_t> version = QueryInt(db, "PRAGMA user_version");
   if (!version.ok()) return Status::IoError(where + version.status().message());
   if (*version > kSchemaVersion) {
-    return Status::InvalidArgument(where + "database schema version " +
-                                   std::to_string(*version) +
-                                   " is newer than this tq-broker supports (" +
-                                   std::to_string(kSchemaVersion) + ")");
+    return Status::Corruption(where + "database schema version " +
+                              std::to_string(*version) +
+                              " is newer than this tq-broker supports (" +
+                              std::to_string(kSchemaVersion) + ")");
   }
   if (*version < kSchemaVersion) {
     if (Status s = Migrate(db); !s.ok()) {
@@ -415,7 +416,7 @@ Status SqliteTaskStore::MarkWaiting(uint64_t id, TaskState state,
 
 Status SqliteTaskStore::MarkFinished(uint64_t id, TaskState state,
                                      uint32_t attempts, uint64_t finish_seq,
-                                     const TaskOutcome& outcome,
+                                     const AttemptResult& outcome,
                                      int64_t now_ms) {
   if (!IsTerminal(state)) {
     return Status::InvalidArgument("mark finished: state " +
@@ -586,41 +587,41 @@ Result<FinishedSummary> SqliteTaskStore::LoadFinishedSummary() {
   return summary;
 }
 
-Result<std::vector<FinishedTask>> SqliteTaskStore::ReadFinished(
+Result<std::vector<TaskResult>> SqliteTaskStore::ReadFinished(
     const std::string& batch_id, uint64_t after, uint32_t limit) {
   sqlite3_stmt* stmt = stmts_[kReadFinished];
   ResetOnExit reset(stmt);
   BindText(stmt, 1, batch_id);
   BindInt(stmt, 2, static_cast<int64_t>(after));
   BindInt(stmt, 3, limit);
-  std::vector<FinishedTask> tasks;
+  std::vector<TaskResult> tasks;
   int rc;
   while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-    FinishedTask& t = tasks.emplace_back();
-    t.id = static_cast<uint64_t>(ColumnInt(stmt, 0));
+    TaskResult& t = tasks.emplace_back();
+    t.task_id = static_cast<uint64_t>(ColumnInt(stmt, 0));
     t.batch_id = ColumnText(stmt, 1);
     t.index = static_cast<uint32_t>(ColumnInt(stmt, 2));
     t.queue = ColumnText(stmt, 3);
     t.url = ColumnText(stmt, 4);
-    t.state = static_cast<TaskState>(ColumnInt(stmt, 5));
+    t.state = TaskStateName(static_cast<TaskState>(ColumnInt(stmt, 5)));
     t.attempts = static_cast<uint32_t>(ColumnInt(stmt, 6));
-    t.outcome.ok = ColumnInt(stmt, 7) != 0;
-    t.outcome.output = ColumnBlob(stmt, 8);
-    t.outcome.output_truncated = ColumnInt(stmt, 9) != 0;
-    t.outcome.error = ColumnText(stmt, 10);
-    t.outcome.exit_code = static_cast<int32_t>(ColumnInt(stmt, 11));
-    t.outcome.stderr_tail = ColumnText(stmt, 12);
-    t.outcome.duration_ms = static_cast<uint32_t>(ColumnInt(stmt, 13));
-    t.outcome.worker = ColumnText(stmt, 14);
+    t.ok = ColumnInt(stmt, 7) != 0;
+    t.output = ColumnBlob(stmt, 8);
+    t.output_truncated = ColumnInt(stmt, 9) != 0;
+    t.error = ColumnText(stmt, 10);
+    t.exit_code = static_cast<int32_t>(ColumnInt(stmt, 11));
+    t.stderr_tail = ColumnText(stmt, 12);
+    t.duration_ms = static_cast<uint32_t>(ColumnInt(stmt, 13));
+    t.worker = ColumnText(stmt, 14);
     t.submitted_ms = ColumnInt(stmt, 15);
     t.finished_ms = ColumnInt(stmt, 16);
     t.finish_seq = static_cast<uint64_t>(ColumnInt(stmt, 17));
   }
   if (rc != SQLITE_DONE) return ReadError("read finished");
-  for (FinishedTask& t : tasks) {
-    Result<std::vector<FileRef>> files = ReadFileRefs(t.id);
+  for (TaskResult& t : tasks) {
+    Result<std::vector<ResultFile>> files = ReadFileRefs(t.task_id);
     if (!files.ok()) return files.status();
-    t.outcome.files = std::move(*files);
+    t.files = std::move(*files);
   }
   return tasks;
 }

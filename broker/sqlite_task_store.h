@@ -60,7 +60,7 @@ class SqliteTaskStore final : public TaskStore {
                      int64_t not_before_ms,
                      std::optional<std::string> last_error) override;
   Status MarkFinished(uint64_t id, TaskState state, uint32_t attempts,
-                      uint64_t finish_seq, const TaskOutcome& outcome,
+                      uint64_t finish_seq, const AttemptResult& outcome,
                       int64_t now_ms) override;
 
   Result<std::vector<std::string>> DeleteFinished(
@@ -85,9 +85,9 @@ class SqliteTaskStore final : public TaskStore {
   Status LoadPending(
       const std::function<void(const PendingTask&)>& each) override;
   Result<FinishedSummary> LoadFinishedSummary() override;
-  Result<std::vector<FinishedTask>> ReadFinished(const std::string& batch_id,
-                                                 uint64_t after,
-                                                 uint32_t limit) override;
+  Result<std::vector<TaskResult>> ReadFinished(const std::string& batch_id,
+                                               uint64_t after,
+                                               uint32_t limit) override;
   Result<std::vector<PendingTask>> LoadDead(const std::string& batch_id,
                                             const std::string& queue) override;
   Result<std::vector<ExpiredTask>> LoadExpired(int64_t finished_before_ms,
@@ -115,7 +115,7 @@ class SqliteTaskStore final : public TaskStore {
     kReadTaskFiles,
     kDeleteFinishedTask,
     kLoadExpired,
-    kFileReferenced,
+    kResultFileerenced,
     kStmtCount,
   };
 
@@ -136,8 +136,8 @@ class SqliteTaskStore final : public TaskStore {
 
   // File references of a task (join the transaction).
   Status DeleteFileRefs(uint64_t id);
-  Status AddFileRefs(uint64_t id, const std::vector<FileRef>& files);
-  Result<std::vector<FileRef>> ReadFileRefs(uint64_t id);
+  Status AddFileRefs(uint64_t id, const std::vector<ResultFile>& files);
+  Result<std::vector<ResultFile>> ReadFileRefs(uint64_t id);
   std::string FilePath(const std::string& sha256) const;
 
   // Copies the WAL into the database with full syncing, then restarts it.

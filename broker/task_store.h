@@ -18,6 +18,7 @@
 
 #include "common/status.h"
 #include "common/task_state.h"
+#include "tq/task_result.h"
 
 namespace tq {
 
@@ -55,47 +56,12 @@ struct LeasePayload {
   std::string options_json;
 };
 
-// A file a task produced, stored once per content digest (PutFile).
-struct FileRef {
-  std::string name;    // relative path as the worker reported it
-  std::string sha256;  // lower-case hex, recomputed by the broker
-  uint64_t size = 0;
-};
-
 // A finished task old enough for the retention sweep.
 struct ExpiredTask {
   uint64_t id = 0;
   std::string batch_id;
   std::string queue;
   TaskState state = TaskState::kDone;
-};
-
-// How an attempt or a task ended.
-struct TaskOutcome {
-  bool ok = false;
-  std::string output;
-  bool output_truncated = false;
-  std::string error;
-  int32_t exit_code = 0;
-  std::string stderr_tail;
-  uint32_t duration_ms = 0;
-  std::string worker;
-  std::vector<FileRef> files;  // each PutFile'd before MarkFinished
-};
-
-// A task in a terminal state with its stored result.
-struct FinishedTask {
-  uint64_t id = 0;
-  std::string batch_id;
-  uint32_t index = 0;
-  std::string queue;
-  std::string url;
-  TaskState state = TaskState::kDone;
-  uint32_t attempts = 0;
-  TaskOutcome outcome;
-  int64_t submitted_ms = 0;
-  int64_t finished_ms = 0;
-  uint64_t finish_seq = 0;
 };
 
 // Counts of tasks per (batch, queue, state), loaded at start-up.
@@ -134,10 +100,11 @@ class TaskStore {
   virtual Status MarkWaiting(uint64_t id, TaskState state, uint32_t attempts,
                              int64_t not_before_ms,
                              std::optional<std::string> last_error) = 0;
-  // state := done, dead or cancelled, storing the outcome. finish_seq orders
-  // results for FetchResults cursors.
+  // state := done, dead or cancelled, storing the outcome (its files, each
+  // PutFile'd before, by reference: their content is not read here).
+  // finish_seq orders results for FetchResults cursors.
   virtual Status MarkFinished(uint64_t id, TaskState state, uint32_t attempts,
-                              uint64_t finish_seq, const TaskOutcome& outcome,
+                              uint64_t finish_seq, const AttemptResult& outcome,
                               int64_t now_ms) = 0;
 
   // Deletes finished tasks and their file references; returns the digests
@@ -181,7 +148,7 @@ class TaskStore {
   // Counts of the terminal tasks and the largest finish_seq.
   virtual Result<FinishedSummary> LoadFinishedSummary() = 0;
   // Terminal tasks of a batch with finish_seq > after, in finish_seq order.
-  virtual Result<std::vector<FinishedTask>> ReadFinished(
+  virtual Result<std::vector<TaskResult>> ReadFinished(
       const std::string& batch_id, uint64_t after, uint32_t limit) = 0;
   // Up to `limit` terminal tasks finished before `finished_before_ms`,
   // oldest first.

@@ -8,6 +8,7 @@
 #include "client/submit_plan.h"
 #include "client/wire_convert.h"
 #include "common/queue_name.h"
+#include "common/result_wire.h"
 
 namespace tq {
 namespace {
@@ -101,7 +102,7 @@ Result<ResultPage> Client::FetchResults(const std::string& batch_id,
   const auto& results = reply->results();
   ResultPage page;
   page.results.reserve(results.tasks_size());
-  for (const auto& t : results.tasks()) page.results.push_back(ToTaskResult(t));
+  for (const auto& t : results.tasks()) page.results.push_back(FromWire(t));
   page.cursor = std::max(results.cursor(), after);
   page.progress = ToBatchProgress(results.counts());
   return page;
@@ -165,7 +166,7 @@ Result<uint64_t> Client::Cancel(const std::string& batch_id) {
   return reply->admin_ack().affected();
 }
 
-Result<std::vector<QueueSummary>> Client::Queues(BrokerCounters* counters) {
+Result<std::vector<QueueSummary>> Client::Queues(BrokerStats* counters) {
   wire::Envelope request;
   request.mutable_list_queues();
   auto reply = impl_->channel->Call(std::move(request));
@@ -175,8 +176,7 @@ Result<std::vector<QueueSummary>> Client::Queues(BrokerCounters* counters) {
   std::vector<QueueSummary> queues;
   for (const auto& q : list.queues()) queues.push_back(ToQueueSummary(q));
   if (counters != nullptr) {
-    *counters =
-        list.has_stats() ? ToBrokerCounters(list.stats()) : BrokerCounters{};
+    *counters = list.has_stats() ? FromWire(list.stats()) : BrokerStats{};
   }
   return queues;
 }

@@ -88,7 +88,7 @@ ordered_json CountsJson(const BatchProgress& p) {
 }
 
 int ShowQueues(Client& client, bool json) {
-  BrokerCounters counters;
+  BrokerStats counters;
   auto queues = client.Queues(&counters);
   if (!queues.ok()) return ExitFor(queues.status());
   if (json) {

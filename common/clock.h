@@ -4,12 +4,21 @@
 
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <string>
 
 namespace tq {
 
 using Millis = std::chrono::milliseconds;
 // Monotonic time since an arbitrary origin.
 using TimePoint = std::chrono::time_point<std::chrono::steady_clock, Millis>;
+
+// "2.5 s": a duration as log lines show it.
+inline std::string FormatSeconds(Millis d) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f s", double(d.count()) / 1000.0);
+  return buf;
+}
 
 class Clock {
  public:

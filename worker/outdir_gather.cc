@@ -112,7 +112,7 @@ std::vector<fs::path> ListFiles(const std::string& dir, size_t max_files,
 
 nlohmann::json GatherOutdirFiles(const std::string& dir,
                                  const AttachLimits& limits,
-                                 std::vector<OutputFile>* files) {
+                                 std::vector<ResultFile>* files) {
   nlohmann::json result = {{"files", nlohmann::json::array()}};
   nlohmann::json errors = nlohmann::json::array();
   bool too_many = false;
@@ -166,7 +166,7 @@ nlohmann::json GatherOutdirFiles(const std::string& dir,
         analysis_found = true;
       }
     }
-    files->push_back(OutputFile{name, std::move(data), sha});
+    files->push_back(ResultFile{name, sha, data.size(), std::move(data)});
   }
   if (too_many) {
     result["files_omitted"] =

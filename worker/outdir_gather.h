@@ -39,7 +39,7 @@ struct AttachLimits {
 // "file_errors". analysis.json is still parsed into "analysis".
 nlohmann::json GatherOutdirFiles(const std::string& dir,
                                  const AttachLimits& limits,
-                                 std::vector<OutputFile>* files);
+                                 std::vector<ResultFile>* files);
 
 // The JSON document that replaces a run's stdout when it had an {outdir}.
 std::string ExecReport(const TaskOutcome& outcome, nlohmann::json gathered);

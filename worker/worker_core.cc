@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "common/defaults.h"
+#include "common/result_wire.h"
 
 namespace tq {
 namespace {
@@ -258,20 +259,7 @@ void WorkerCore::OnTaskFinished(TaskOutcome outcome) {
   r.Clear();
   r.set_task_id(outcome.task_id);
   r.set_token(token);
-  r.set_ok(outcome.ok);
-  r.set_output(std::move(outcome.output));
-  r.set_output_truncated(outcome.output_truncated);
-  r.set_error(std::move(outcome.error));
-  r.set_exit_code(outcome.exit_code);
-  r.set_stderr_tail(std::move(outcome.stderr_tail));
-  r.set_duration_ms(outcome.duration_ms);
-  for (OutputFile& f : outcome.files) {
-    wire::File* file = r.add_files();
-    file->set_size(f.content.size());
-    file->set_name(std::move(f.name));
-    file->set_content(std::move(f.content));
-    file->set_sha256(std::move(f.sha256));
-  }
+  ToWire(std::move(outcome), &r);
   // Otherwise it goes out after the next Welcome, whose grant covers the slot.
   if (state_ == SessionState::kReady) SendResult(&u, draining_ ? 0 : 1);
 }

@@ -174,7 +174,7 @@ class Harness {
     return e;
   }
 
-  std::vector<FinishedTask> Finished(const std::string& batch) {
+  std::vector<TaskResult> Finished(const std::string& batch) {
     auto rows = sqlite_->ReadFinished(batch, 0, 100000);
     REQUIRE(rows.ok());
     return rows.value();
@@ -525,8 +525,8 @@ TEST_CASE("LateResultFromOldLeaseIsRejected", "[broker]") {
   CHECK_FALSE(ack->result_ack().accepted());
   auto finished = h.Finished("b");
   REQUIRE(finished.size() == 1);
-  CHECK(finished[0].outcome.output == "second");
-  CHECK(finished[0].outcome.worker == "worker-2");
+  CHECK(finished[0].output == "second");
+  CHECK(finished[0].worker == "worker-2");
 }
 
 TEST_CASE("LateResultBeforeReleaseIsAcceptedOnce", "[broker]") {
@@ -568,9 +568,9 @@ TEST_CASE("FailedAttemptsBackOffThenEndDeadWithLastError", "[broker]") {
   h.Turn();
   auto finished = h.Finished("b");
   REQUIRE(finished.size() == 1);
-  CHECK(finished[0].state == TaskState::kDead);
+  CHECK(finished[0].state == "dead");
   CHECK(finished[0].attempts == 2);
-  CHECK(finished[0].outcome.error == "exited with status 1");
+  CHECK(finished[0].error == "exited with status 1");
 }
 
 TEST_CASE("LostWorkerAttemptsCountTowardsDead", "[broker]") {
@@ -583,8 +583,8 @@ TEST_CASE("LostWorkerAttemptsCountTowardsDead", "[broker]") {
   h.Turn();
   auto finished = h.Finished("b");
   REQUIRE(finished.size() == 1);
-  CHECK(finished[0].state == TaskState::kDead);
-  CHECK(finished[0].outcome.error.find("worker-1 lost") != std::string::npos);
+  CHECK(finished[0].state == "dead");
+  CHECK(finished[0].error.find("worker-1 lost") != std::string::npos);
 }
 
 TEST_CASE("ReconnectWithSameIdReplacesSessionAndReclaimsHeldTasks",
@@ -768,7 +768,7 @@ TEST_CASE("CancelPurgeAndRetryDead", "[broker]") {
   REQUIRE(ack != nullptr);
   CHECK(ack->admin_ack().affected() == 3);
   CHECK(h.Finished("b").size() == 3);
-  CHECK(h.Finished("b")[0].state == TaskState::kCancelled);
+  CHECK(h.Finished("b")[0].state == "cancelled");
 
   // Make c's tasks dead, then retry them.
   auto t = h.Join("w", "worker-fr", "FR", 2);
@@ -853,7 +853,7 @@ TEST_CASE("RetentionSweepDeletesOldResultsTheirFilesAndTheirCounts",
   const std::string sha = DigestSha256("MZ sample");
   const std::string stored = h.StoredPath("MZ sample");
   REQUIRE(h.Finished("b1").size() == 1);
-  CHECK(h.Finished("b1")[0].outcome.files[0].sha256 == sha);
+  CHECK(h.Finished("b1")[0].files[0].sha256 == sha);
   CHECK(std::filesystem::exists(stored));
 
   // Younger than the period: kept, however often the sweep runs.
@@ -922,7 +922,7 @@ TEST_CASE("FilesOfAResultWhoseCommitFailedAreRemovedUntilItIsResent",
   CHECK(ack->result_ack().accepted());
   CHECK(std::filesystem::exists(stored));
   REQUIRE(h.Finished("b1").size() == 1);
-  CHECK(h.Finished("b1")[0].outcome.files.size() == 1);
+  CHECK(h.Finished("b1")[0].files.size() == 1);
 }
 
 }  // namespace

@@ -49,13 +49,13 @@ uint64_t AddTask(TaskStore& store, const std::string& batch, uint32_t index) {
 void FinishWithFiles(
     TaskStore& store, uint64_t id, uint64_t seq, int64_t now_ms,
     const std::vector<std::pair<std::string, std::string>>& files) {
-  TaskOutcome outcome;
+  AttemptResult outcome;
   outcome.ok = true;
   outcome.output = "{}";
   for (const auto& [name, content] : files) {
     const std::string sha = DigestSha256(content);
     RequireOk(store.PutFile(sha, content));
-    outcome.files.push_back(FileRef{name, sha, content.size()});
+    outcome.files.push_back(ResultFile{name, sha, content.size(), ""});
   }
   RequireOk(store.MarkFinished(id, TaskState::kDone, 1, seq, outcome, now_ms));
 }
@@ -98,8 +98,8 @@ TEST_CASE("FilesAreWrittenBeforeTheResultCommits", "[store][files]") {
   auto rows = store->ReadFinished("b", 0, 10);
   REQUIRE(rows.ok());
   REQUIRE(rows->size() == 1);
-  REQUIRE((*rows)[0].outcome.files.size() == 1);
-  const FileRef& f = (*rows)[0].outcome.files[0];
+  REQUIRE((*rows)[0].files.size() == 1);
+  const ResultFile& f = (*rows)[0].files[0];
   CHECK(f.name == "a/sample.exe");
   CHECK(f.sha256 == DigestSha256(content));
   CHECK(f.size == content.size());
@@ -120,8 +120,8 @@ TEST_CASE("IdenticalContentIsStoredOnce", "[store][files]") {
   auto rows = store->ReadFinished("b", 0, 10);
   REQUIRE(rows.ok());
   REQUIRE(rows->size() == 2);
-  CHECK((*rows)[0].outcome.files.size() == 2);
-  CHECK((*rows)[1].outcome.files.size() == 1);
+  CHECK((*rows)[0].files.size() == 2);
+  CHECK((*rows)[1].files.size() == 1);
 }
 
 TEST_CASE("AResultRetriedAfterDeathKeepsOnlyItsNewFiles", "[store][files]") {
@@ -137,8 +137,8 @@ TEST_CASE("AResultRetriedAfterDeathKeepsOnlyItsNewFiles", "[store][files]") {
   auto rows = store->ReadFinished("b", 0, 10);
   REQUIRE(rows.ok());
   REQUIRE(rows->size() == 1);
-  REQUIRE((*rows)[0].outcome.files.size() == 1);
-  CHECK((*rows)[0].outcome.files[0].name == "new.log");
+  REQUIRE((*rows)[0].files.size() == 1);
+  CHECK((*rows)[0].files[0].name == "new.log");
 }
 
 TEST_CASE("SchemaV1DatabaseIsMigratedToCurrent", "[store][files]") {
@@ -148,7 +148,7 @@ TEST_CASE("SchemaV1DatabaseIsMigratedToCurrent", "[store][files]") {
   {
     auto store = OpenStore(path);
     id = AddTask(*store, "old", 0);
-    TaskOutcome outcome;
+    AttemptResult outcome;
     outcome.ok = true;
     outcome.output = "kept";
     RequireOk(store->MarkFinished(id, TaskState::kDone, 1, 1, outcome, 9));
@@ -170,8 +170,8 @@ TEST_CASE("SchemaV1DatabaseIsMigratedToCurrent", "[store][files]") {
   auto rows = store->ReadFinished("old", 0, 10);
   REQUIRE(rows.ok());
   REQUIRE(rows->size() == 1);
-  CHECK((*rows)[0].outcome.output == "kept");
-  CHECK((*rows)[0].outcome.files.empty());
+  CHECK((*rows)[0].output == "kept");
+  CHECK((*rows)[0].files.empty());
   // v3's index counts it.
   auto summary = store->LoadFinishedSummary();
   REQUIRE(summary.ok());
@@ -186,7 +186,7 @@ TEST_CASE("SchemaV1DatabaseIsMigratedToCurrent", "[store][files]") {
   rows = store->ReadFinished("new", 0, 10);
   REQUIRE(rows.ok());
   REQUIRE(rows->size() == 1);
-  CHECK((*rows)[0].outcome.files.size() == 1);
+  CHECK((*rows)[0].files.size() == 1);
 
   REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
   sqlite3_stmt* stmt = nullptr;
@@ -228,8 +228,8 @@ TEST_CASE("SweepRemovesOnlyFilesNoKeptResultReferences", "[store][files]") {
   auto rows = store->ReadFinished("b", 0, 10);
   REQUIRE(rows.ok());
   REQUIRE(rows->size() == 1);
-  CHECK((*rows)[0].id == kept_task);
-  CHECK((*rows)[0].outcome.files.size() == 2);
+  CHECK((*rows)[0].task_id == kept_task);
+  CHECK((*rows)[0].files.size() == 2);
   // Nothing pending was touched, and nothing younger is due.
   expired = store->LoadExpired(2000, 100);
   REQUIRE(expired.ok());

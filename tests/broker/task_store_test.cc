@@ -111,16 +111,16 @@ std::string StoredLastError(const std::string& path, uint64_t id) {
   return error;
 }
 
-std::vector<FinishedTask> Finished(TaskStore& store, const std::string& batch,
-                                   uint64_t after = 0, uint32_t limit = 1000) {
+std::vector<TaskResult> Finished(TaskStore& store, const std::string& batch,
+                                 uint64_t after = 0, uint32_t limit = 1000) {
   auto finished = store.ReadFinished(batch, after, limit);
   INFO(finished.status().message());
   REQUIRE(finished.ok());
   return *finished;
 }
 
-TaskOutcome FullOutcome() {
-  TaskOutcome o;
+AttemptResult FullOutcome() {
+  AttemptResult o;
   o.ok = true;
   o.output = std::string("bin\0ary\0\xff\x01 out", 15);
   o.output_truncated = true;
@@ -244,7 +244,7 @@ TEST_CASE("Queued and retry_wait with not_before survive close and reopen") {
 TEST_CASE("Finished outcome with binary output survives close and reopen") {
   TempDir dir;
   const std::string path = dir.File("tq.db");
-  const TaskOutcome outcome = FullOutcome();
+  const AttemptResult outcome = FullOutcome();
   uint64_t id;
   {
     auto store = OpenStore(path);
@@ -257,26 +257,26 @@ TEST_CASE("Finished outcome with binary output survives close and reopen") {
   CHECK(Pending(*store).empty());
   auto finished = Finished(*store, "b1");
   REQUIRE(finished.size() == 1);
-  const FinishedTask& f = finished[0];
-  CHECK(f.id == id);
+  const TaskResult& f = finished[0];
+  CHECK(f.task_id == id);
   CHECK(f.batch_id == "b1");
   CHECK(f.index == 4);
   CHECK(f.queue == "q");
   CHECK(f.url == MakeTask("b1", 4).url);
-  CHECK(f.state == TaskState::kDone);
+  CHECK(f.state == "done");
   CHECK(f.attempts == 1);
   CHECK(f.submitted_ms == MakeTask("b1", 4).submitted_ms);
   CHECK(f.finished_ms == 7'000);
   CHECK(f.finish_seq == 42);
-  CHECK(f.outcome.ok);
-  CHECK(f.outcome.output.size() == 15);
-  CHECK(f.outcome.output == outcome.output);
-  CHECK(f.outcome.output_truncated);
-  CHECK(f.outcome.error == outcome.error);
-  CHECK(f.outcome.exit_code == 3);
-  CHECK(f.outcome.stderr_tail == outcome.stderr_tail);
-  CHECK(f.outcome.duration_ms == 1234);
-  CHECK(f.outcome.worker == "worker-7");
+  CHECK(f.ok);
+  CHECK(f.output.size() == 15);
+  CHECK(f.output == outcome.output);
+  CHECK(f.output_truncated);
+  CHECK(f.error == outcome.error);
+  CHECK(f.exit_code == 3);
+  CHECK(f.stderr_tail == outcome.stderr_tail);
+  CHECK(f.duration_ms == 1234);
+  CHECK(f.worker == "worker-7");
   CHECK(MaxFinishSeq(*store) == 42);
 }
 
@@ -290,7 +290,7 @@ TEST_CASE("Cancelled task survives close and reopen and keeps its lessee") {
     InsertOk(*store, MakeTask("b1", 1));
     RequireOk(store->MarkLeased(id, 1, 1, "w9", 100));
     RequireOk(store->MarkFinished(id, TaskState::kCancelled, 1, 5,
-                                  TaskOutcome{}, 200));
+                                  AttemptResult{}, 200));
     RequireOk(store->Commit());
   }
   auto store = OpenStore(path);
@@ -299,10 +299,10 @@ TEST_CASE("Cancelled task survives close and reopen and keeps its lessee") {
   CHECK(pending[0].id != id);
   auto finished = Finished(*store, "b1");
   REQUIRE(finished.size() == 1);
-  CHECK(finished[0].state == TaskState::kCancelled);
-  CHECK_FALSE(finished[0].outcome.ok);
-  CHECK(finished[0].outcome.output.empty());
-  CHECK(finished[0].outcome.worker == "w9");
+  CHECK(finished[0].state == "cancelled");
+  CHECK_FALSE(finished[0].ok);
+  CHECK(finished[0].output.empty());
+  CHECK(finished[0].worker == "w9");
 }
 
 TEST_CASE(
@@ -531,6 +531,7 @@ TEST_CASE("Database with a newer schema version is refused") {
   auto store = SqliteTaskStore::Open(path);
   REQUIRE_FALSE(store.ok());
   INFO(store.status().message());
+  CHECK(store.status().code() == Status::Code::kCorruption);
   CHECK(store.status().message().find(
             "database schema version 7 is newer than this tq-broker "
             "supports (" +
@@ -589,7 +590,7 @@ TEST_CASE("ReadFinished pages through a batch by finish_seq cursor") {
     auto page = Finished(*store, "b1", cursor, 3);
     if (page.empty()) break;
     CHECK(page.size() <= 3);
-    for (const FinishedTask& f : page) {
+    for (const TaskResult& f : page) {
       CHECK(f.finish_seq > cursor);
       cursor = f.finish_seq;
       indexes.push_back(f.index);
@@ -739,7 +740,7 @@ TEST_CASE("Store throughput", "[.bench]") {
   auto store = OpenStore(dir.File("tq.db"));
   const uint32_t kTasks = 100'000;
   const uint32_t kPerCommit = 300;
-  TaskOutcome outcome;
+  AttemptResult outcome;
   outcome.ok = true;
   outcome.output = std::string(200, 'o');
   outcome.worker = "w1";

@@ -91,7 +91,7 @@ TEST_CASE("MalformedUnknownAndWrongVersionMessagesGetErrorsAndServiceGoesOn",
   big.SendFrames({std::string(1 << 20, 'x')});
 
   auto client = Connect(broker.endpoint());
-  BrokerCounters counters;
+  BrokerStats counters;
   auto queues = client->Queues(&counters);
   REQUIRE(queues.ok());
   CHECK(counters.bad_messages >= 5);
@@ -118,7 +118,7 @@ TEST_CASE("FullDatabaseRefusesSubmissionsWithAClearError", "[e2e]") {
   CHECK(receipt.status().code() == Status::Code::kUnavailable);
   CHECK(receipt.status().message().find("full") != std::string::npos);
   // Nothing that was refused is counted as queued.
-  BrokerCounters counters;
+  BrokerStats counters;
   auto queues = client->Queues(&counters);
   REQUIRE(queues.ok());
   CHECK_FALSE(counters.store_ok);

@@ -43,7 +43,7 @@ class FaultyTaskStore final : public TaskStore {
                               std::move(last_error));
   }
   Status MarkFinished(uint64_t id, TaskState state, uint32_t attempts,
-                      uint64_t finish_seq, const TaskOutcome& outcome,
+                      uint64_t finish_seq, const AttemptResult& outcome,
                       int64_t now_ms) override {
     if (fail_writes_) return WriteError();
     return inner_.MarkFinished(id, state, attempts, finish_seq, outcome,
@@ -90,9 +90,9 @@ class FaultyTaskStore final : public TaskStore {
   Result<FinishedSummary> LoadFinishedSummary() override {
     return inner_.LoadFinishedSummary();
   }
-  Result<std::vector<FinishedTask>> ReadFinished(const std::string& batch_id,
-                                                 uint64_t after,
-                                                 uint32_t limit) override {
+  Result<std::vector<TaskResult>> ReadFinished(const std::string& batch_id,
+                                               uint64_t after,
+                                               uint32_t limit) override {
     return inner_.ReadFinished(batch_id, after, limit);
   }
   Result<std::vector<ExpiredTask>> LoadExpired(int64_t finished_before_ms,

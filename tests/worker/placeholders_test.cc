@@ -77,7 +77,7 @@ TEST_CASE("GatherFilesAttachesWithinCapsAndNamesWhatIsNot", "[placeholders]") {
   AttachLimits limits;
   limits.max_file_bytes = 1000;
   limits.max_total_bytes = 1000;
-  std::vector<OutputFile> files;
+  std::vector<ResultFile> files;
   const auto g = GatherOutdirFiles(out, limits, &files);
   CHECK(g["analysis"]["url"] == "http://x/");
   REQUIRE(g["files"].size() == 4);

@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "tq/task_result.h"
 
 namespace tq {
 
@@ -72,36 +73,6 @@ struct BatchProgress {
   bool complete() const { return total > 0 && finished() >= total; }
 };
 
-// A file a task produced (what an --exec tool wrote into its {outdir}).
-struct ResultFile {
-  std::string name;  // relative path as the worker found it; not sanitised
-  std::string sha256;
-  uint64_t size = 0;
-  std::string content;  // only when fetched with_files
-};
-
-struct TaskResult {
-  uint64_t task_id = 0;
-  std::string batch_id;
-  uint32_t index = 0;
-  std::string url;
-  std::string queue;
-  std::string state;  // "done", "dead" or "cancelled"
-  uint32_t attempts = 0;
-  std::string worker;
-  bool ok = false;
-  std::string output;
-  bool output_truncated = false;
-  std::string error;
-  int32_t exit_code = 0;
-  std::string stderr_tail;
-  uint32_t duration_ms = 0;
-  int64_t submitted_ms = 0;
-  int64_t finished_ms = 0;
-  uint64_t finish_seq = 0;
-  std::vector<ResultFile> files;
-};
-
 // Batch ids are 1..64 characters of [A-Za-z0-9._:-]. Ok or the reason.
 Status ValidateBatchId(std::string_view batch_id);
 // A fresh random batch id: 16 lower-case hex digits. Thread-safe.
@@ -126,17 +97,6 @@ struct QueueSummary {
   std::string name;
   BatchProgress counts;
   uint32_t workers = 0;
-};
-
-struct BrokerCounters {
-  uint64_t messages_in = 0;
-  uint64_t messages_out = 0;
-  uint64_t bad_messages = 0;
-  uint64_t commits = 0;
-  uint64_t commit_failures = 0;
-  uint64_t redeliveries = 0;
-  bool store_ok = true;
-  std::string store_error;
 };
 
 struct WorkerSummary {
@@ -199,7 +159,7 @@ class Client {
   // Returns how many were cancelled.
   Result<uint64_t> Cancel(const std::string& batch_id);
 
-  Result<std::vector<QueueSummary>> Queues(BrokerCounters* counters = nullptr);
+  Result<std::vector<QueueSummary>> Queues(BrokerStats* counters = nullptr);
   Result<std::vector<WorkerSummary>> Workers();
   // Dead tasks of a batch (or, with batch_id empty, of a queue) are queued
   // again with fresh attempts. Returns how many.

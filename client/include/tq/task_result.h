@@ -1,0 +1,62 @@
+// This is a public header file: the one model of a task's result, shared by
+// the worker (what a handler reported), the broker and its store (what is
+// kept), and the client (what comes back). common/result_wire.h converts it
+// to and from the wire, in one place.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tq {
+
+// A file a task produced (what an --exec tool wrote into its {outdir}).
+struct ResultFile {
+  std::string name;    // relative path as the worker found it; not sanitised
+  std::string sha256;  // lower-case hex; the broker recomputes it
+  uint64_t size = 0;
+  // The bytes: set by the worker, and by the client only when fetched
+  // with_files. The broker stores them apart, once per digest.
+  std::string content;
+};
+
+// What one attempt of a task produced.
+struct AttemptResult {
+  bool ok = false;     // false: this attempt failed (it may be retried)
+  std::string output;  // the handler's stdout, size-capped
+  bool output_truncated = false;
+  std::string error;        // why the attempt failed; empty when ok
+  int32_t exit_code = 0;    // -1 when killed by a signal or the time limit
+  std::string stderr_tail;  // valid UTF-8, size-capped
+  uint32_t duration_ms = 0;
+  std::string worker;  // the worker id; set by the broker
+  std::vector<ResultFile> files;
+};
+
+// A finished task with the result of its last attempt.
+struct TaskResult : AttemptResult {
+  uint64_t task_id = 0;
+  std::string batch_id;
+  uint32_t index = 0;
+  std::string url;
+  std::string queue;
+  std::string state;  // "done", "dead" or "cancelled"
+  uint32_t attempts = 0;
+  int64_t submitted_ms = 0;  // wall clock, ms since the epoch
+  int64_t finished_ms = 0;
+  uint64_t finish_seq = 0;  // the results cursor at this task
+};
+
+// The broker's counters, as `tq-ctl queues` shows them.
+struct BrokerStats {
+  uint64_t messages_in = 0;
+  uint64_t messages_out = 0;
+  uint64_t bad_messages = 0;
+  uint64_t commits = 0;
+  uint64_t commit_failures = 0;
+  uint64_t redeliveries = 0;
+  bool store_ok = true;
+  std::string store_error;  // why the store refuses writes, if it does
+};
+
+}  // namespace tq

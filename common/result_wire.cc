@@ -1,0 +1,118 @@
+#include "common/result_wire.h"
+
+#include "common/task_state.h"
+
+namespace tq {
+namespace {
+
+// wire::Result and wire::TaskInfo carry the attempt's fields under the same
+// names: one copy each way serves both.
+template <typename Wire>
+void AttemptToWire(AttemptResult&& r, Wire* out) {
+  out->set_ok(r.ok);
+  out->set_output(std::move(r.output));
+  out->set_output_truncated(r.output_truncated);
+  out->set_error(std::move(r.error));
+  out->set_exit_code(r.exit_code);
+  out->set_stderr_tail(std::move(r.stderr_tail));
+  out->set_duration_ms(r.duration_ms);
+  for (ResultFile& f : r.files) {
+    wire::File* file = out->add_files();
+    file->set_name(std::move(f.name));
+    file->set_sha256(std::move(f.sha256));
+    file->set_size(f.size);
+    file->set_content(std::move(f.content));
+  }
+}
+
+template <typename Wire>
+void AttemptFromWire(const Wire& w, AttemptResult* r) {
+  r->ok = w.ok();
+  r->output = w.output();
+  r->output_truncated = w.output_truncated();
+  r->error = w.error();
+  r->exit_code = w.exit_code();
+  r->stderr_tail = w.stderr_tail();
+  r->duration_ms = w.duration_ms();
+  r->files.reserve(w.files_size());
+  for (const wire::File& f : w.files()) {
+    r->files.push_back({f.name(), f.sha256(), f.size(), f.content()});
+  }
+}
+
+TaskState StateNamed(const std::string& name) {
+  for (int s = 0; s <= int(TaskState::kCancelled); ++s) {
+    if (TaskStateName(TaskState(s)) == name) return TaskState(s);
+  }
+  return TaskState::kDone;
+}
+
+}  // namespace
+
+void ToWire(AttemptResult&& result, wire::Result* out) {
+  AttemptToWire(std::move(result), out);
+}
+
+AttemptResult FromWire(const wire::Result& result) {
+  AttemptResult r;
+  AttemptFromWire(result, &r);
+  return r;
+}
+
+void ToWire(TaskResult&& t, wire::TaskInfo* out) {
+  out->set_task_id(t.task_id);
+  out->set_batch_id(std::move(t.batch_id));
+  out->set_index(t.index);
+  out->set_url(std::move(t.url));
+  out->set_queue(std::move(t.queue));
+  out->set_state(ToWire(StateNamed(t.state)));
+  out->set_attempts(t.attempts);
+  out->set_worker(std::move(t.worker));
+  out->set_submitted_ms(t.submitted_ms);
+  out->set_finished_ms(t.finished_ms);
+  out->set_finish_seq(t.finish_seq);
+  AttemptToWire(std::move(t), out);
+}
+
+TaskResult FromWire(const wire::TaskInfo& info) {
+  TaskResult r;
+  AttemptFromWire(info, &r);
+  r.task_id = info.task_id();
+  r.batch_id = info.batch_id();
+  r.index = info.index();
+  r.url = info.url();
+  r.queue = info.queue();
+  r.state = std::string(TaskStateName(static_cast<TaskState>(info.state())));
+  r.attempts = info.attempts();
+  r.worker = info.worker();
+  r.submitted_ms = info.submitted_ms();
+  r.finished_ms = info.finished_ms();
+  r.finish_seq = info.finish_seq();
+  return r;
+}
+
+void ToWire(const BrokerStats& s, wire::BrokerStats* out) {
+  out->set_messages_in(s.messages_in);
+  out->set_messages_out(s.messages_out);
+  out->set_bad_messages(s.bad_messages);
+  out->set_commits(s.commits);
+  out->set_commit_failures(s.commit_failures);
+  out->set_redeliveries(s.redeliveries);
+  out->set_store_ok(s.store_ok);
+  out->set_store_error(s.store_error);
+}
+
+BrokerStats FromWire(const wire::BrokerStats& w) {
+  BrokerStats s;
+  s.messages_in = w.messages_in();
+  s.messages_out = w.messages_out();
+  s.bad_messages = w.bad_messages();
+  s.commits = w.commits();
+  s.commit_failures = w.commit_failures();
+  s.redeliveries = w.redeliveries();
+  s.store_ok = w.store_ok();
+  s.store_error = w.store_error();
+  return s;
+}
+
+}  // namespace tq
