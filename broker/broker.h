@@ -30,8 +30,8 @@
 #include "broker/worker_session.h"
 #include "common/clock.h"
 #include "common/codec.h"
-#include "common/country_resolver.h"
 #include "common/defaults.h"
+#include "geo/country_resolver.h"
 #include "tq.pb.h"
 
 namespace tq {
