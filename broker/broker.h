@@ -39,8 +39,8 @@
 #include "broker/worker_sessions.h"
 #include "common/clock.h"
 #include "common/codec.h"
-#include "common/country_resolver.h"
 #include "common/defaults.h"
+#include "geo/country_resolver.h"
 #include "tq.pb.h"
 #include "tq/task_result.h"
 

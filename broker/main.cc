@@ -12,8 +12,8 @@
 #include "broker/broker_server.h"
 #include "broker/sqlite_task_store.h"
 #include "broker/wal_syncer.h"
-#include "common/geo.h"
 #include "common/log.h"
+#include "geo/geo.h"
 
 namespace {
 

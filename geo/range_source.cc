@@ -4,8 +4,8 @@
 #include <cctype>
 #include <fstream>
 
-#include "common/ip_address.h"
 #include "common/queue_name.h"
+#include "geo/ip_address.h"
 
 namespace tq::geo {
 namespace {

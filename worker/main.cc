@@ -11,21 +11,19 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <map>
 #include <memory>
-#include <nlohmann/json.hpp>
 #include <string>
 
-#include "common/cymru.h"
+#include "analyser/analyse_one_main.h"
 #include "common/defaults.h"
-#include "common/geo.h"
-#include "common/ip_address.h"
 #include "common/log.h"
 #include "common/queue_name.h"
-#include "worker/analyser.h"
+#include "geo/cymru.h"
+#include "geo/geo.h"
+#include "geo/ip_address.h"
+#include "geo/local_country.h"
 #include "worker/command_line.h"
 #include "worker/exec_runner.h"
-#include "worker/local_country.h"
 #include "worker/worker.h"
 
 namespace {
@@ -64,42 +62,6 @@ std::string SelfExe() {
   const ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
   if (n <= 0) return "";
   return std::string(buf, static_cast<size_t>(n));
-}
-
-// `tq-worker --analyse-one URL`: the child the worker starts per task for
-// the built-in analyser. Prints the JSON log on stdout.
-int AnalyseOne(const std::string& url, const std::string& options_json,
-               uint32_t time_limit_ms, uint64_t max_output) {
-  std::map<std::string, std::string> options;
-  auto parsed = nlohmann::json::parse(options_json, nullptr, false);
-  if (parsed.is_discarded() || !parsed.is_object()) {
-    return Usage("--options-json: not a JSON object");
-  }
-  for (const auto& [k, v] : parsed.items()) {
-    if (!v.is_string())
-      return Usage("--options-json: " + k + " is not a string");
-    options[k] = v.get<std::string>();
-  }
-  auto opts = tq::ParseAnalysisOptions(options, tq::Millis(time_limit_ms));
-  if (!opts.ok()) {
-    std::printf("%s\n", nlohmann::json{{"url", url},
-                                       {"logtype", "json-log"},
-                                       {"error", opts.status().message()}}
-                            .dump()
-                            .c_str());
-    return kExitUsage;
-  }
-  tq::AnalysisReport report = tq::AnalyseUrl(url, *opts);
-  // One byte for the newline: the whole line fits the worker's --max-output.
-  const std::string out = tq::RenderReport(std::move(report.log),
-                                           max_output > 0 ? max_output - 1 : 0);
-  std::fwrite(out.data(), 1, out.size(), stdout);
-  std::fputc('\n', stdout);
-  std::fflush(stdout);
-  if (report.network_error && opts->retry_on_network_error) {
-    return tq::kExitAnalyseNetworkError;
-  }
-  return 0;
 }
 
 std::string Hostname() {
@@ -204,8 +166,8 @@ int main(int argc, char** argv) {
   }
 
   if (one_opt->count() > 0) {
-    signal(SIGPIPE, SIG_IGN);
-    return AnalyseOne(analyse_one, options_json, time_limit_ms, max_output);
+    return tq::AnalyseOneMain(analyse_one, options_json, time_limit_ms,
+                              max_output);
   }
 
   tq::WorkerOptions options;

@@ -9,7 +9,7 @@
 #include <system_error>
 #include <vector>
 
-#include "worker/content_info.h"
+#include "analyser/content_info.h"
 #include "worker/utf8.h"
 
 namespace tq {

@@ -15,6 +15,7 @@
 #include <system_error>
 #include <utility>
 
+#include "analyser/analyse_one_main.h"
 #include "common/codec.h"
 #include "common/defaults.h"
 #include "worker/outdir_gather.h"

@@ -23,10 +23,6 @@ enum class Handler {
   kAnalyse,  // runs the built-in analyser in a child (`self_exe`)
 };
 
-// Exit code of `tq-worker --analyse-one` for a network error that the
-// submitter asked to count as a failed attempt (retry_on_network_error=1).
-inline constexpr int kExitAnalyseNetworkError = 3;
-
 struct WorkerOptions {
   WorkerConfig identity;
   std::string endpoint;

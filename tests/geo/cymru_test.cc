@@ -1,6 +1,6 @@
 // The Team Cymru resolver against dnsmasq on loopback, which serves the TXT
 // records the test gives it (port chosen here): no internet needed.
-#include "common/cymru.h"
+#include "geo/cymru.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

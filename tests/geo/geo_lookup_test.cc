@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "common/geo.h"
-#include "common/ip_address.h"
+#include "geo/geo.h"
+#include "geo/ip_address.h"
 
 namespace {
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "common/geo.h"
+#include "geo/geo.h"
 #include "geo/mmdb_writer.h"
 #include "geo/range_source.h"
 #include "tests/support/process.h"

@@ -8,8 +8,8 @@
 #include <chrono>
 #include <string>
 
-#include "common/country_resolver.h"
-#include "common/ip_address.h"
+#include "geo/country_resolver.h"
+#include "geo/ip_address.h"
 
 namespace tq {
 

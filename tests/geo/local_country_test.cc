@@ -1,10 +1,10 @@
 // The worker finding its own country (--country auto --geoip-db).
-#include "worker/local_country.h"
+#include "geo/local_country.h"
 
 #include <catch2/catch.hpp>
 #include <map>
 
-#include "common/ip_address.h"
+#include "geo/ip_address.h"
 
 namespace tq {
 namespace {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "common/country_resolver.h"
+#include "geo/country_resolver.h"
 
 namespace tq {
 

@@ -1,17 +1,17 @@
 // The built-in analyser against the fixture web server on loopback
 // (tests/support/fixture_server.py): each test asserts the fields it expects
 // in the JSON log.
-#include "worker/analyser.h"
+#include "analyser/analyser.h"
 
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <memory>
 #include <string>
 
+#include "analyser/content_info.h"
+#include "analyser/html_scan.h"
 #include "tests/support/fixture_server.h"
 #include "tests/support/temp_dir.h"
-#include "worker/content_info.h"
-#include "worker/html_scan.h"
 
 namespace tq {
 namespace {

@@ -1,4 +1,4 @@
-#include "common/cymru.h"
+#include "geo/cymru.h"
 
 #include <ares.h>
 #include <arpa/nameser.h>

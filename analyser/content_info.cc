@@ -1,4 +1,4 @@
-#include "worker/content_info.h"
+#include "analyser/content_info.h"
 
 #include <openssl/evp.h>
 

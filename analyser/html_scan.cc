@@ -1,4 +1,4 @@
-#include "worker/html_scan.h"
+#include "analyser/html_scan.h"
 
 #include <gumbo.h>
 

@@ -1,4 +1,4 @@
-#include "worker/analyser.h"
+#include "analyser/analyser.h"
 
 #include <uriparser/Uri.h>
 
@@ -7,10 +7,10 @@
 #include <ctime>
 #include <vector>
 
-#include "worker/content_info.h"
-#include "worker/html_scan.h"
-#include "worker/http_fetcher.h"
-#include "worker/js_signals.h"
+#include "analyser/content_info.h"
+#include "analyser/html_scan.h"
+#include "analyser/http_fetcher.h"
+#include "analyser/js_signals.h"
 
 namespace tq {
 namespace {

@@ -7,9 +7,9 @@
 #include <string>
 #include <vector>
 
-#include "common/country_resolver.h"
-#include "common/ip_address.h"
 #include "common/status.h"
+#include "geo/country_resolver.h"
+#include "geo/ip_address.h"
 
 struct MMDB_s;
 

@@ -1,4 +1,4 @@
-#include "worker/http_fetcher.h"
+#include "analyser/http_fetcher.h"
 
 #include <curl/curl.h>
 

@@ -1,4 +1,4 @@
-#include "common/geo.h"
+#include "geo/geo.h"
 
 #include <arpa/inet.h>
 #include <maxminddb.h>

@@ -1,4 +1,4 @@
-#include "common/ip_address.h"
+#include "geo/ip_address.h"
 
 #include <arpa/inet.h>
 

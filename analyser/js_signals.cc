@@ -1,10 +1,10 @@
-#include "worker/js_signals.h"
+#include "analyser/js_signals.h"
 
 #include <array>
 #include <cctype>
 #include <regex>
 
-#include "worker/content_info.h"
+#include "analyser/content_info.h"
 
 namespace tq {
 namespace {

@@ -1,6 +1,6 @@
 // Finding a country for an IP address, behind an interface so that the
 // broker core and worker stay free of any database library (tests inject a
-// fake). common/geo.h has the MaxMind-format implementation.
+// fake). geo/geo.h has the MaxMind-format implementation.
 #pragma once
 
 #include <string>

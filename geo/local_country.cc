@@ -1,4 +1,4 @@
-#include "worker/local_country.h"
+#include "geo/local_country.h"
 
 #include <arpa/inet.h>
 #include <ifaddrs.h>
