@@ -202,6 +202,10 @@ int Run(const Args& args) {
       return kExitUsage;
     }
   }
+  if (!parsed.status.ok()) {
+    Fail(shown_name + " " + parsed.status.message() + "; nothing submitted");
+    return kExitUsage;
+  }
   for (const auto& bad : parsed.bad) {
     std::cerr << shown_name << ":" << bad.line_no << ": " << bad.reason << "\n";
   }

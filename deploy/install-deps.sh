@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   libzmq3-dev cppzmq-dev libprotobuf-dev protobuf-compiler libsqlite3-dev
   libmaxminddb-dev libspdlog-dev catch2 libcli11-dev nlohmann-json3-dev
-  liburiparser-dev
+  liburiparser-dev libidn2-dev
   # the built-in analyser: fetching, HTML parsing, digests
   libcurl4-openssl-dev libgumbo-dev libssl-dev
   # the offline country database (Tor's geoip files, IPFire Location data)
