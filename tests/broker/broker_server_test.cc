@@ -3,9 +3,12 @@
 // commit is durable (or that its fsync failed).
 #include "broker/broker_server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -230,6 +233,19 @@ class Peer {
   zmq::socket_t socket_;
 };
 
+// A TCP connection that closes without a ZeroMQ greeting (a port probe).
+void ProbePort(const std::string& endpoint) {
+  const int port = std::stoi(endpoint.substr(endpoint.rfind(':') + 1));
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(uint16_t(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  CHECK(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  close(fd);
+}
+
 // How long a test watches for something that must not happen.
 constexpr Millis kQuiet = 300ms;
 
@@ -322,19 +338,24 @@ TEST_CASE("FrameOverZeroMqsCapIsCountedAndServiceGoesOn", "[server]") {
   ServerOptions options;
   options.max_message_bytes = 4096;
   ServerHarness h(options, /*with_syncer=*/false);
+  Peer honest(h.endpoint());
+  REQUIRE(honest.BadMessages() == 0u);
+
+  // A peer that spoke and then left is a disconnect, not a refusal; nor is a
+  // connection that never spoke ZeroMQ (its handshake failed).
   {
-    // A peer that spoke and then left is a disconnect, not a refusal.
     Peer talker(h.endpoint());
     REQUIRE(talker.BadMessages() == 0u);
   }
+  ProbePort(h.endpoint());
+  CHECK_FALSE(
+      WaitUntil([&] { return honest.BadMessages().value_or(0) > 0; }, kQuiet));
 
   // ZeroMQ cuts this one off with its connection; the loop never sees it.
   Peer big(h.endpoint());
   big.SendRaw(std::string(
       size_t(options.max_message_bytes + BrokerServer::kZmqSlackBytes) * 2,
       'x'));
-
-  Peer honest(h.endpoint());
   std::optional<uint64_t> bad;
   REQUIRE(WaitUntil(
       [&] {
@@ -343,6 +364,7 @@ TEST_CASE("FrameOverZeroMqsCapIsCountedAndServiceGoesOn", "[server]") {
       },
       5s));
   CHECK(bad == 1u);
+
   honest.Submit("after-big");
   auto ack = honest.Receive(5s);
   REQUIRE(ack.has_value());
