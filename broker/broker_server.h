@@ -77,10 +77,13 @@ class BrokerServer {
   void CommitIfDue();
   void SendAll(std::vector<Outgoing> messages);
 
-  // Connection events (socket monitor). A connection that closes before it
-  // delivered a single message is, most likely, one whose first frame was
-  // over ZeroMQ's cap: libzmq 4.3 drops those with the connection and
-  // reports nothing but the disconnect. It is counted as a refused message.
+  // Connection events (socket monitor). libzmq 4.3 drops a frame over its
+  // cap with the connection and reports only ZMQ_EVENT_DISCONNECTED, as for
+  // any close (a failed handshake, e.g. a port probe, comes first with its
+  // own event). So a connection that completed its handshake and closed
+  // before a single message from it arrived is counted as a refused message.
+  // Not seen: an oversized frame from a peer that already spoke (its close
+  // looks like any other). Counted too: a ZeroMQ peer that left silently.
   void DrainMonitor();
   void CountSilentCloses();
 
