@@ -1,20 +1,25 @@
 #include "broker/broker_server.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
-#include <cstdio>
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <thread>
 
 namespace tq {
 namespace {
 
 constexpr const char* kMonitorEndpoint = "inproc://tq-router-monitor";
 constexpr Millis kMaxPollWait{1000};
+constexpr int kHandshakeFailed = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                                 ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
 
 // "tcp://host:0" asks for any free port; ZeroMQ spells that "tcp://host:*".
 std::string BindSpec(const std::string& endpoint) {
@@ -38,10 +43,18 @@ Status WriteFileAtomically(const std::string& path, const std::string& text) {
   return Status::Ok();
 }
 
+Millis Until(TimePoint deadline, TimePoint now) {
+  if (deadline <= now) return Millis(0);
+  return std::min(std::chrono::duration_cast<Millis>(deadline - now),
+                  kMaxPollWait);
+}
+
 }  // namespace
 
-BrokerServer::BrokerServer(Broker& core, ServerOptions options)
+BrokerServer::BrokerServer(Broker& core, const Clock& clock,
+                           ServerOptions options)
     : core_(core),
+      clock_(clock),
       options_(std::move(options)),
       context_(1),
       router_(context_, zmq::socket_type::router),
@@ -57,7 +70,7 @@ Status BrokerServer::Bind() {
     // Anything larger is cut off by ZeroMQ (the peer is disconnected) before
     // it is buffered; the codec refuses what is between the two caps.
     router_.set(zmq::sockopt::maxmsgsize,
-                options_.max_message_bytes + 64 * 1024);
+                options_.max_message_bytes + kZmqSlackBytes);
     // Fail loudly (EHOSTUNREACH) on a vanished peer instead of dropping.
     router_.set(zmq::sockopt::router_mandatory, 1);
     router_.set(zmq::sockopt::sndhwm, 1'000'000);
@@ -66,7 +79,7 @@ Status BrokerServer::Bind() {
     // show as ::ffff:a.b.c.d, which geolocation folds back to IPv4.
     router_.set(zmq::sockopt::ipv6, 1);
     int rc = zmq_socket_monitor(router_.handle(), kMonitorEndpoint,
-                                ZMQ_EVENT_DISCONNECTED);
+                                ZMQ_EVENT_DISCONNECTED | kHandshakeFailed);
     if (rc != 0) return Status::Internal("cannot monitor the ROUTER socket");
     monitor_.connect(kMonitorEndpoint);
     router_.bind(BindSpec(options_.listen));
@@ -89,64 +102,64 @@ Status BrokerServer::Run() {
   sigaddset(&mask, SIGINT);
   signal_fd_ = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
   if (signal_fd_ < 0) return Status::Internal("signalfd failed");
+  while (!stopping_) {
+    if (Status st = Turn(); !st.ok()) return st;
+  }
+  return FinishHeld();
+}
 
-  bool stopping = false;
-  constexpr TimePoint kNoCommitDue = TimePoint::max();
-  TimePoint commit_due = kNoCommitDue;  // set while a commit is pending
-  auto now_ms = [] {
-    return std::chrono::time_point_cast<Millis>(
-        std::chrono::steady_clock::now());
+Status BrokerServer::Turn() {
+  if (Status st = Wait(); !st.ok()) return st;
+  const bool drained = ReceiveAll();
+  if (drained) CountSilentCloses();
+  core_.OnTick();
+  SendAll(core_.Flush());
+  CommitIfDue();
+  return ReleaseDurable();
+}
+
+Status BrokerServer::Wait() {
+  const TimePoint deadline = std::min(core_.OnTick(), commit_due_);
+  const Millis wait = Until(deadline, clock_.Now());
+  zmq::pollitem_t items[] = {
+      {router_.handle(), 0, ZMQ_POLLIN, 0},
+      {monitor_.handle(), 0, ZMQ_POLLIN, 0},
+      {nullptr, signal_fd_, ZMQ_POLLIN, 0},
+      {nullptr, options_.syncer ? options_.syncer->notify_fd() : -1, ZMQ_POLLIN,
+       0},
   };
-  while (!stopping) {
-    TimePoint deadline = core_.OnTick();
-    deadline = std::min(deadline, commit_due);
-    const TimePoint now = now_ms();
-    Millis wait = std::clamp(std::chrono::duration_cast<Millis>(deadline - now),
-                             Millis(0), kMaxPollWait);
-
-    zmq::pollitem_t items[] = {
-        {router_.handle(), 0, ZMQ_POLLIN, 0},
-        {monitor_.handle(), 0, ZMQ_POLLIN, 0},
-        {nullptr, signal_fd_, ZMQ_POLLIN, 0},
-        {nullptr, options_.syncer ? options_.syncer->notify_fd() : -1,
-         ZMQ_POLLIN, 0},
-    };
-    try {
-      zmq::poll(items, options_.syncer ? 4 : 3, wait);
-    } catch (const zmq::error_t& e) {
-      if (e.num() != EINTR) return Status::Internal(e.what());
-    }
-    if (items[2].revents & ZMQ_POLLIN) {
-      signalfd_siginfo info;
-      while (read(signal_fd_, &info, sizeof info) == sizeof info) {
-        spdlog::info("received {}: finishing the current turn and stopping",
-                     strsignal(int(info.ssi_signo)));
-      }
-      core_.BeginShutdown();
-      stopping = true;
-    }
-    if (items[1].revents & ZMQ_POLLIN) DrainMonitor();
-    if (items[3].revents & ZMQ_POLLIN) options_.syncer->Drain();
-    ReceiveAll();
-    core_.OnTick();
-    SendAll(core_.Flush());
-    if (core_.CommitPending() && commit_due == kNoCommitDue) {
-      commit_due = now_ms() + options_.commit_interval;
-    }
-    if (commit_due != kNoCommitDue && (stopping || now_ms() >= commit_due)) {
-      Hold(core_.Commit());
-      commit_due = kNoCommitDue;
-    }
-    if (Status st = ReleaseDurable(); !st.ok()) return st;
+  try {
+    zmq::poll(items, options_.syncer ? 4 : 3, wait);
+  } catch (const zmq::error_t& e) {
+    if (e.num() != EINTR) return Status::Internal(e.what());
   }
-  // Stopping: wait (bounded) for the last commit to be durable, answer what
-  // waited on it.
-  for (int i = 0; i < 500 && !held_.empty(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    options_.syncer->Drain();
-    if (Status st = ReleaseDurable(); !st.ok()) return st;
+  if (items[2].revents & ZMQ_POLLIN) {
+    ReadSignals();
+    core_.BeginShutdown();
+    stopping_ = true;
   }
+  if (items[1].revents & ZMQ_POLLIN) DrainMonitor();
+  if (items[3].revents & ZMQ_POLLIN) options_.syncer->Drain();
   return Status::Ok();
+}
+
+void BrokerServer::ReadSignals() {
+  signalfd_siginfo info;
+  while (read(signal_fd_, &info, sizeof info) == sizeof info) {
+    spdlog::info("received {}: finishing the current turn and stopping",
+                 strsignal(int(info.ssi_signo)));
+  }
+}
+
+void BrokerServer::CommitIfDue() {
+  if (core_.CommitPending() && commit_due_ == TimePoint::max()) {
+    commit_due_ = clock_.Now() + options_.commit_interval;
+  }
+  if (commit_due_ == TimePoint::max()) return;
+  if (stopping_ || clock_.Now() >= commit_due_) {
+    Hold(core_.Commit());
+    commit_due_ = TimePoint::max();
+  }
 }
 
 void BrokerServer::Hold(std::vector<Outgoing> messages) {
@@ -176,56 +189,86 @@ Status BrokerServer::ReleaseDurable() {
   return Status::Ok();
 }
 
-void BrokerServer::ReceiveAll() {
+Status BrokerServer::FinishHeld() {
+  if (held_.empty()) return Status::Ok();
+  const TimePoint deadline = clock_.Now() + options_.shutdown_sync_wait;
+  while (!held_.empty()) {
+    const TimePoint now = clock_.Now();
+    if (now >= deadline) {
+      spdlog::warn(
+          "stopping with {} acknowledgements unsent: their commit "
+          "was not durable within {} ms",
+          held_.size(), options_.shutdown_sync_wait.count());
+      return Status::Ok();
+    }
+    pollfd p{options_.syncer->notify_fd(), POLLIN, 0};
+    const int rc = poll(&p, 1, int(Until(deadline, now).count()));
+    if (rc < 0 && errno != EINTR) {
+      return Status::Internal(std::string("poll: ") + std::strerror(errno));
+    }
+    if (rc > 0) options_.syncer->Drain();
+    if (Status st = ReleaseDurable(); !st.ok()) return st;
+  }
+  return Status::Ok();
+}
+
+bool BrokerServer::ReceiveAll() {
   for (size_t n = 0; n < options_.max_messages_per_turn; ++n) {
     zmq::message_t identity;
-    if (!router_.recv(identity, zmq::recv_flags::dontwait)) return;
-    std::string peer = identity.to_string();
-    zmq::message_t payload;
-    size_t frames = 0;
-    zmq::message_t first;
-    bool more = identity.more();
-    while (more) {
-      zmq::message_t part;
-      if (!router_.recv(part, zmq::recv_flags::none)) break;
-      more = part.more();
-      if (frames++ == 0) first = std::move(part);
-    }
-
-    // Learn which connection (fd) this peer uses, to match disconnects.
-    const int fd = first.get(ZMQ_SRCFD);
-    if (fd >= 0) {
-      auto [it, inserted] = peer_by_fd_.try_emplace(fd, peer);
-      if (!inserted && it->second != peer) {
-        // The fd was reused: the connection of the previous peer is gone.
-        core_.OnDisconnect(it->second);
-        it->second = peer;
-      }
-    }
-
-    if (frames != 1) {
-      core_.OnBadMessage(peer, DecodeError::kMalformed,
-                         "expected 1 frame after the routing id, got " +
-                             std::to_string(frames));
-      continue;
-    }
-    Decoded d = Decode(std::string_view(first.data<char>(), first.size()),
-                       size_t(options_.max_message_bytes));
-    if (d.error != DecodeError::kNone) {
-      core_.OnBadMessage(peer, d.error);
-      continue;
-    }
-    std::string address;
-    if (d.envelope.has_hello()) {
-      const char* a = first.gets("Peer-Address");
-      if (a) address = a;
-      // The dual-stack socket shows IPv4 peers as ::ffff:a.b.c.d.
-      if (address.rfind("::ffff:", 0) == 0 &&
-          address.find('.') != std::string::npos)
-        address = address.substr(7);
-    }
-    core_.OnMessage(peer, d.envelope, address);
+    if (!router_.recv(identity, zmq::recv_flags::dontwait)) return true;
+    Receive(identity);
   }
+  return false;
+}
+
+void BrokerServer::Receive(zmq::message_t& identity) {
+  std::string peer = identity.to_string();
+  size_t frames = 0;
+  zmq::message_t first;
+  bool more = identity.more();
+  while (more) {
+    zmq::message_t part;
+    if (!router_.recv(part, zmq::recv_flags::none)) break;
+    more = part.more();
+    if (frames++ == 0) first = std::move(part);
+  }
+
+  // Learn which connection (fd) this peer uses, to match disconnects.
+  const int fd = first.get(ZMQ_SRCFD);
+  if (fd >= 0) {
+    // A connection on this fd spoke: its close (or its predecessor's, if the
+    // fd was reused) is not counted as a refused message.
+    silent_closes_.erase(fd);
+    auto [it, inserted] = peer_by_fd_.try_emplace(fd, peer);
+    if (!inserted && it->second != peer) {
+      // The fd was reused: the connection of the previous peer is gone.
+      core_.OnDisconnect(it->second);
+      it->second = peer;
+    }
+  }
+
+  if (frames != 1) {
+    core_.OnBadMessage(
+        peer, DecodeError::kMalformed,
+        "expected 1 frame after the routing id, got " + std::to_string(frames));
+    return;
+  }
+  Decoded d = Decode(std::string_view(first.data<char>(), first.size()),
+                     size_t(options_.max_message_bytes));
+  if (d.error != DecodeError::kNone) {
+    core_.OnBadMessage(peer, d.error);
+    return;
+  }
+  std::string address;
+  if (d.envelope.has_hello()) {
+    const char* a = first.gets("Peer-Address");
+    if (a) address = a;
+    // The dual-stack socket shows IPv4 peers as ::ffff:a.b.c.d.
+    if (address.rfind("::ffff:", 0) == 0 &&
+        address.find('.') != std::string::npos)
+      address = address.substr(7);
+  }
+  core_.OnMessage(peer, d.envelope, address);
 }
 
 void BrokerServer::DrainMonitor() {
@@ -239,16 +282,41 @@ void BrokerServer::DrainMonitor() {
     int32_t value;
     std::memcpy(&id, event.data<char>(), 2);
     std::memcpy(&value, event.data<char>() + 2, 4);
+    if (id & kHandshakeFailed) {
+      // libzmq reports a failed handshake and then, at once, the disconnect
+      // of the same connection (one I/O thread: nothing comes between).
+      handshake_failed_ = true;
+      continue;
+    }
     if (id != ZMQ_EVENT_DISCONNECTED) continue;
+    const bool never_spoke_zmtp = std::exchange(handshake_failed_, false);
     auto it = peer_by_fd_.find(value);
-    if (it == peer_by_fd_.end()) continue;
-    core_.OnDisconnect(it->second);
-    peer_by_fd_.erase(it);
+    if (it != peer_by_fd_.end()) {
+      core_.OnDisconnect(it->second);
+      peer_by_fd_.erase(it);
+    } else if (!never_spoke_zmtp) {
+      // Its messages may still wait in the socket: decided after reading.
+      silent_closes_.insert(value);
+    }
   }
+}
+
+void BrokerServer::CountSilentCloses() {
+  for (size_t i = 0; i < silent_closes_.size(); ++i) {
+    // Not a peer we can answer: the Error the core sends to "" is dropped.
+    core_.OnBadMessage(
+        "", DecodeError::kTooLarge,
+        "a connection closed before its first message arrived (ZeroMQ drops "
+        "frames over " +
+            std::to_string(options_.max_message_bytes + kZmqSlackBytes) +
+            " bytes with their connection)");
+  }
+  silent_closes_.clear();
 }
 
 void BrokerServer::SendAll(std::vector<Outgoing> messages) {
   for (Outgoing& o : messages) {
+    if (o.peer.empty()) continue;  // an answer to a connection already gone
     std::string bytes = Encode(o.envelope);
     try {
       zmq::message_t identity(o.peer.data(), o.peer.size());

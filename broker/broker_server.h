@@ -1,16 +1,21 @@
 // The ZeroMQ side of the broker: one ROUTER socket, one thread, one loop.
-// Each turn: wait (until the core's next deadline, a message, or a signal),
-// receive everything waiting, decode, hand it to the core, send what the core
-// says may leave now, commit, send the acknowledgements.
+// Each turn: wait (until the core's next deadline, a message, a signal or the
+// syncer), receive everything waiting, decode, hand it to the core, send what
+// the core says may leave now, commit, send the acknowledgements whose commit
+// is durable.
 #pragma once
 
 #include <deque>
 #include <functional>
 #include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
 #include <zmq.hpp>
 
 #include "broker/broker.h"
-#include "broker/wal_syncer.h"
+#include "broker/commit_syncer.h"
+#include "common/clock.h"
 #include "common/status.h"
 
 namespace tq {
@@ -18,6 +23,8 @@ namespace tq {
 struct ServerOptions {
   std::string listen = kDefaultEndpoint;  // port 0 or * picks a free port
   std::string ready_file;  // if set, the bound endpoint is written here
+  // The codec refuses (and answers) messages over this; ZeroMQ drops frames
+  // over this plus kZmqSlackBytes with their connection.
   int64_t max_message_bytes = kMaxMessageBytes;
   size_t max_messages_per_turn = 4096;
   // A transaction stays open across loop turns for up to this long, so one
@@ -27,44 +34,87 @@ struct ServerOptions {
   // With a syncer, commits are made durable off the loop thread: the
   // acknowledgements of a turn are held until the syncer has synced the
   // commit they depend on (commit_count() right after the turn's commit).
-  WalSyncer* syncer = nullptr;
+  // Not owned; outlives the server.
+  CommitSyncer* syncer = nullptr;
   std::function<uint64_t()> commit_count;
+  // On shutdown, how long to wait for the last commit to become durable
+  // before stopping with its acknowledgements unsent.
+  Millis shutdown_sync_wait{5000};
 };
 
 class BrokerServer {
  public:
-  BrokerServer(Broker& core, ServerOptions options);
+  // ZeroMQ's own cap is this much above max_message_bytes, so that a message
+  // just over the codec's cap still arrives and is answered TOO_LARGE.
+  static constexpr int64_t kZmqSlackBytes = 64 * 1024;
+
+  // `core` and `clock` are not owned and outlive the server; the loop reads
+  // time only from `clock` (the core should be given the same one).
+  BrokerServer(Broker& core, const Clock& clock, ServerOptions options);
   ~BrokerServer();
+  BrokerServer(const BrokerServer&) = delete;
+  BrokerServer& operator=(const BrokerServer&) = delete;
 
   // Binds the ROUTER socket; after it, endpoint() is the concrete address.
   Status Bind();
   const std::string& endpoint() const { return endpoint_; }
 
-  // Serves until SIGTERM or SIGINT (which must be blocked in every thread
-  // before calling: they are read from a signalfd), then finishes the turn,
-  // commits and returns.
+  // Serves until SIGTERM or SIGINT (which must be blocked in the calling
+  // thread, and in every other thread for a process-directed signal: they
+  // are read from a signalfd), then finishes the turn, commits, waits (up to
+  // shutdown_sync_wait) for that commit to be durable and returns. Returns an
+  // error, with the held acknowledgements unsent, if the syncer fails.
   Status Run();
 
  private:
-  void ReceiveAll();
+  // One loop turn, and its steps.
+  Status Turn();
+  Status Wait();
+  void ReadSignals();
+  // Returns whether everything waiting was read (the per-turn cap not hit).
+  bool ReceiveAll();
+  void Receive(zmq::message_t& identity);
+  void CommitIfDue();
   void SendAll(std::vector<Outgoing> messages);
+
+  // Connection events (socket monitor). libzmq 4.3 drops a frame over its
+  // cap with the connection and reports only ZMQ_EVENT_DISCONNECTED, as for
+  // any close (a failed handshake, e.g. a port probe, comes first with its
+  // own event). So a connection that completed its handshake and closed
+  // before a single message from it arrived is counted as a refused message.
+  // Not seen: an oversized frame from a peer that already spoke (its close
+  // looks like any other). Counted too: a ZeroMQ peer that left silently.
   void DrainMonitor();
+  void CountSilentCloses();
+
   // Acknowledgements wait for their commit to be durable.
   void Hold(std::vector<Outgoing> messages);
   Status ReleaseDurable();
+  // Stopping: waits on the syncer's fd, up to a deadline, for the held
+  // acknowledgements.
+  Status FinishHeld();
 
   // Constant after construction.
   Broker& core_;
+  const Clock& clock_;
   const ServerOptions options_;
 
   // Owned by the loop thread.
   zmq::context_t context_;
   zmq::socket_t router_;
-  zmq::socket_t monitor_;  // disconnect events of router_
+  zmq::socket_t monitor_;  // connection events of router_
   std::string endpoint_;
   int signal_fd_ = -1;
+  bool stopping_ = false;
+  TimePoint commit_due_ = TimePoint::max();  // set while a commit is pending
   std::unordered_map<int, std::string> peer_by_fd_;  // for disconnect events
-  std::deque<std::pair<uint64_t, Outgoing>> held_;   // (commit, message)
+  // The last monitor event was a failed handshake: the disconnect that
+  // follows it is not a peer's refused message.
+  bool handshake_failed_ = false;
+  // Connections (by fd) closed before any message from them was seen; those
+  // still silent once everything waiting has been read are counted.
+  std::unordered_set<int> silent_closes_;
+  std::deque<std::pair<uint64_t, Outgoing>> held_;  // (commit, message)
 };
 
 }  // namespace tq

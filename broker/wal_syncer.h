@@ -4,8 +4,8 @@
 // every commit written before the call, and wakes the loop through an
 // eventfd; the loop sends the acknowledgements of commits up to durable().
 //
-// Threads: Request(), durable(), error() and notify_fd() are safe to call
-// from the loop thread while the syncer thread runs.
+// Threads: the CommitSyncer methods are called from the loop thread while
+// the syncer thread runs; mu_ guards what the two share.
 #pragma once
 
 #include <condition_variable>
@@ -15,27 +15,23 @@
 #include <string>
 #include <thread>
 
+#include "broker/commit_syncer.h"
 #include "common/status.h"
 
 namespace tq {
 
-class WalSyncer {
+class WalSyncer final : public CommitSyncer {
  public:
   explicit WalSyncer(std::string wal_path);
-  ~WalSyncer();  // finishes a sync in progress, then joins
+  ~WalSyncer() override;  // finishes a sync in progress, then joins
   WalSyncer(const WalSyncer&) = delete;
   WalSyncer& operator=(const WalSyncer&) = delete;
 
-  // Asks that commits up to `commit` become durable.
-  void Request(uint64_t commit);
-  // Highest commit known durable.
-  uint64_t durable() const;
-  // Readable whenever durable() advanced or a sync failed; the loop polls it
-  // and calls Drain().
-  int notify_fd() const { return event_fd_; }
-  void Drain();
-  // Sticky: once a sync failed, nothing after it can be trusted durable.
-  Status error() const;
+  void Request(uint64_t commit) override;
+  uint64_t durable() const override;
+  int notify_fd() const override { return event_fd_; }
+  void Drain() override;
+  Status error() const override;
 
  private:
   void Run();
