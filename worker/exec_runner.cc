@@ -62,6 +62,7 @@ struct ReaperPlan {
   int sock_fd;
   int procs_fd;
   int kill_fd;
+  const char* cgroup_dir;  // removed once empty, or null
 };
 
 struct LinuxDirent64 {
@@ -337,6 +338,8 @@ constexpr int kResetSignals[] = {SIGPIPE, SIGINT,  SIGTERM, SIGQUIT, SIGHUP,
     drain_signals();
   }
   reap();
+  // Also when the worker died without tidying up (kill -9).
+  if (plan.cgroup_dir != nullptr) rmdir(plan.cgroup_dir);
   _exit(0);
 }
 
@@ -535,9 +538,12 @@ void ExecRunner::Start(uint64_t tag, const std::vector<std::string>& argv,
   cargv.reserve(argv.size() + 1);
   for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
-  const ReaperPlan plan{path.c_str(), cargv.data(), environ,
-                        null_fd,      out_pipe[1],  err_pipe[1],
-                        sock[1],      procs_fd,     kill_fd};
+  const ReaperPlan plan{
+      path.c_str(), cargv.data(),
+      environ,      null_fd,
+      out_pipe[1],  err_pipe[1],
+      sock[1],      procs_fd,
+      kill_fd,      cgroup.empty() ? nullptr : cgroup.c_str()};
 
   const TimePoint now = clock_.Now();
   const pid_t pid = fork();

@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -333,6 +334,36 @@ TEST_CASE("DaemonsOfConcurrentRunsDieWithTheirOwnRunOnly", "[exec_runner]") {
   CHECK_FALSE(ProcessGone(d2));  // run 2 is still going: its daemon lives
   runner.KillAll();
   CHECK(WaitUntilGone(d2, Millis(2000)));
+}
+
+TEST_CASE("RunsDieWhenTheWorkerIsKilled", "[exec_runner]") {
+  TempDir dir;
+  const fs::path pid_file = dir.path / "daemon.pid";
+  const pid_t worker = fork();
+  REQUIRE(worker >= 0);
+  if (worker == 0) {
+    // Stands in for a tq-worker that gets kill -9 mid-task.
+    SystemClock clock;
+    ExecRunner runner(clock, ExecOptions{});
+    runner.Start(1,
+                 {"sh", "-c",
+                  "setsid sh -c 'echo $$ > \"" + pid_file.string() +
+                      "\"; exec sleep 300' </dev/null >/dev/null 2>&1 & "
+                      "sleep 300"},
+                 Millis(60'000));
+    for (int i = 0; i < 3000; ++i) {
+      runner.OnTick();
+      pollfd none{-1, 0, 0};
+      poll(&none, 1, 10);
+    }
+    _exit(0);
+  }
+  const pid_t daemon = ReadPidFile(pid_file);
+  kill(worker, SIGKILL);
+  waitpid(worker, nullptr, 0);
+  REQUIRE(daemon > 0);
+  // Its reaper sees the worker's end of the socket close and kills the tree.
+  CHECK(WaitUntilGone(daemon));
 }
 
 TEST_CASE("ExecFailureAfterLookupIsReportedAsCannotRun", "[exec_runner]") {
