@@ -17,6 +17,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -252,9 +253,14 @@ constexpr int kResetSignals[] = {SIGPIPE, SIGINT,  SIGTERM, SIGQUIT, SIGHUP,
     Tell(kMsgExecFailed, errno);
     _exit(0);
   }
+  const pid_t reaper = getpid();
   const pid_t cmd = fork();
   if (cmd == 0) {
     close(exec_pipe[0]);
+    // If the reaper itself is killed (say with the worker's whole process
+    // group), the command goes too rather than running on unowned.
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (getppid() != reaper) _exit(127);
     if (plan.procs_fd >= 0) WriteAll(kReaperProcs, "0", 1);  // "0" = myself
     for (int sig : kResetSignals) sigaction(sig, &dfl, nullptr);
     sigset_t none;
@@ -465,6 +471,23 @@ struct ExecRunner::Child {
 ExecRunner::ExecRunner(const Clock& clock, ExecOptions options)
     : clock_(clock), options_(options), read_buffer_(kReadChunk) {
   if (options_.use_cgroups) cgroup_base_ = FindCgroupBase();
+  if (cgroup_base_.empty()) return;
+  // Cgroups of runs whose worker and reaper were killed outright: end what
+  // is left in them and remove them.
+  std::error_code ec;
+  for (const auto& entry :
+       std::filesystem::directory_iterator(cgroup_base_, ec)) {
+    const std::string name = entry.path().filename().string();
+    int owner = 0, run = 0;
+    char tail = 0;
+    if (std::sscanf(name.c_str(), "tq-%d-%d%c", &owner, &run, &tail) != 2 ||
+        owner <= 0 || owner == getpid()) {
+      continue;
+    }
+    if (kill(owner, 0) == 0 || errno != ESRCH) continue;  // its worker lives
+    std::ofstream(entry.path() / "cgroup.kill") << "1";
+    RemoveCgroup(entry.path().string());
+  }
 }
 
 ExecRunner::~ExecRunner() {

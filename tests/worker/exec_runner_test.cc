@@ -366,6 +366,37 @@ TEST_CASE("RunsDieWhenTheWorkerIsKilled", "[exec_runner]") {
   CHECK(WaitUntilGone(daemon));
 }
 
+TEST_CASE("CommandDiesWhenItsReaperIsKilledWithTheWorkersGroup",
+          "[exec_runner]") {
+  TempDir dir;
+  const fs::path pid_file = dir.path / "command.pid";
+  const pid_t worker = fork();
+  REQUIRE(worker >= 0);
+  if (worker == 0) {
+    setpgid(0, 0);  // a group of its own, as a tq-worker under a shell
+    SystemClock clock;
+    ExecOptions options;
+    options.use_cgroups = false;
+    ExecRunner runner(clock, options);
+    runner.Start(
+        1,
+        {"sh", "-c", "echo $$ > '" + pid_file.string() + "'; exec sleep 300"},
+        Millis(60'000));
+    for (int i = 0; i < 3000; ++i) {
+      runner.OnTick();
+      pollfd none{-1, 0, 0};
+      poll(&none, 1, 10);
+    }
+    _exit(0);
+  }
+  setpgid(worker, worker);  // either side may win the race
+  const pid_t command = ReadPidFile(pid_file);
+  kill(-worker, SIGKILL);  // the worker and its reaper, not the command
+  waitpid(worker, nullptr, 0);
+  REQUIRE(command > 0);
+  CHECK(WaitUntilGone(command));
+}
+
 TEST_CASE("ExecFailureAfterLookupIsReportedAsCannotRun", "[exec_runner]") {
   TempDir dir;
   const fs::path script = dir.path / "bad";
