@@ -151,6 +151,7 @@ Status SqliteTaskStore::PutFile(const std::string& sha256,
       const int err = errno;
       ::close(fd);
       ::unlink(tmp.c_str());
+      if (err == ENOSPC) ReleaseReserve();
       return Status::IoError("cannot write " + tmp + ": " + strerror(err));
     }
     done += static_cast<size_t>(n);

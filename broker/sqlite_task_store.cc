@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -249,6 +250,18 @@ Result<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(
     store->deferred_sync_ = true;
     store->checkpoint_frames_ = options.checkpoint_frames;
   }
+  if (options.journal_size_limit > 0) {
+    pragmas += "PRAGMA journal_size_limit = " +
+               std::to_string(options.journal_size_limit) + ";";
+    // Automatic checkpoints come soon enough for the WAL to stay within the
+    // limit (a frame is a page and a 24-byte header; half leaves room for
+    // the transaction that crosses the threshold).
+    const int64_t frames = options.journal_size_limit / (4096 + 24) / 2;
+    if (!options.deferred_sync && frames < 1000) {
+      pragmas += "PRAGMA wal_autocheckpoint = " +
+                 std::to_string(std::max<int64_t>(1, frames)) + ";";
+    }
+  }
   if (options.max_page_count > 0) {
     pragmas +=
         "PRAGMA max_page_count = " + std::to_string(options.max_page_count) +
@@ -285,6 +298,19 @@ Result<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(
   if (Status s = store->Prepare(); !s.ok()) {
     return Status::IoError(where + s.message());
   }
+  if (options.reserve_bytes > 0) {
+    store->reserve_path_ = path + "-reserve";
+    store->reserve_bytes_ = options.reserve_bytes;
+    // An old reserve is reused as it is; a missing one is made if it fits.
+    struct stat st {};
+    if (::stat(store->reserve_path_.c_str(), &st) == 0 &&
+        st.st_size >= options.reserve_bytes) {
+      store->reserve_present_ = true;
+    } else if (!store->CreateReserve(/*keep_free=*/false)) {
+      spdlog::warn("no room for the {}-byte reserve {}", options.reserve_bytes,
+                   store->reserve_path_);
+    }
+  }
   return store;
 }
 
@@ -292,6 +318,11 @@ SqliteTaskStore::SqliteTaskStore(sqlite3* db) : db_(db) {}
 
 SqliteTaskStore::~SqliteTaskStore() {
   if (!sqlite3_get_autocommit(db_)) Exec(db_, "ROLLBACK");
+  // Leave an empty WAL behind; the reserve pays for this on a full disk
+  // (TruncateWal releases it when it fails for want of space).
+  Status s = TruncateWal();
+  if (!s.ok() && !reserve_present_) s = TruncateWal();
+  if (!s.ok()) spdlog::warn("at close: {}", s.message());
   // The checkpoint SQLite runs at close must sync like any other.
   if (deferred_sync_) Exec(db_, "PRAGMA synchronous = FULL");
   for (sqlite3_stmt* stmt : stmts_) sqlite3_finalize(stmt);
@@ -311,6 +342,7 @@ Status SqliteTaskStore::Prepare() {
 }
 
 Status SqliteTaskStore::FailWrite(const char* what) {
+  NoteFailure();
   txn_error_ =
       Status::IoError(std::string(what) + " failed: " + sqlite3_errmsg(db_));
   return txn_error_;
@@ -457,10 +489,12 @@ Status SqliteTaskStore::Commit() {
   if (sqlite3_step(stmt) != SQLITE_DONE) {
     Status s =
         Status::IoError(std::string("commit failed: ") + sqlite3_errmsg(db_));
+    NoteFailure();
     Rollback();
     return s;
   }
   ++commit_count_;
+  wal_dirty_ = true;
   if (deferred_sync_ && wal_frames_ >= checkpoint_frames_) {
     // The commit itself stands; a failed checkpoint leaves the WAL as it is
     // (still durable once synced) and is tried again after the next commit.
@@ -474,9 +508,88 @@ Status SqliteTaskStore::Checkpoint() {
                   "PRAGMA synchronous = FULL;"
                   "PRAGMA wal_checkpoint(RESTART);"
                   "PRAGMA synchronous = OFF;");
-  if (!s.ok()) return Status::IoError("checkpoint failed: " + s.message());
+  if (!s.ok()) {
+    NoteFailure();
+    return Status::IoError("checkpoint failed: " + s.message());
+  }
   wal_frames_ = 0;
   return Status::Ok();
+}
+
+Status SqliteTaskStore::TruncateWal() {
+  if (!sqlite3_get_autocommit(db_)) {
+    return Status::Internal("checkpoint with a transaction open");
+  }
+  if (deferred_sync_) Exec(db_, "PRAGMA synchronous = FULL");
+  sqlite3_stmt* stmt = nullptr;
+  Status s;
+  if (sqlite3_prepare_v2(db_, "PRAGMA wal_checkpoint(TRUNCATE)", -1, &stmt,
+                         nullptr) != SQLITE_OK) {
+    s = Status::IoError(std::string("checkpoint failed: ") +
+                        sqlite3_errmsg(db_));
+  } else {
+    const int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+      s = Status::IoError(std::string("checkpoint failed: ") +
+                          sqlite3_errmsg(db_));
+      NoteFailure();
+    } else if (rc == SQLITE_ROW && sqlite3_column_int(stmt, 0) != 0) {
+      s = Status::IoError("checkpoint failed: database busy");
+    }
+  }
+  sqlite3_finalize(stmt);
+  if (deferred_sync_) Exec(db_, "PRAGMA synchronous = OFF");
+  if (!s.ok()) return s;
+  wal_frames_ = 0;
+  wal_dirty_ = false;
+  return Status::Ok();
+}
+
+Status SqliteTaskStore::CheckpointIfIdle() {
+  if (!wal_dirty_ || HasUncommitted()) return Status::Ok();
+  return TruncateWal();
+}
+
+void SqliteTaskStore::NoteFailure() {
+  const bool full = (sqlite3_errcode(db_) & 0xff) == SQLITE_FULL ||
+                    sqlite3_system_errno(db_) == ENOSPC;
+  if (full) ReleaseReserve();
+}
+
+void SqliteTaskStore::ReleaseReserve() {
+  if (!reserve_present_) return;
+  if (::unlink(reserve_path_.c_str()) == 0 || errno == ENOENT) {
+    reserve_present_ = false;
+    spdlog::warn("disk full: released the {}-byte reserve {}", reserve_bytes_,
+                 reserve_path_);
+  }
+}
+
+bool SqliteTaskStore::CreateReserve(bool keep_free) {
+  if (reserve_bytes_ <= 0 || reserve_present_) return true;
+  if (keep_free) {
+    const std::string dir =
+        std::filesystem::path(reserve_path_).parent_path().string();
+    struct statvfs vfs {};
+    if (::statvfs(dir.empty() ? "." : dir.c_str(), &vfs) == 0 &&
+        static_cast<int64_t>(vfs.f_bavail) *
+                static_cast<int64_t>(vfs.f_frsize) <
+            2 * reserve_bytes_) {
+      return false;
+    }
+  }
+  const int fd =
+      ::open(reserve_path_.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) return false;
+  // Blocks really allocated, not a sparse file.
+  const int rc = ::posix_fallocate(fd, 0, reserve_bytes_);
+  ::close(fd);
+  if (rc != 0) {
+    ::unlink(reserve_path_.c_str());
+    return false;
+  }
+  reserve_present_ = true;
+  return true;
 }
 
 std::string SqliteTaskStore::wal_path() const {
@@ -499,9 +612,22 @@ Status SqliteTaskStore::Probe() {
   auto fail = [this]() {
     Status s =
         Status::IoError(std::string("probe failed: ") + sqlite3_errmsg(db_));
+    NoteFailure();
     Rollback();
     return s;
   };
+  if (!reserve_present_ && reserve_bytes_ > 0) {
+    // Writable again only once the reserve fits with room to spare: else the
+    // first writes would fill the disk again at once.
+    if (Status t = TruncateWal(); !t.ok()) {
+      spdlog::debug("probe: {}", t.message());
+    }
+    if (!CreateReserve(/*keep_free=*/true)) {
+      return Status::IoError("probe failed: disk full (no room for the " +
+                             std::to_string(reserve_bytes_) + "-byte reserve " +
+                             reserve_path_ + " and as " + "much again)");
+    }
+  }
   {
     ResetOnExit reset(stmts_[kBegin]);
     if (sqlite3_step(stmts_[kBegin]) != SQLITE_DONE) return fail();
@@ -517,6 +643,7 @@ Status SqliteTaskStore::Probe() {
   }
   ResetOnExit reset(stmts_[kCommit]);
   if (sqlite3_step(stmts_[kCommit]) != SQLITE_DONE) return fail();
+  wal_dirty_ = true;
   return Status::Ok();
 }
 

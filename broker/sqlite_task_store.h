@@ -33,6 +33,15 @@ struct SqliteOptions {
   // With deferred_sync: the WAL is checkpointed and restarted once it holds
   // this many frames (4,000: about 16 MB).
   int checkpoint_frames = 4000;
+  // PRAGMA journal_size_limit: what is kept of the WAL file when a checkpoint
+  // resets it (a big transaction must not leave a big file behind).
+  int64_t journal_size_limit = 16 << 20;
+  // Bytes preallocated in reserve_path() beside the database. On "disk full"
+  // the store deletes the file, so that rolling back, the checkpoint that
+  // shrinks the WAL, and the one at close have room; Probe() only succeeds
+  // once it could allocate the reserve again with as much room left over.
+  // 0: no reserve.
+  int64_t reserve_bytes = 16 << 20;
 };
 
 class SqliteTaskStore final : public TaskStore {
@@ -47,7 +56,8 @@ class SqliteTaskStore final : public TaskStore {
   static Result<std::unique_ptr<SqliteTaskStore>> Open(
       const std::string& path, const SqliteOptions& options = {});
 
-  // Rolls back any uncommitted writes.
+  // Rolls back any uncommitted writes, then checkpoints and truncates the WAL
+  // (releasing the reserve if the disk is too full for that).
   ~SqliteTaskStore() override;
   SqliteTaskStore(const SqliteTaskStore&) = delete;
   SqliteTaskStore& operator=(const SqliteTaskStore&) = delete;
@@ -79,6 +89,16 @@ class SqliteTaskStore final : public TaskStore {
 
   // Path of the write-ahead log, for WalSyncer.
   std::string wal_path() const;
+
+  // Call when the loop has had no work: if anything was committed since the
+  // last call and no transaction is open, copies the WAL into the database
+  // (with full syncing) and truncates it to zero bytes. Cheap when there is
+  // nothing to do. A failure changes nothing committed; the next call tries
+  // again.
+  Status CheckpointIfIdle();
+  // The reserve file, and whether it is allocated now.
+  const std::string& reserve_path() const { return reserve_path_; }
+  bool reserve_present() const { return reserve_present_; }
   // Number of successful commits so far (commit numbers for WalSyncer).
   uint64_t commit_count() const { return commit_count_; }
 
@@ -142,6 +162,15 @@ class SqliteTaskStore final : public TaskStore {
 
   // Copies the WAL into the database with full syncing, then restarts it.
   Status Checkpoint();
+  // Same, then truncates the WAL file to zero bytes.
+  Status TruncateWal();
+  // After a failed SQLite call: if it failed for want of space, lets go of
+  // the reserve so that recovery has room.
+  void NoteFailure();
+  void ReleaseReserve();
+  // Allocates the reserve; with `keep_free`, only if as much room again is
+  // left after it. False if it could not.
+  bool CreateReserve(bool keep_free);
 
   // Constant after construction.
   sqlite3* const db_;
@@ -149,12 +178,16 @@ class SqliteTaskStore final : public TaskStore {
   int checkpoint_frames_ = 4000;
   sqlite3_stmt* stmts_[kStmtCount] = {};
   std::string files_dir_;
+  std::string reserve_path_;
+  int64_t reserve_bytes_ = 0;
 
   // Sticky error of the open transaction: set by a failed write, returned by
   // every later write and by Commit(), cleared by Commit() or Abort().
   Status txn_error_;
   uint64_t commit_count_ = 0;
-  int wal_frames_ = 0;  // frames in the WAL after the last commit
+  int wal_frames_ = 0;     // frames in the WAL after the last commit
+  bool wal_dirty_ = true;  // committed since the last TruncateWal()
+  bool reserve_present_ = false;
 };
 
 }  // namespace tq

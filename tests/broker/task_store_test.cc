@@ -1,5 +1,7 @@
 #include <sqlite3.h>
 #include <stdlib.h>
+#include <sys/mount.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
@@ -764,6 +766,210 @@ TEST_CASE("Store throughput", "[.bench]") {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start)
           .count();
   std::printf("%u tasks in %.2fs: %.0f tasks/s\n", kTasks, secs, kTasks / secs);
+}
+
+uint64_t FileSize(const std::string& path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  return ec ? 0 : static_cast<uint64_t>(size);
+}
+
+TEST_CASE("The WAL is cut to its limit after a burst and emptied when idle") {
+  for (bool deferred : {false, true}) {
+    INFO("deferred_sync " << deferred);
+    TempDir dir;
+    const std::string path = dir.File("tq.db");
+    SqliteOptions options;
+    options.deferred_sync = deferred;
+    options.checkpoint_frames = 50;
+    options.journal_size_limit = 512 << 10;
+    options.reserve_bytes = 0;
+    auto store = OpenStore(path, options);
+    // One big transaction grows the WAL far past the limit...
+    for (uint32_t i = 0; i < 600; ++i) {
+      NewTask t = MakeTask("big", i);
+      t.url = std::string(8000, 'x');
+      InsertOk(*store, t);
+    }
+    RequireOk(store->Commit());
+    CHECK(FileSize(store->wal_path()) > 4u << 20);
+    // ...then, from the first checkpoint (which resets the WAL) on, a burst
+    // of small commits keeps it under the limit.
+    uint64_t largest = 0;
+    for (uint32_t i = 0; i < 2000; ++i) {
+      InsertOk(*store, MakeTask("small", i));
+      RequireOk(store->Commit());
+      if (i >= 200) largest = std::max(largest, FileSize(store->wal_path()));
+    }
+    CHECK(largest > 0);
+    CHECK(largest <= static_cast<uint64_t>(options.journal_size_limit));
+    // Idle: copied into the database and truncated.
+    RequireOk(store->CheckpointIfIdle());
+    CHECK(FileSize(store->wal_path()) == 0);
+    RequireOk(store->CheckpointIfIdle());  // nothing new: no work
+    // Not with a transaction open; it is done once that is committed.
+    InsertOk(*store, MakeTask("open", 0));
+    RequireOk(store->CheckpointIfIdle());
+    CHECK(store->HasUncommitted());
+    RequireOk(store->Commit());
+    CHECK(FileSize(store->wal_path()) > 0);
+    RequireOk(store->CheckpointIfIdle());
+    CHECK(FileSize(store->wal_path()) == 0);
+    CHECK(Pending(*store).size() == 2601);
+  }
+}
+
+TEST_CASE("Close leaves an empty WAL and the data in the database") {
+  for (bool deferred : {false, true}) {
+    INFO("deferred_sync " << deferred);
+    TempDir dir;
+    const std::string path = dir.File("tq.db");
+    SqliteOptions options;
+    options.deferred_sync = deferred;
+    options.reserve_bytes = 0;
+    {
+      auto store = OpenStore(path, options);
+      for (uint32_t i = 0; i < 500; ++i) InsertOk(*store, MakeTask("b", i));
+      RequireOk(store->Commit());
+      CHECK(FileSize(store->wal_path()) > 0);
+      InsertOk(*store, MakeTask("uncommitted", 0));
+    }
+    CHECK(FileSize(path + "-wal") == 0);
+    auto store = OpenStore(path, options);
+    CHECK(Pending(*store).size() == 500);
+  }
+}
+
+TEST_CASE("A capped database releases its reserve and Probe re-creates it") {
+  TempDir dir;
+  const std::string path = dir.File("tq.db");
+  SqliteOptions options;
+  options.max_page_count = 64;
+  options.reserve_bytes = 64 << 10;
+  auto store = OpenStore(path, options);
+  CHECK(store->reserve_path() == path + "-reserve");
+  CHECK(store->reserve_present());
+  CHECK(FileSize(store->reserve_path()) == 64u << 10);
+  Status failure;
+  for (uint32_t i = 0; i < 10'000 && failure.ok(); ++i) {
+    NewTask t = MakeTask("big", i);
+    t.url = std::string(8000, 'x');
+    auto id = store->Insert(t);
+    if (!id.ok()) failure = id.status();
+  }
+  REQUIRE_FALSE(failure.ok());
+  CHECK_FALSE(store->reserve_present());
+  CHECK_FALSE(std::filesystem::exists(store->reserve_path()));
+  CHECK_FALSE(store->Commit().ok());
+  // The file system itself has room: the reserve comes back at once.
+  RequireOk(store->Probe());
+  CHECK(store->reserve_present());
+  CHECK(FileSize(store->reserve_path()) == 64u << 10);
+}
+
+// A small tmpfs, mounted for one test (needs root) and unmounted after.
+class SmallFileSystem {
+ public:
+  explicit SmallFileSystem(const std::string& dir, const char* size)
+      : dir_(dir) {
+    std::filesystem::create_directories(dir_);
+    const std::string data = std::string("size=") + size;
+    mounted_ = geteuid() == 0 &&
+               mount("tmpfs", dir_.c_str(), "tmpfs", 0, data.c_str()) == 0;
+  }
+  ~SmallFileSystem() {
+    if (mounted_) umount2(dir_.c_str(), MNT_DETACH);
+  }
+  bool mounted() const { return mounted_; }
+
+ private:
+  std::string dir_;
+  bool mounted_ = false;
+};
+
+// Writes zeros to `path` until the file system is full; returns the bytes.
+uint64_t FillDisk(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  REQUIRE(f != nullptr);
+  std::setvbuf(f, nullptr, _IONBF, 0);
+  const std::string chunk(4096, '\0');
+  uint64_t written = 0;
+  for (int i = 0; i < 1'000'000; ++i) {
+    if (std::fwrite(chunk.data(), 1, chunk.size(), f) != chunk.size()) break;
+    written += chunk.size();
+  }
+  std::fclose(f);
+  return written;
+}
+
+TEST_CASE("On a full disk the reserve pays for recovery and comes back after") {
+  TempDir dir;
+  const std::string mnt = dir.File("mnt");
+  SmallFileSystem fs(mnt, "8m");
+  if (!fs.mounted()) {
+    WARN("cannot mount a tmpfs here (needs root): not tested");
+    return;
+  }
+  const std::string path = mnt + "/tq.db";
+  const std::string filler = mnt + "/filler";
+  SqliteOptions options;
+  options.reserve_bytes = 1 << 20;
+  options.journal_size_limit = 256 << 10;
+  uint32_t committed = 0;
+  {
+    auto store = OpenStore(path, options);
+    REQUIRE(store->reserve_present());
+    for (; committed < 50; ++committed) {
+      InsertOk(*store, MakeTask("kept", committed));
+    }
+    RequireOk(store->Commit());
+    FillDisk(filler);
+    // Commits until the disk is full.
+    Status failure;
+    for (uint32_t i = 0; i < 10'000 && failure.ok(); ++i) {
+      NewTask t = MakeTask("kept", committed);
+      t.url = std::string(4000, 'x');
+      auto id = store->Insert(t);
+      if (id.ok()) {
+        failure = store->Commit();
+        if (failure.ok()) ++committed;
+      } else {
+        failure = id.status();
+        store->Abort();
+      }
+    }
+    INFO(failure.message());
+    REQUIRE_FALSE(failure.ok());
+    CHECK_FALSE(store->reserve_present());
+    // Still full: the store must not claim to be writable.
+    Status probe = store->Probe();
+    INFO(probe.message());
+    CHECK_FALSE(probe.ok());
+    CHECK_FALSE(store->reserve_present());
+    // Closed while full: the checkpoint at close has the reserve's room.
+  }
+  CHECK(FileSize(path + "-wal") == 0);
+  // Whatever the close freed is taken again; then a little is freed.
+  const std::string filler2 = mnt + "/filler2";
+  const uint64_t taken = FillDisk(filler2);
+  std::filesystem::resize_file(filler2,
+                               taken > (128 << 10) ? taken - (128 << 10) : 0);
+  {
+    // Recovery needs no more room than that: the WAL is empty.
+    auto store = OpenStore(path, options);
+    CHECK(Pending(*store).size() == committed);
+    CHECK_FALSE(store->reserve_present());
+    CHECK_FALSE(store->Probe().ok());
+    std::filesystem::remove(filler2);
+    // Space is freed: writable again at the next probe, reserve re-made.
+    std::filesystem::remove(filler);
+    RequireOk(store->Probe());
+    CHECK(store->reserve_present());
+    CHECK(FileSize(store->reserve_path()) == 1u << 20);
+    InsertOk(*store, MakeTask("after", 0));
+    RequireOk(store->Commit());
+    CHECK(Pending(*store).size() == committed + 1);
+  }
 }
 
 }  // namespace

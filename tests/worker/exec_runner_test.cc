@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -9,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -251,6 +253,163 @@ TEST_CASE("ManyChildrenRunConcurrentlyAndReportTheirTags", "[exec_runner]") {
     seen[i] = true;
   }
   for (bool s : seen) CHECK(s);
+}
+
+// A handler that starts a daemon in a session of its own and exits: neither
+// the process group kill nor the pipes reach it, only the run's reaper.
+void CheckSetsidDaemonDies(bool use_cgroups, bool hang) {
+  TempDir dir;
+  const fs::path pid_file = dir.path / "daemon.pid";
+  ExecOptions options;
+  options.use_cgroups = use_cgroups;
+  options.pipe_grace = Millis(200);
+  SystemClock clock;
+  ExecRunner runner(clock, options);
+  if (!use_cgroups) CHECK(runner.cgroup_base().empty());
+  // The daemon double-forks (setsid forks when it leads a group) and lets
+  // go of the pipes, as a real daemon does.
+  const std::string script =
+      "setsid sh -c 'echo $$ > \"" + pid_file.string() +
+      "\"; exec sleep 300' </dev/null >/dev/null 2>&1 & " +
+      (hang ? "sleep 300" : "echo started");
+  runner.Start(7, {"sh", "-c", script}, Millis(hang ? 500 : 20'000));
+  const pid_t daemon = ReadPidFile(pid_file);
+  REQUIRE(daemon > 0);
+  if (!runner.cgroup_base().empty()) {
+    std::ifstream groups("/proc/" + std::to_string(daemon) + "/cgroup");
+    std::string all((std::istreambuf_iterator<char>(groups)), {});
+    CHECK(all.find("/tq-") != std::string::npos);
+  }
+  auto done = RunUntilDone(runner, 1);
+  REQUIRE(done.size() == 1);
+  if (hang) {
+    CHECK(done[0].error == "time limit of 0.5 s exceeded");
+  } else {
+    CHECK(done[0].ok);
+    CHECK(done[0].output == "started\n");
+  }
+  // Gone by the time the outcome is out: the reaper is reaped only after
+  // its tree is empty.
+  CHECK(ProcessGone(daemon));
+  CHECK(WaitUntilGone(daemon, Millis(2000)));
+}
+
+TEST_CASE("SetsidDaemonOfAnExitedCommandIsKilled", "[exec_runner]") {
+  CheckSetsidDaemonDies(false, false);
+}
+
+TEST_CASE("SetsidDaemonOfATimedOutCommandIsKilled", "[exec_runner]") {
+  CheckSetsidDaemonDies(false, true);
+}
+
+TEST_CASE("SetsidDaemonIsKilledThroughTheRunsCgroup", "[exec_runner]") {
+  CheckSetsidDaemonDies(true, false);
+  CheckSetsidDaemonDies(true, true);
+}
+
+TEST_CASE("DaemonsOfConcurrentRunsDieWithTheirOwnRunOnly", "[exec_runner]") {
+  TempDir dir;
+  SystemClock clock;
+  ExecOptions options;
+  options.use_cgroups = false;  // the reaper alone must attribute them
+  options.pipe_grace = Millis(200);
+  ExecRunner runner(clock, options);
+  auto daemon_of = [&](int i, const std::string& then) {
+    const fs::path f = dir.path / ("d" + std::to_string(i));
+    return std::vector<std::string>{
+        "sh", "-c",
+        "setsid sh -c 'echo $$ > \"" + f.string() +
+            "\"; exec sleep 300' </dev/null >/dev/null 2>&1 & " + then};
+  };
+  runner.Start(1, daemon_of(1, "echo one"), Millis(20'000));
+  runner.Start(2, daemon_of(2, "sleep 300"), Millis(60'000));
+  const pid_t d1 = ReadPidFile(dir.path / "d1");
+  const pid_t d2 = ReadPidFile(dir.path / "d2");
+  REQUIRE(d1 > 0);
+  REQUIRE(d2 > 0);
+  auto done = RunUntilDone(runner, 1);
+  REQUIRE(done.size() == 1);
+  CHECK(done[0].task_id == 1);
+  CHECK(WaitUntilGone(d1, Millis(2000)));
+  CHECK_FALSE(ProcessGone(d2));  // run 2 is still going: its daemon lives
+  runner.KillAll();
+  CHECK(WaitUntilGone(d2, Millis(2000)));
+}
+
+TEST_CASE("RunsDieWhenTheWorkerIsKilled", "[exec_runner]") {
+  TempDir dir;
+  const fs::path pid_file = dir.path / "daemon.pid";
+  const pid_t worker = fork();
+  REQUIRE(worker >= 0);
+  if (worker == 0) {
+    // Stands in for a tq-worker that gets kill -9 mid-task.
+    SystemClock clock;
+    ExecRunner runner(clock, ExecOptions{});
+    runner.Start(1,
+                 {"sh", "-c",
+                  "setsid sh -c 'echo $$ > \"" + pid_file.string() +
+                      "\"; exec sleep 300' </dev/null >/dev/null 2>&1 & "
+                      "sleep 300"},
+                 Millis(60'000));
+    for (int i = 0; i < 3000; ++i) {
+      runner.OnTick();
+      pollfd none{-1, 0, 0};
+      poll(&none, 1, 10);
+    }
+    _exit(0);
+  }
+  const pid_t daemon = ReadPidFile(pid_file);
+  kill(worker, SIGKILL);
+  waitpid(worker, nullptr, 0);
+  REQUIRE(daemon > 0);
+  // Its reaper sees the worker's end of the socket close and kills the tree.
+  CHECK(WaitUntilGone(daemon));
+}
+
+TEST_CASE("CommandDiesWhenItsReaperIsKilledWithTheWorkersGroup",
+          "[exec_runner]") {
+  TempDir dir;
+  const fs::path pid_file = dir.path / "command.pid";
+  const pid_t worker = fork();
+  REQUIRE(worker >= 0);
+  if (worker == 0) {
+    setpgid(0, 0);  // a group of its own, as a tq-worker under a shell
+    SystemClock clock;
+    ExecOptions options;
+    options.use_cgroups = false;
+    ExecRunner runner(clock, options);
+    runner.Start(
+        1,
+        {"sh", "-c", "echo $$ > '" + pid_file.string() + "'; exec sleep 300"},
+        Millis(60'000));
+    for (int i = 0; i < 3000; ++i) {
+      runner.OnTick();
+      pollfd none{-1, 0, 0};
+      poll(&none, 1, 10);
+    }
+    _exit(0);
+  }
+  setpgid(worker, worker);  // either side may win the race
+  const pid_t command = ReadPidFile(pid_file);
+  kill(-worker, SIGKILL);  // the worker and its reaper, not the command
+  waitpid(worker, nullptr, 0);
+  REQUIRE(command > 0);
+  CHECK(WaitUntilGone(command));
+}
+
+TEST_CASE("ExecFailureAfterLookupIsReportedAsCannotRun", "[exec_runner]") {
+  TempDir dir;
+  const fs::path script = dir.path / "bad";
+  {
+    std::ofstream out(script, std::ios::binary);
+    out << "\x7f"
+        << "ELF garbage";
+  }
+  fs::permissions(script, fs::perms::owner_all);
+  auto o = RunOne({script.string()});
+  CHECK_FALSE(o.ok);
+  CHECK(o.exit_code == 126);
+  CHECK(o.error.find("cannot run") == 0);
 }
 
 TEST_CASE("KillAllEndsEveryRunWithoutOutcomes", "[exec_runner]") {
