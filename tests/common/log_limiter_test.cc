@@ -1,5 +1,8 @@
 #include "common/log_limiter.h"
 
+#include <spdlog/sinks/ringbuffer_sink.h>
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 #include <catch2/catch.hpp>
 
@@ -216,6 +219,26 @@ TEST_CASE("LongSubjectsAreTruncated", "[log_limiter]") {
   REQUIRE(due.size() == 1);
   CHECK(due[0].subject.size() == LogLimiter::kMaxKeyPart);
   CHECK(due[0].suppressed == 2);
+}
+
+TEST_CASE("LogDueWritesOneWarningPerSummary", "[log_limiter]") {
+  auto sink = std::make_shared<spdlog::sinks::ringbuffer_sink_mt>(16);
+  sink->set_pattern("%l %v");
+  auto previous = spdlog::default_logger();
+  spdlog::set_default_logger(std::make_shared<spdlog::logger>("t", sink));
+
+  FakeClock clock;
+  LogLimiter l;
+  CountAllowed(l, "1.2.3.4", kMalformed, 7, clock.Now());
+  clock.Advance(60s);
+  l.LogDue(clock.Now());
+  l.LogDue(clock.Now());  // nothing left: no second line
+  std::vector<std::string> lines = sink->last_formatted();
+  spdlog::set_default_logger(previous);
+
+  REQUIRE(lines.size() == 1);
+  CHECK(lines[0].find("warning peer 1.2.3.4: 2 more 'malformed message' "
+                      "warnings in the last 60.0 s") == 0);
 }
 
 TEST_CASE("CountsAreGroupedByThousands", "[log_limiter]") {
