@@ -134,11 +134,22 @@ void Broker::OnMessage(const std::string& peer, const wire::Envelope& env,
     case B::kRelease:
     case B::kGoodbye:
       return HandleWorkerMessage(peer, env);
+    case B::kError:
+      // A peer refusing something we sent: noted, never answered (an Error
+      // for an Error could ping-pong).
+      if (warnings_.Allow(peer_address, "error from peer", clock_.Now())) {
+        spdlog::warn("peer {} refused a message of ours: {}",
+                     peer_address.empty() ? "?" : peer_address,
+                     env.error().message().substr(0, 200));
+      }
+      return;
     default:
       ++stats_.bad_messages;
-      spdlog::warn("peer {} sent a message the broker does not handle ({})",
-                   peer_address.empty() ? "?" : peer_address,
-                   int(env.body_case()));
+      if (warnings_.Allow(peer_address, "unsupported message", clock_.Now())) {
+        spdlog::warn("peer {} sent a message the broker does not handle ({})",
+                     peer_address.empty() ? "?" : peer_address,
+                     BodyCaseName(env.body_case()));
+      }
       SendError(peer, seq, wire::UNSUPPORTED,
                 "message type " + std::to_string(env.body_case()) +
                     " is not handled by the broker");
@@ -146,11 +157,15 @@ void Broker::OnMessage(const std::string& peer, const wire::Envelope& env,
 }
 
 void Broker::OnBadMessage(const std::string& peer, DecodeError error,
-                          const std::string& detail) {
+                          const std::string& detail,
+                          const std::string& peer_address) {
   ++stats_.bad_messages;
-  spdlog::warn("refused a message: {}{}{} (bad messages so far: {})",
-               DecodeErrorName(error), detail.empty() ? "" : ": ", detail,
-               stats_.bad_messages);
+  if (warnings_.Allow(peer_address, DecodeErrorName(error), clock_.Now())) {
+    spdlog::warn("refused a message from {}: {}{}{} (bad messages so far: {})",
+                 peer_address.empty() ? "?" : peer_address,
+                 DecodeErrorName(error), detail.empty() ? "" : ": ", detail,
+                 stats_.bad_messages);
+  }
   SendError(peer, 0, ErrorCodeFor(error), std::string(DecodeErrorName(error)));
 }
 
@@ -178,6 +193,7 @@ TimePoint Broker::OnTick() {
   const bool sweeping = options_.keep_results.count() > 0;
   if (sweeping && store_ok() && now >= next_sweep_) Sweep(now);
   AnswerParkedFetches(/*expired_only=*/true);
+  warnings_.LogDue(now);
 
   TimePoint next = next_session_check_;
   if (sweeping) next = std::min(next, next_sweep_);
@@ -186,6 +202,7 @@ TimePoint Broker::OnTick() {
   }
   for (const ParkedFetch& p : parked_) next = std::min(next, p.deadline);
   if (!store_ok()) next = std::min(next, next_probe_);
+  if (auto due = warnings_.NextDue()) next = std::min(next, *due);
   return next;
 }
 

@@ -40,6 +40,7 @@
 #include "common/clock.h"
 #include "common/codec.h"
 #include "common/defaults.h"
+#include "common/log_limiter.h"
 #include "geo/country_resolver.h"
 #include "tq.pb.h"
 #include "tq/task_result.h"
@@ -88,9 +89,11 @@ class Broker {
   // A decoded message from `peer`. `peer_address` is the remote IP, if known.
   void OnMessage(const std::string& peer, const wire::Envelope& envelope,
                  const std::string& peer_address = "");
-  // A frame that failed to decode: counted, logged, answered with Error.
+  // A frame that failed to decode: counted, logged (a few per address and
+  // kind a minute, then a summary), answered with Error.
   void OnBadMessage(const std::string& peer, DecodeError error,
-                    const std::string& detail = "");
+                    const std::string& detail = "",
+                    const std::string& peer_address = "");
   // The connection of `peer` is gone (socket monitor). A worker's tasks go
   // back to their queues at once.
   void OnDisconnect(const std::string& peer);
@@ -244,6 +247,7 @@ class Broker {
   TimePoint next_probe_{};
   bool shutting_down_ = false;
   BrokerStats stats_;
+  LogLimiter warnings_;  // repeated warnings about peers
 };
 
 }  // namespace tq

@@ -115,7 +115,18 @@ Status BrokerServer::Turn() {
   core_.OnTick();
   SendAll(core_.Flush());
   CommitIfDue();
-  return ReleaseDurable();
+  if (Status st = ReleaseDurable(); !st.ok()) return st;
+  RunIdleWork();
+  return Status::Ok();
+}
+
+void BrokerServer::RunIdleWork() {
+  if (woken_ || !options_.on_idle || commit_due_ != TimePoint::max() ||
+      !held_.empty() || clock_.Now() < next_idle_) {
+    return;
+  }
+  next_idle_ = clock_.Now() + Millis(1000);
+  options_.on_idle();
 }
 
 Status BrokerServer::Wait() {
@@ -129,7 +140,7 @@ Status BrokerServer::Wait() {
        0},
   };
   try {
-    zmq::poll(items, options_.syncer ? 4 : 3, wait);
+    woken_ = zmq::poll(items, options_.syncer ? 4 : 3, wait) > 0;
   } catch (const zmq::error_t& e) {
     if (e.num() != EINTR) return Status::Internal(e.what());
   }
@@ -250,25 +261,37 @@ void BrokerServer::Receive(zmq::message_t& identity) {
   if (frames != 1) {
     core_.OnBadMessage(
         peer, DecodeError::kMalformed,
-        "expected 1 frame after the routing id, got " + std::to_string(frames));
+        "expected 1 frame after the routing id, got " + std::to_string(frames),
+        PeerAddress(first));
     return;
   }
-  Decoded d = Decode(std::string_view(first.data<char>(), first.size()),
-                     size_t(options_.max_message_bytes));
+  Decoded d = DecodeFromPeer(std::string_view(first.data<char>(), first.size()),
+                             size_t(options_.max_message_bytes));
   if (d.error != DecodeError::kNone) {
-    core_.OnBadMessage(peer, d.error);
+    const std::string detail =
+        d.error == DecodeError::kWrongDirection
+            ? std::string(BodyCaseName(d.envelope.body_case()))
+            : "";
+    core_.OnBadMessage(peer, d.error, detail, PeerAddress(first));
     return;
   }
-  std::string address;
-  if (d.envelope.has_hello()) {
-    const char* a = first.gets("Peer-Address");
-    if (a) address = a;
-    // The dual-stack socket shows IPv4 peers as ::ffff:a.b.c.d.
-    if (address.rfind("::ffff:", 0) == 0 &&
-        address.find('.') != std::string::npos)
-      address = address.substr(7);
+  // Only what needs it pays for the address lookup.
+  const bool wants_address =
+      d.envelope.has_hello() || d.envelope.has_error() ||
+      d.envelope.body_case() == wire::Envelope::BODY_NOT_SET;
+  core_.OnMessage(peer, d.envelope,
+                  wants_address ? PeerAddress(first) : std::string());
+}
+
+std::string BrokerServer::PeerAddress(zmq::message_t& frame) {
+  const char* a = frame.gets("Peer-Address");
+  std::string address = a ? a : "";
+  // The dual-stack socket shows IPv4 peers as ::ffff:a.b.c.d.
+  if (address.rfind("::ffff:", 0) == 0 &&
+      address.find('.') != std::string::npos) {
+    address = address.substr(7);
   }
-  core_.OnMessage(peer, d.envelope, address);
+  return address;
 }
 
 void BrokerServer::DrainMonitor() {

@@ -40,6 +40,10 @@ struct ServerOptions {
   // On shutdown, how long to wait for the last commit to become durable
   // before stopping with its acknowledgements unsent.
   Millis shutdown_sync_wait{5000};
+  // Called on a turn with nothing to do (no message, no commit or
+  // acknowledgement pending), at most once a second: the store's idle
+  // checkpoint.
+  std::function<void()> on_idle;
 };
 
 class BrokerServer {
@@ -74,7 +78,10 @@ class BrokerServer {
   // Returns whether everything waiting was read (the per-turn cap not hit).
   bool ReceiveAll();
   void Receive(zmq::message_t& identity);
+  // The remote IP of the connection `frame` came on ("" if unknown).
+  static std::string PeerAddress(zmq::message_t& frame);
   void CommitIfDue();
+  void RunIdleWork();
   void SendAll(std::vector<Outgoing> messages);
 
   // Connection events (socket monitor). libzmq 4.3 drops a frame over its
@@ -107,6 +114,8 @@ class BrokerServer {
   int signal_fd_ = -1;
   bool stopping_ = false;
   TimePoint commit_due_ = TimePoint::max();  // set while a commit is pending
+  bool woken_ = false;  // the last Wait() saw something to read
+  TimePoint next_idle_{};
   std::unordered_map<int, std::string> peer_by_fd_;  // for disconnect events
   // The last monitor event was a failed handshake: the disconnect that
   // follows it is not a peer's refused message.

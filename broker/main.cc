@@ -79,6 +79,12 @@ tq::Status Serve(tq::Broker& core, const tq::Clock& clock,
     options.syncer = syncer.get();
     options.commit_count = [&store] { return store.commit_count(); };
   }
+  // An idle broker truncates its WAL (busy ones stay under the size limit).
+  options.on_idle = [&store] {
+    if (tq::Status st = store.CheckpointIfIdle(); !st.ok()) {
+      spdlog::warn("idle checkpoint: {}", st.message());
+    }
+  };
   tq::BrokerServer server(core, clock, options);
   if (tq::Status st = server.Bind(); !st.ok()) return st;
   return server.Run();

@@ -205,7 +205,7 @@ Status Channel::CallPipelined(
         return Status::IoError(std::string("receive failed: ") + e.what());
       }
       if (!got) break;
-      Decoded decoded = Decode(frame.to_string_view());
+      Decoded decoded = DecodeFromBroker(frame.to_string_view());
       uint64_t seq = decoded.envelope.seq();
       auto it = outstanding.find(seq);
       if (it == outstanding.end()) {

@@ -280,7 +280,8 @@ void Worker::ReceiveAll() {
       core_.OnBadMessage(0, DecodeError::kMalformed);
       continue;
     }
-    Decoded d = Decode(std::string_view(msg.data<char>(), msg.size()));
+    Decoded d =
+        DecodeFromBroker(std::string_view(msg.data<char>(), msg.size()));
     if (d.error != DecodeError::kNone) {
       core_.OnBadMessage(d.envelope.seq(), d.error);
     } else {
