@@ -197,8 +197,12 @@ nlohmann::json Recovery(const std::string& synchronous, bool silent) {
       receipt->batch_id,
       [&](const tq::TaskResult& r) {
         ++seen[r.index];
-        if (r.attempts == 2 && r.worker == "other") {
-          rerun_start_ms = r.finished_ms - int64_t(r.duration_ms);
+        // The re-run: the other worker's task that started after the kill
+        // (its own task started before; the victim's lost lease costs no
+        // attempt, so attempts do not tell them apart).
+        const int64_t started_ms = r.finished_ms - int64_t(r.duration_ms);
+        if (r.worker == "other" && started_ms >= killed_ms) {
+          rerun_start_ms = started_ms;
         }
         return true;
       },

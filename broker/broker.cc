@@ -203,6 +203,7 @@ TimePoint Broker::OnTick() {
   for (const ParkedFetch& p : parked_) next = std::min(next, p.deadline);
   if (!store_ok()) next = std::min(next, next_probe_);
   if (auto due = warnings_.NextDue()) next = std::min(next, *due);
+  if (!bulk_.empty() && store_ok()) next = now;  // its next step
   return next;
 }
 
@@ -259,6 +260,7 @@ void Broker::ProbeStore(TimePoint now) {
 // ---------------------------------------------------------------- the turn
 
 std::vector<Outgoing> Broker::Flush() {
+  RunBulkStep();
   Dispatch();
   AnswerParkedFetches(/*expired_only=*/false);
   std::vector<Outgoing> out;
@@ -283,6 +285,7 @@ std::vector<Outgoing> Broker::Commit() {
           ErrorReply(o.envelope.seq(), wire::STORE_UNAVAILABLE,
                      "broker cannot store: " + store_status_.message(), true);
     }
+    FailBulkJobs();
     reload_due_ = false;
     Status reload = ReloadFromStore(/*first_load=*/false);
     if (!reload.ok()) {
@@ -363,10 +366,20 @@ void Broker::Lease(TaskEntry& t, WorkerSession& s, wire::Assign* assign) {
   OptionsFromJson(payload->options_json, w->mutable_options());
 }
 
-void Broker::LoseLease(TaskEntry& t, const std::string& reason) {
+void Broker::LoseLease(TaskEntry& t, const std::string& reason, bool unproven) {
   Detach(t);
   if (!store_ok()) return;  // leased to nobody: the reload re-reads it
   ++stats_.redeliveries;
+  if (unproven && t.unproven_losses < options_.max_unproven_losses) {
+    // Taken by a session that never finished anything, then lost: that says
+    // nothing about the task, so it costs no attempt (within a bound).
+    ++t.unproven_losses;
+    spdlog::info(
+        "task {} back to its queue ({}; no attempt counted: that session had "
+        "finished no task)",
+        t.id, reason);
+    return Requeue(t, reason);
+  }
   if (t.attempts >= t.max_attempts) {
     AttemptResult outcome;
     outcome.error = reason;
@@ -381,12 +394,12 @@ void Broker::LoseLease(TaskEntry& t, const std::string& reason) {
   tasks_.MakeReady(t);
 }
 
-void Broker::Requeue(TaskEntry& t) {
+void Broker::Requeue(TaskEntry& t, std::optional<std::string> reason) {
   Detach(t);
   if (!store_ok()) return;  // the reload re-reads it
   const uint16_t attempts = t.attempts > 0 ? t.attempts - 1 : 0;
-  Status st =
-      store_.MarkWaiting(t.id, TaskState::kQueued, attempts, 0, std::nullopt);
+  Status st = store_.MarkWaiting(t.id, TaskState::kQueued, attempts, 0,
+                                 std::move(reason));
   if (!st.ok()) return OnStoreFailure(st);
   t.attempts = attempts;
   tasks_.MakeReady(t);

@@ -27,6 +27,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <optional>
 #include <string>
@@ -68,6 +69,18 @@ struct BrokerOptions {
   Millis keep_results{0};
   // Tasks deleted per sweep step (one loop turn).
   uint32_t sweep_batch = 500;
+  // Tasks a cancel, purge or retry-dead handles per loop turn.
+  uint32_t bulk_step = 5000;
+  // Slow start: tasks a new session may hold before it has finished one
+  // (the window doubles with each result, up to its concurrency).
+  uint32_t slow_start_window = 4;
+  // Leases lost with a session that had finished no task (took tasks and
+  // vanished) do not count as attempts, up to this many per task.
+  uint32_t max_unproven_losses = 10;
+  // A peer (address) with this many such sessions within the window gets a
+  // slow-start window of one task, and a warning.
+  uint32_t loss_throttle_sessions = 3;
+  Millis loss_throttle_window{10 * 60 * 1000};
 };
 
 // One message for one peer (a ZeroMQ routing id).
@@ -122,6 +135,18 @@ class Broker {
     wire::FetchResults request;
     TimePoint deadline{};
   };
+  // A cancel, purge or retry-dead of many tasks, done in bounded steps across
+  // loop turns so heartbeats keep flowing; acknowledged, to every peer that
+  // asked, after the commit of its last step.
+  struct BulkJob {
+    std::string key;     // e.g. "purge generic": a repeated request joins it
+    std::string reason;  // cancel and purge: the cancelled tasks' error
+    std::vector<uint64_t> cancel;     // cancel and purge, in id order
+    std::vector<PendingTask> revive;  // retry-dead
+    size_t next = 0;
+    uint64_t affected = 0;
+    std::vector<std::pair<std::string, uint64_t>> requesters;  // peer, seq
+  };
 
   // --- handlers, one per message body ---
   void HandleHello(const std::string& peer, uint64_t seq,
@@ -167,11 +192,16 @@ class Broker {
 
   // --- task transitions: the store first, then the tables ---
   void Lease(TaskEntry& t, WorkerSession& s, wire::Assign* assign);
-  // The holder lost the task (died, hung, said goodbye): the attempt counts.
-  void LoseLease(TaskEntry& t, const std::string& reason);
-  // Back to its queue, the attempt not counted (handed back unrun, or leased
-  // before a restart and never reclaimed).
-  void Requeue(TaskEntry& t);
+  // The holder lost the task (died, hung, said goodbye): the attempt counts,
+  // unless the holder was `unproven` (had finished no task) and the task has
+  // free losses left.
+  void LoseLease(TaskEntry& t, const std::string& reason,
+                 bool unproven = false);
+  // Back to its queue, the attempt not counted (handed back unrun, leased
+  // before a restart and never reclaimed, lost unproven).
+  void Requeue(TaskEntry& t, std::optional<std::string> reason = std::nullopt);
+  // A session ended holding leases before it finished any task.
+  void NoteUnprovenLoss(const WorkerSession& s, size_t lost);
   void FailAttempt(TaskEntry& t, AttemptResult outcome);
   void Finish(TaskEntry& t, TaskState final_state, AttemptResult outcome);
   // Forgets which session holds the task (its lease ended one way or other).
@@ -179,11 +209,17 @@ class Broker {
   void EndSession(SessionId id, const std::string& reason,
                   const std::unordered_set<uint64_t>& keep = {});
   void Dispatch();
-  // Cancels the queued and retry-waiting tasks `matches` selects, oldest
-  // first; how many, or nullopt if the store failed.
-  std::optional<size_t> CancelWaiting(
-      const std::function<bool(const TaskEntry&)>& matches,
-      const std::string& reason);
+
+  // --- bulk jobs (bulk_jobs.cc) ---
+  // Joins the running job `key` if there is one; true if it did.
+  bool JoinBulk(const std::string& key, const std::string& peer, uint64_t seq);
+  void StartBulk(BulkJob job, const std::string& peer, uint64_t seq);
+  // One step of the oldest job (Flush, before dispatch).
+  void RunBulkStep();
+  // Whether the job's next item was handled; false if the store failed.
+  bool BulkCancelOne(BulkJob& job);
+  bool BulkReviveOne(BulkJob& job);
+  void FailBulkJobs();
 
   // --- time ---
   void CheckLiveness(TimePoint now);
@@ -228,6 +264,7 @@ class Broker {
   WorkerSessions sessions_;
   uint64_t last_finish_seq_ = 0;
   std::vector<ParkedFetch> parked_;
+  std::deque<BulkJob> bulk_;
   TimePoint next_session_check_{};
 
   std::vector<Outgoing> immediate_;

@@ -212,12 +212,13 @@ void Broker::HandleCancel(const std::string& peer, uint64_t seq,
     return;
   }
   if (!CheckWritable(peer, seq)) return;
-  const std::optional<size_t> n = CancelWaiting(
-      [&](const TaskEntry& t) { return t.batch_id() == req.batch_id(); },
-      "cancelled");
-  if (!n) return SendStoreError(peer, seq);
-  spdlog::info("batch {} cancelled: {} tasks", req.batch_id(), *n);
-  SendAdminAck(peer, seq, *n);
+  BulkJob job;
+  job.key = "cancel batch " + req.batch_id();
+  if (JoinBulk(job.key, peer, seq)) return;
+  job.reason = "cancelled";
+  job.cancel = tasks_.WaitingIds(
+      [&](const TaskEntry& t) { return t.batch_id() == req.batch_id(); });
+  StartBulk(std::move(job), peer, seq);
 }
 
 void Broker::HandlePurge(const std::string& peer, uint64_t seq,
@@ -228,12 +229,13 @@ void Broker::HandlePurge(const std::string& peer, uint64_t seq,
     return;
   }
   if (!CheckWritable(peer, seq)) return;
-  const std::optional<size_t> n = CancelWaiting(
-      [&](const TaskEntry& t) { return t.queue_name() == req.queue(); },
-      "purged from queue " + req.queue());
-  if (!n) return SendStoreError(peer, seq);
-  spdlog::info("queue {} purged: {} tasks cancelled", req.queue(), *n);
-  SendAdminAck(peer, seq, *n);
+  BulkJob job;
+  job.key = "purge queue " + req.queue();
+  if (JoinBulk(job.key, peer, seq)) return;
+  job.reason = "purged from queue " + req.queue();
+  job.cancel = tasks_.WaitingIds(
+      [&](const TaskEntry& t) { return t.queue_name() == req.queue(); });
+  StartBulk(std::move(job), peer, seq);
 }
 
 void Broker::HandleRetryDead(const std::string& peer, uint64_t seq,
@@ -244,29 +246,18 @@ void Broker::HandleRetryDead(const std::string& peer, uint64_t seq,
     return;
   }
   if (!CheckWritable(peer, seq)) return;
+  BulkJob job;
+  job.key = req.batch_id().empty() ? "retry dead of queue " + req.queue()
+                                   : "retry dead of batch " + req.batch_id();
+  if (JoinBulk(job.key, peer, seq)) return;
   auto dead = store_.LoadDead(req.batch_id(), req.queue());
   if (!dead.ok()) {
     SendError(peer, seq, wire::STORE_UNAVAILABLE, dead.status().message(),
               true);
     return;
   }
-  for (PendingTask& p : dead.value()) {
-    Status st =
-        store_.MarkWaiting(p.id, TaskState::kQueued, 0, 0, std::nullopt);
-    if (!st.ok()) {
-      OnStoreFailure(st);
-      SendError(peer, seq, wire::STORE_UNAVAILABLE, st.message(), true);
-      return;
-    }
-    // Move the count from dead to queued, then queue it.
-    tasks_.UncountFinished(p.batch_id, p.queue, TaskState::kDead);
-    p.state = TaskState::kQueued;
-    p.attempts = 0;
-    p.token = 0;  // a late result from its last lease is not taken
-    tasks_.Add(p);
-  }
-  spdlog::info("{} dead tasks queued again", dead->size());
-  SendAdminAck(peer, seq, dead->size());
+  job.revive = std::move(*dead);
+  StartBulk(std::move(job), peer, seq);
 }
 
 void Broker::HandleListQueues(const std::string& peer, uint64_t seq) {
@@ -307,19 +298,6 @@ void Broker::HandleListWorkers(const std::string& peer, uint64_t seq) {
     w->set_peer_address(s->peer_address);
   }
   Send(peer, std::move(env));
-}
-
-std::optional<size_t> Broker::CancelWaiting(
-    const std::function<bool(const TaskEntry&)>& matches,
-    const std::string& reason) {
-  const std::vector<uint64_t> ids = tasks_.WaitingIds(matches);
-  for (uint64_t id : ids) {
-    AttemptResult outcome;
-    outcome.error = reason;
-    Finish(*tasks_.Find(id), TaskState::kCancelled, std::move(outcome));
-    if (!store_ok()) return std::nullopt;
-  }
-  return ids.size();
 }
 
 }  // namespace tq

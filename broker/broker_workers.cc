@@ -104,6 +104,11 @@ void Broker::HandleHello(const std::string& peer, uint64_t seq,
   fresh.hostname = hello.hostname().substr(0, kMaxIdBytes);
   fresh.peer_address = address;
   fresh.concurrency = hello.concurrency();
+  const uint32_t losses = sessions_.UnprovenLosses(
+      address.empty() ? wid : address, now, options_.loss_throttle_window);
+  fresh.window_base = losses >= options_.loss_throttle_sessions
+                          ? 1
+                          : std::max<uint32_t>(1, options_.slow_start_window);
   fresh.last_seen = now;
   fresh.last_sent = now;
   WorkerSession& s = sessions_.Add(std::move(fresh));
@@ -138,7 +143,8 @@ size_t Broker::ReclaimLeases(WorkerSession& s, const wire::Hello& hello) {
   size_t reclaimed = 0;
   for (const wire::Lease& l : hello.held()) {
     TaskEntry* t = tasks_.Find(l.task_id());
-    if (t == nullptr || t->token != l.token()) continue;
+    // Only a lease the broker issued: token 0 names none.
+    if (t == nullptr || l.token() == 0 || t->token != l.token()) continue;
     // Free: leased to nobody since a restart or a lost session, or queued
     // again under the same token.
     const bool free_lease = t->state == TaskState::kLeased && t->holder == 0;
@@ -195,10 +201,24 @@ void Broker::HandleResult(WorkerSession& s, uint64_t seq,
     SendStoreError(s.peer, seq);
   } else if (t == nullptr) {
     AckResult(s, seq, r, false, "task is unknown or already finished");
+  } else if (t->token == 0 || r.token() == 0) {
+    // Never leased (or queued again by retry-dead): nobody holds a lease.
+    if (warnings_.Allow(s.loss_key(), "result without a lease", clock_.Now())) {
+      spdlog::warn("refused a result for task {} from {}: no lease was issued",
+                   r.task_id(), s.worker_id);
+    }
+    AckResult(s, seq, r, false, "no lease with that token");
   } else if (t->token != r.token()) {
     spdlog::info("refused a late result for task {} from {}: lease superseded",
                  r.task_id(), s.worker_id);
     AckResult(s, seq, r, false, "lease superseded by a newer one");
+  } else if (t->holder != 0 && t->holder != s.id) {
+    // The token is right but another live session holds the lease.
+    spdlog::warn(
+        "refused a result for task {} from {}: leased to another "
+        "session",
+        r.task_id(), s.worker_id);
+    AckResult(s, seq, r, false, "the lease is held by another session");
   } else if (t->state == TaskState::kRetryWait) {
     AckResult(s, seq, r, true, "already recorded");  // a resent failure
   } else {
@@ -206,6 +226,7 @@ void Broker::HandleResult(WorkerSession& s, uint64_t seq,
   }
   s.tasks_done += 1;
   sessions_.Grant(s, r.credit());
+  sessions_.Requeue(s);  // a result may have widened its window
 }
 
 // Leased (to anyone: a worker that was declared lost may still deliver) or
@@ -227,6 +248,7 @@ void Broker::DeliverResult(TaskEntry& t, WorkerSession& s, uint64_t seq,
   }
   if (store_ok()) {
     AckResult(s, seq, r, true, "");
+    ++s.results;
   } else {  // the store failed just now: the worker resends later
     SendStoreError(s.peer, seq);
   }
@@ -289,6 +311,7 @@ void Broker::EndSession(SessionId id, const std::string& reason,
                         const std::unordered_set<uint64_t>& keep) {
   std::optional<WorkerSession> s = sessions_.Remove(id);
   if (!s) return;
+  const bool unproven = s->results == 0;
   size_t requeued = 0;
   for (auto& [task_id, token] : s->in_flight) {
     TaskEntry* t = tasks_.Find(task_id);
@@ -297,11 +320,26 @@ void Broker::EndSession(SessionId id, const std::string& reason,
       t->holder = 0;  // the replacing session reclaims it
       continue;
     }
-    LoseLease(*t, "worker " + s->worker_id + " lost: " + reason);
+    LoseLease(*t, "worker " + s->worker_id + " lost: " + reason, unproven);
     ++requeued;
   }
   spdlog::info("worker {} left: {}; {} tasks back to their queues",
                s->worker_id, reason, requeued);
+  if (unproven && requeued > 0) NoteUnprovenLoss(*s, requeued);
+}
+
+void Broker::NoteUnprovenLoss(const WorkerSession& s, size_t lost) {
+  const uint32_t sessions = sessions_.NoteUnprovenLoss(
+      s.loss_key(), clock_.Now(), options_.loss_throttle_window);
+  if (sessions < options_.loss_throttle_sessions) return;
+  if (warnings_.Allow(s.loss_key(), "losing leases", clock_.Now())) {
+    spdlog::warn(
+        "peer {} (worker {}): {} sessions in {} ended holding tasks before "
+        "finishing any ({} this time); its sessions now take one task at a "
+        "time until they deliver",
+        s.loss_key(), s.worker_id, sessions,
+        FormatSeconds(options_.loss_throttle_window), lost);
+  }
 }
 
 }  // namespace tq

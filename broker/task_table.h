@@ -72,6 +72,9 @@ struct TaskEntry {
   uint16_t max_attempts = 0;
   TaskState state = TaskState::kQueued;
   bool in_fresh_lane = false;
+  // Leases lost with a session that never finished a task: not attempts, up
+  // to BrokerOptions::max_unproven_losses (in memory only).
+  uint8_t unproven_losses = 0;
 
   const std::string& queue_name() const { return queue->first; }
   const std::string& batch_id() const { return batch->first; }

@@ -3,6 +3,14 @@
 #include <algorithm>
 
 namespace tq {
+namespace {
+
+bool CanTakeTask(const WorkerSession& s) {
+  return s.credit > 0 && s.state == WorkerState::kActive &&
+         s.in_flight.size() < s.window();
+}
+
+}  // namespace
 
 WorkerSession& WorkerSessions::Add(WorkerSession s) {
   const SessionId id = next_id_++;
@@ -54,9 +62,11 @@ uint32_t WorkerSessions::CountServing(const std::string& queue) const {
 
 void WorkerSessions::Grant(WorkerSession& s, uint32_t grant) {
   if (grant == 0 || s.state == WorkerState::kDraining) return;
+  // Credit is what the worker asked for, within its slots; the slow-start
+  // window limits what it gets, not what it asked.
   const uint32_t room = s.concurrency - uint32_t(s.in_flight.size());
   s.credit = uint32_t(std::min<uint64_t>(uint64_t(s.credit) + grant, room));
-  if (s.credit > 0) JoinRing(s);
+  if (CanTakeTask(s)) JoinRing(s);
 }
 
 void WorkerSessions::Drain(WorkerSession& s) {
@@ -88,7 +98,7 @@ void WorkerSessions::JoinRing(WorkerSession& s) {
 
 void WorkerSessions::RingAllWithCredit() {
   for (auto& [id, s] : sessions_) {
-    if (s.credit > 0 && s.state == WorkerState::kActive) JoinRing(s);
+    if (CanTakeTask(s)) JoinRing(s);
   }
 }
 
@@ -98,13 +108,34 @@ WorkerSession* WorkerSessions::PopRing() {
     ring_.pop_front();
     if (s == nullptr) continue;
     s->in_ready_ring = false;
-    if (s->credit > 0 && s->state == WorkerState::kActive) return s;
+    // One at its slow-start window comes back with its next result.
+    if (CanTakeTask(*s)) return s;
   }
   return nullptr;
 }
 
 void WorkerSessions::Requeue(WorkerSession& s) {
-  if (s.credit > 0) JoinRing(s);
+  if (CanTakeTask(s)) JoinRing(s);
+}
+
+uint32_t WorkerSessions::NoteUnprovenLoss(const std::string& key, TimePoint now,
+                                          Millis window) {
+  constexpr size_t kMaxTracked = 10'000;
+  if (losses_.size() >= kMaxTracked && !losses_.count(key)) {
+    std::erase_if(
+        losses_, [&](const auto& e) { return now - e.second.since >= window; });
+    if (losses_.size() >= kMaxTracked) losses_.clear();
+  }
+  LossRecord& r = losses_[key];
+  if (r.sessions == 0 || now - r.since >= window) r = {0, now};
+  return ++r.sessions;
+}
+
+uint32_t WorkerSessions::UnprovenLosses(const std::string& key, TimePoint now,
+                                        Millis window) const {
+  auto it = losses_.find(key);
+  if (it == losses_.end() || now - it->second.since >= window) return 0;
+  return it->second.sessions;
 }
 
 WorkerSessions::LivenessScan WorkerSessions::ScanLiveness(

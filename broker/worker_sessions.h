@@ -8,6 +8,7 @@
 // except what the replacing Hello says it still holds.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <optional>
@@ -44,6 +45,19 @@ struct WorkerSession {
   TimePoint last_seen{};  // any message refreshes it
   TimePoint last_sent{};
   uint64_t tasks_done = 0;
+  // Slow start: a session holds at most `window()` tasks; the window starts
+  // at window_base and doubles with each result it delivers, up to its
+  // concurrency, so a peer that takes tasks and vanishes takes few.
+  uint32_t results = 0;  // accepted results (done or failed attempts)
+  uint32_t window_base = 0;
+  uint32_t window() const {
+    const uint64_t w = uint64_t(window_base) << std::min<uint32_t>(results, 20);
+    return uint32_t(std::min<uint64_t>(w, concurrency));
+  }
+  // Names the peer for loss accounting: its address, else its worker id.
+  const std::string& loss_key() const {
+    return peer_address.empty() ? worker_id : peer_address;
+  }
 };
 
 class WorkerSessions {
@@ -101,7 +115,20 @@ class WorkerSessions {
   LivenessScan ScanLiveness(TimePoint now, Millis interval,
                             Millis silence_limit);
 
+  // --- peers that keep losing leases ---
+
+  // A session of `key` ended holding leases before it finished any task;
+  // returns how many such sessions `key` had in the last `window`.
+  uint32_t NoteUnprovenLoss(const std::string& key, TimePoint now,
+                            Millis window);
+  uint32_t UnprovenLosses(const std::string& key, TimePoint now,
+                          Millis window) const;
+
  private:
+  struct LossRecord {
+    uint32_t sessions = 0;
+    TimePoint since{};
+  };
   void JoinRing(WorkerSession& s);
 
   std::unordered_map<SessionId, WorkerSession> sessions_;
@@ -109,6 +136,7 @@ class WorkerSessions {
   std::unordered_map<std::string, SessionId> by_worker_;
   SessionId next_id_ = 1;
   std::deque<SessionId> ring_;  // may hold ended sessions' ids
+  std::unordered_map<std::string, LossRecord> losses_;  // bounded
 };
 
 }  // namespace tq
