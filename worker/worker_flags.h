@@ -56,11 +56,11 @@ WorkerFlags DefaultWorkerFlags();
 // shows. CLI11 itself checks ranges, choices and mutually exclusive handlers.
 void AddWorkerFlags(CLI::App& app, WorkerFlags* flags);
 
-// The checks on the country flags, in the order tq-worker reports them:
-// --geoip-db, --geo-resolver and --public-ip only with --country auto, a
-// resolver with what it needs, --public-ip an address, --country a code (or
-// auto or none), --broker not empty. Returns InvalidArgument with the message
-// tq-worker prints after "tq-worker: ".
+// The checks CLI11 cannot make, bar the handler's, in the order tq-worker
+// reports them: --geoip-db, --geo-resolver and --public-ip only with
+// --country auto, a resolver with what it needs, --public-ip an address,
+// --country a code (or auto or none), --broker not empty. Returns
+// InvalidArgument with the message tq-worker prints after "tq-worker: ".
 Status ValidateWorkerFlags(const WorkerFlags& flags);
 
 // The options the flags ask for, or the usage error as above: first the
