@@ -1,15 +1,15 @@
 // tq-ctl: look at and steer a tq broker (queues, workers, batches).
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "client/ctl_flags.h"
 #include "client/exit_codes.h"
 #include "client/result_files.h"
 #include "client/table.h"
-#include "common/defaults.h"
 #include "common/log.h"
-#include "common/queue_name.h"
 #include "tq/client.h"
 
 namespace tq {
@@ -20,23 +20,13 @@ using nlohmann::ordered_json;
 constexpr const char* kProgram = "tq-ctl";
 constexpr uint32_t kResultPageLimit = 1000;
 
-constexpr const char* kExitCodesHelp =
-    "Exit codes: 0 ok, 2 usage error, 4 broker unreachable or error, "
-    "5 batch or queue not found, 6 results --out could not write a file.";
-
-struct Args {
-  std::string broker = kDefaultEndpoint;
-  bool json = false;
-  double request_timeout_s = 5;
-  std::string log_level = "warn";
-  std::string batch_id;  // batch, results, cancel, retry --batch
-  std::string queue;     // purge, retry --queue
-  std::string out_dir;   // results --out
-  std::string layout = "tasks";
-};
-
 void Fail(const std::string& message) {
   std::cerr << kProgram << ": " << message << "\n";
+}
+
+int Usage(const Status& s) {
+  Fail(s.message());
+  return kExitUsage;
 }
 
 int ExitFor(const Status& s) {
@@ -242,130 +232,74 @@ int PrintCount(bool json, const char* key, uint64_t n,
   return kExitOk;
 }
 
+// The subcommand's request and its answer on stdout.
+int RunCommand(Client& client, const CtlFlags& flags) {
+  switch (flags.command) {
+    case CtlCommand::kQueues:
+      return ShowQueues(client, flags.json);
+    case CtlCommand::kWorkers:
+      return ShowWorkers(client, flags.json);
+    case CtlCommand::kBatch:
+      return ShowBatch(client, flags.batch_id, flags.json);
+    case CtlCommand::kResults:
+      return ShowResults(client, flags.batch_id, flags.out_dir,
+                         *ParseOutLayout(flags.layout));
+    case CtlCommand::kCancel: {
+      auto n = client.Cancel(flags.batch_id);
+      if (!n.ok()) return ExitFor(n.status());
+      return PrintCount(flags.json, "cancelled", *n,
+                        "cancelled " + std::to_string(*n) + " tasks of batch " +
+                            flags.batch_id);
+    }
+    case CtlCommand::kRetry: {
+      auto n = client.RetryDead(flags.batch_id, flags.queue);
+      if (!n.ok()) return ExitFor(n.status());
+      std::string scope = flags.batch_id.empty() ? "queue " + flags.queue
+                                                 : "batch " + flags.batch_id;
+      return PrintCount(flags.json, "requeued", *n,
+                        "queued " + std::to_string(*n) + " dead tasks of " +
+                            scope + " again");
+    }
+    case CtlCommand::kPurge: {
+      auto n = client.Purge(flags.queue);
+      if (!n.ok()) return ExitFor(n.status());
+      return PrintCount(
+          flags.json, "purged", *n,
+          "purged " + std::to_string(*n) + " tasks from queue " + flags.queue);
+    }
+    case CtlCommand::kNone:
+      break;
+  }
+  return kExitUsage;  // unreachable: a subcommand is required
+}
+
+int Run(const CtlFlags& flags) {
+  if (Status s = SetupLogging(kProgram, flags.log_level); !s.ok()) {
+    return Usage(s);
+  }
+  // Malformed ids and names exit 2 (usage), not 4.
+  if (Status s = ValidateCtlFlags(flags); !s.ok()) return Usage(s);
+  ClientOptions options;
+  options.endpoint = flags.broker;
+  options.request_timeout = std::chrono::milliseconds(
+      static_cast<int64_t>(flags.request_timeout_s * 1000.0 + 0.5));
+  auto connected = Client::Connect(options);
+  if (!connected.ok()) return Usage(connected.status());
+  return RunCommand(**connected, flags);
+}
+
 }  // namespace
 }  // namespace tq
 
 int main(int argc, char** argv) {
-  using namespace tq;
-  Args args;
+  tq::CtlFlags flags;
   CLI::App app{"Look at and steer a tq broker."};
-  app.add_option("--broker", args.broker, "broker endpoint")
-      ->envname(kBrokerEnvVar)
-      ->capture_default_str();
-  app.add_flag("--json", args.json,
-               "one JSON document instead of columns (queues, workers, "
-               "batch, cancel, retry, purge)");
-  app.add_option("--timeout", args.request_timeout_s,
-                 "seconds to wait for each broker reply (3 attempts)")
-      ->check(CLI::Range(0.01, 3600.0))
-      ->capture_default_str();
-  app.add_option("--log-level", args.log_level,
-                 "trace, debug, info, warn, error, off")
-      ->capture_default_str();
-  app.footer(kExitCodesHelp);
-  app.require_subcommand(1);
-  // Global flags may also follow the subcommand: `tq-ctl queues --json`.
-  app.fallthrough();
-
-  auto* queues = app.add_subcommand("queues", "task counts per queue");
-  auto* workers = app.add_subcommand("workers", "connected workers");
-  auto* batch = app.add_subcommand("batch", "progress of a batch");
-  batch->add_option("ID", args.batch_id, "batch id")->required();
-  auto* results = app.add_subcommand(
-      "results", "every result of a batch so far, as JSON lines");
-  results->add_option("ID", args.batch_id, "batch id")->required();
-  results->add_option("--out", args.out_dir,
-                      "also write each result and its files under DIR: "
-                      "DIR/<task-id>/result.json and DIR/<task-id>/files/");
-  results
-      ->add_option("--layout", args.layout,
-                   "with --out: 'tasks', or 'thug' for Thug's log tree "
-                   "DIR/<md5(url)>/<timestamp>/analysis/json/analysis.json")
-      ->check(CLI::IsMember({"tasks", "thug"}))
-      ->capture_default_str();
-  auto* cancel = app.add_subcommand(
-      "cancel", "cancel a batch's queued and retry-waiting tasks");
-  cancel->add_option("ID", args.batch_id, "batch id")->required();
-  auto* retry = app.add_subcommand(
-      "retry", "queue dead tasks again, with fresh attempts");
-  auto* retry_batch =
-      retry->add_option("--batch", args.batch_id, "dead tasks of this batch");
-  auto* retry_queue =
-      retry->add_option("--queue", args.queue, "dead tasks of this queue");
-  retry_batch->excludes(retry_queue);
-  retry->require_option(1);
-  auto* purge = app.add_subcommand(
-      "purge", "cancel every queued and retry-waiting task of a queue");
-  purge->add_option("QUEUE", args.queue, "queue name")->required();
-
+  tq::AddCtlFlags(app, &flags);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
-    return rc == 0 ? kExitOk : kExitUsage;
+    return rc == 0 ? tq::kExitOk : tq::kExitUsage;
   }
-  if (Status s = SetupLogging(kProgram, args.log_level); !s.ok()) {
-    Fail(s.message());
-    return kExitUsage;
-  }
-  // Refuse malformed ids and names here: exit 2 (usage), not 4.
-  if (*retry && args.batch_id.empty() && args.queue.empty()) {
-    Fail("retry needs --batch ID or --queue QUEUE");
-    return kExitUsage;
-  }
-  if (!args.batch_id.empty()) {
-    if (Status s = ValidateBatchId(args.batch_id); !s.ok()) {
-      Fail(s.message());
-      return kExitUsage;
-    }
-  }
-  if (!args.queue.empty()) {
-    if (Status s = ValidateQueueName(args.queue); !s.ok()) {
-      Fail(s.message());
-      return kExitUsage;
-    }
-  }
-
-  ClientOptions options;
-  options.endpoint = args.broker;
-  options.request_timeout = std::chrono::milliseconds(
-      static_cast<int64_t>(args.request_timeout_s * 1000.0 + 0.5));
-  auto connected = Client::Connect(options);
-  if (!connected.ok()) {
-    Fail(connected.status().message());
-    return kExitUsage;
-  }
-  Client& client = **connected;
-
-  if (*queues) return ShowQueues(client, args.json);
-  if (*workers) return ShowWorkers(client, args.json);
-  if (*batch) return ShowBatch(client, args.batch_id, args.json);
-  if (*results) {
-    return ShowResults(client, args.batch_id, args.out_dir,
-                       *ParseOutLayout(args.layout));
-  }
-  if (*cancel) {
-    auto n = client.Cancel(args.batch_id);
-    if (!n.ok()) return ExitFor(n.status());
-    return PrintCount(
-        args.json, "cancelled", *n,
-        "cancelled " + std::to_string(*n) + " tasks of batch " + args.batch_id);
-  }
-  if (*retry) {
-    auto n = client.RetryDead(args.batch_id, args.queue);
-    if (!n.ok()) return ExitFor(n.status());
-    std::string scope = args.batch_id.empty() ? "queue " + args.queue
-                                              : "batch " + args.batch_id;
-    return PrintCount(
-        args.json, "requeued", *n,
-        "queued " + std::to_string(*n) + " dead tasks of " + scope + " again");
-  }
-  if (*purge) {
-    auto n = client.Purge(args.queue);
-    if (!n.ok()) return ExitFor(n.status());
-    return PrintCount(
-        args.json, "purged", *n,
-        "purged " + std::to_string(*n) + " tasks from queue " + args.queue);
-  }
-  return kExitUsage;  // unreachable: a subcommand is required
+  return tq::Run(flags);
 }

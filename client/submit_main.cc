@@ -2,6 +2,8 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -9,18 +11,16 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <set>
-#include <sstream>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "client/exit_codes.h"
 #include "client/progress_line.h"
 #include "client/result_files.h"
+#include "client/submit_flags.h"
 #include "client/url_file.h"
-#include "common/defaults.h"
 #include "common/log.h"
-#include "common/queue_name.h"
 #include "tq/client.h"
 
 namespace tq {
@@ -34,57 +34,13 @@ constexpr const char* kProgram = "tq-submit";
 constexpr milliseconds kForever = std::chrono::hours(24 * 365 * 10);
 constexpr milliseconds kRedrawInterval{100};
 
-constexpr const char* kExitCodesHelp =
-    "Exit codes (when several apply, the largest wins):\n"
-    "  0  everything submitted (with --wait: every task done ok)\n"
-    "  1  --wait: some tasks ended dead or cancelled, or were unfinished at "
-    "--timeout\n"
-    "  2  usage error, unreadable file, or (--strict) bad lines\n"
-    "  3  some lines were bad and skipped; the others were submitted\n"
-    "  4  broker unreachable or refused the submit";
-
-struct Args {
-  std::string broker = kDefaultEndpoint;
-  std::string file;
-  std::string countries;
-  std::string batch_id;
-  int32_t priority = 0;
-  uint32_t max_attempts = 0;
-  double time_limit_s = 0;
-  bool wait = false;
-  bool strict = false;
-  double timeout_s = 0;
-  double request_timeout_s = 5;
-  bool quiet = false;
-  std::string log_level = "warn";
-  std::vector<std::string> options;  // KEY=VALUE, handed to the workers
-  std::string out_dir;               // --wait --out: results and files
-  std::string layout = "tasks";
-};
-
 void Fail(const std::string& message) {
   std::cerr << kProgram << ": " << message << "\n";
 }
 
-// "IT, IN" -> {"IT", "IN"}, duplicates dropped, order kept.
-Result<std::vector<std::string>> ParseCountries(const std::string& list) {
-  if (list.empty()) return std::vector<std::string>{kGenericQueue};
-  std::vector<std::string> queues;
-  std::set<std::string> seen;
-  std::stringstream in(list);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    size_t b = item.find_first_not_of(" \t");
-    size_t e = item.find_last_not_of(" \t");
-    item = b == std::string::npos ? "" : item.substr(b, e - b + 1);
-    if (item.empty()) {
-      return Status::InvalidArgument("empty entry in --country '" + list + "'");
-    }
-    if (Status s = ValidateQueueName(item); !s.ok()) return s;
-    if (seen.insert(item).second) queues.push_back(item);
-  }
-  if (queues.empty()) return Status::InvalidArgument("--country is empty");
-  return queues;
+int Usage(const Status& s) {
+  Fail(s.message());
+  return kExitUsage;
 }
 
 // Written from the SIGINT handler: only async-signal-safe calls.
@@ -154,149 +110,104 @@ class ProgressBar {
   uint64_t base_finished_ = 0;
 };
 
-milliseconds SecondsToMs(double s) {
-  return milliseconds(static_cast<int64_t>(s * 1000.0 + 0.5));
+// The URL file, or "-" for standard input. The message says why not.
+Result<UrlFile> ReadUrls(const std::string& file) {
+  if (file == "-") {
+    UrlFile parsed = ParseUrlFile(std::cin);
+    if (std::cin.bad()) {
+      return Status::IoError("cannot read standard input");
+    }
+    return parsed;
+  }
+  std::error_code ec;
+  if (std::filesystem::is_directory(file, ec)) {
+    return Status::IoError("cannot read " + file + ": is a directory");
+  }
+  std::ifstream in(file, std::ios::binary);
+  if (!in) {
+    return Status::IoError("cannot open " + file + ": " + std::strerror(errno));
+  }
+  UrlFile parsed = ParseUrlFile(in);
+  if (in.bad()) return Status::IoError("cannot read " + file);
+  return parsed;
 }
 
-int Run(const Args& args) {
-  if (Status s = SetupLogging(kProgram, args.log_level); !s.ok()) {
-    Fail(s.message());
-    return kExitUsage;
-  }
-  auto queues = ParseCountries(args.countries);
-  if (!queues.ok()) {
-    Fail(queues.status().message());
-    return kExitUsage;
-  }
-  if (!args.batch_id.empty()) {
-    if (Status s = ValidateBatchId(args.batch_id); !s.ok()) {
-      Fail(s.message());
-      return kExitUsage;
-    }
-  }
-
-  // Read the URL file.
-  const bool from_stdin = args.file == "-";
-  const std::string shown_name = from_stdin ? "<stdin>" : args.file;
-  UrlFile parsed;
-  if (from_stdin) {
-    parsed = ParseUrlFile(std::cin);
-    if (std::cin.bad()) {
-      Fail("cannot read standard input");
-      return kExitUsage;
-    }
-  } else {
-    std::error_code ec;
-    if (std::filesystem::is_directory(args.file, ec)) {
-      Fail("cannot read " + args.file + ": is a directory");
-      return kExitUsage;
-    }
-    std::ifstream in(args.file, std::ios::binary);
-    if (!in) {
-      Fail("cannot open " + args.file + ": " + std::strerror(errno));
-      return kExitUsage;
-    }
-    parsed = ParseUrlFile(in);
-    if (in.bad()) {
-      Fail("cannot read " + args.file);
-      return kExitUsage;
-    }
-  }
-  if (!parsed.status.ok()) {
-    Fail(shown_name + " " + parsed.status.message() + "; nothing submitted");
-    return kExitUsage;
-  }
+// Names the bad lines on stderr. Returns the exit code so far (bad lines
+// skipped or not), or why nothing is to be submitted.
+Result<int> CheckLines(const UrlFile& parsed, const std::string& shown_name,
+                       bool strict) {
   for (const auto& bad : parsed.bad) {
     std::cerr << shown_name << ":" << bad.line_no << ": " << bad.reason << "\n";
   }
   int exit_code = kExitOk;
   if (!parsed.bad.empty()) {
-    if (args.strict) {
-      Fail(std::to_string(parsed.bad.size()) + " bad line" +
-           (parsed.bad.size() == 1 ? "" : "s") +
-           "; nothing submitted (--strict)");
-      return kExitUsage;
+    if (strict) {
+      return Status::InvalidArgument(std::to_string(parsed.bad.size()) +
+                                     " bad line" +
+                                     (parsed.bad.size() == 1 ? "" : "s") +
+                                     "; nothing submitted (--strict)");
     }
     exit_code = kExitBadLines;
   }
   if (parsed.urls.empty()) {
-    Fail("no URLs to submit in " + shown_name);
-    return kExitUsage;
+    return Status::InvalidArgument("no URLs to submit in " + shown_name);
   }
+  return exit_code;
+}
 
-  // Submit. The id is chosen here, not in the library, so a failed submit
-  // can say how to resume it.
-  SubmitOptions options;
-  options.queues = *queues;
-  options.priority = args.priority;
-  options.max_attempts = args.max_attempts;
-  options.time_limit_ms =
-      static_cast<uint32_t>(SecondsToMs(args.time_limit_s).count());
-  options.batch_id = args.batch_id.empty() ? NewBatchId() : args.batch_id;
-  for (const auto& kv : args.options) {
-    const size_t eq = kv.find('=');
-    if (eq == 0 || eq == std::string::npos) {
-      Fail("--option '" + kv + "': expected KEY=VALUE");
-      return kExitUsage;
-    }
-    options.task_options[kv.substr(0, eq)] = kv.substr(eq + 1);
-  }
-  std::vector<std::string> urls;
-  urls.reserve(parsed.urls.size());
-  for (const auto& line : parsed.urls) urls.push_back(line.url);
-
+Result<std::unique_ptr<Client>> Connect(const SubmitFlags& flags) {
   ClientOptions client_options;
-  client_options.endpoint = args.broker;
-  client_options.request_timeout = SecondsToMs(args.request_timeout_s);
-  auto client = Client::Connect(client_options);
-  if (!client.ok()) {
-    Fail(client.status().message());
-    return kExitUsage;  // a malformed endpoint is a usage error
-  }
-  auto receipt = (*client)->Submit(urls, options);
-  if (!receipt.ok()) {
-    Fail("submit failed: " + receipt.status().message() +
-         " (re-running with --batch-id " + options.batch_id +
-         " resumes without duplicates)");
-    return kExitBroker;
-  }
-  for (const auto& e : receipt->errors) {
+  client_options.endpoint = flags.broker;
+  client_options.request_timeout = SecondsToMs(flags.request_timeout_s);
+  return Client::Connect(client_options);
+}
+
+// Names the items the broker refused and says what was queued: the batch id
+// on stdout (stderr with --wait, where stdout carries the results). Returns
+// the exit code so far.
+int ReportReceipt(const SubmitReceipt& receipt, const UrlFile& parsed,
+                  const std::string& shown_name, const SubmitFlags& flags,
+                  int exit_code) {
+  for (const auto& e : receipt.errors) {
     std::cerr << shown_name << ":" << parsed.urls[e.url_index].line_no << ": "
               << e.reason << " (queue " << e.queue << ")\n";
     exit_code = std::max(exit_code, kExitBadLines);
   }
-  const uint64_t held = receipt->accepted + receipt->duplicates;
-  if (args.wait) {
-    if (!args.quiet) {
-      std::cerr << "batch " << receipt->batch_id << ": " << held
+  const uint64_t held = receipt.accepted + receipt.duplicates;
+  if (flags.wait) {
+    if (!flags.quiet) {
+      std::cerr << "batch " << receipt.batch_id << ": " << held
                 << " tasks queued\n";
     }
   } else {
-    std::cout << receipt->batch_id << std::endl;
+    std::cout << receipt.batch_id << std::endl;
   }
-  if (!args.quiet) {
-    std::cerr << "submitted " << held << " tasks (" << receipt->duplicates
-              << " duplicates) in batch " << receipt->batch_id << "\n";
+  if (!flags.quiet) {
+    std::cerr << "submitted " << held << " tasks (" << receipt.duplicates
+              << " duplicates) in batch " << receipt.batch_id << "\n";
   }
-  if (!args.wait || held == 0) return exit_code;
+  return exit_code;
+}
 
-  // Wait, streaming results as JSON lines.
-  const bool draw = !args.quiet && isatty(STDERR_FILENO);
-  const OutLayout layout = *ParseOutLayout(args.layout);
+// --wait: streams the batch's results as JSON lines (and, with --out, into
+// files) until every task is finished or --timeout. Returns the exit code.
+int WaitForBatch(Client& client, const std::string& batch_id,
+                 const SubmitFlags& flags, int exit_code) {
+  const bool draw = !flags.quiet && isatty(STDERR_FILENO);
+  const OutLayout layout = *ParseOutLayout(flags.layout);
   ProgressBar bar(draw, isatty(STDOUT_FILENO));
-  uint64_t seen = 0, failed = 0;
+  uint64_t failed = 0;
   BatchProgress last;
   const milliseconds deadline =
-      args.timeout_s > 0 ? SecondsToMs(args.timeout_s) : kForever;
+      flags.timeout_s > 0 ? SecondsToMs(flags.timeout_s) : kForever;
   const Clock::time_point wait_end = Clock::now() + deadline;
-  Status waited = (*client)->WaitForResults(
-      receipt->batch_id,
+  Status waited = client.WaitForResults(
+      batch_id,
       [&](const TaskResult& r) {
         bar.MakeRoomForStdout();
         std::cout << ToJsonLine(r) << std::endl;  // flushed per line
-        ++seen;
-        if (!args.out_dir.empty()) {
-          if (Status s = WriteResult(args.out_dir, layout, r); !s.ok()) {
+        if (!flags.out_dir.empty()) {
+          if (Status s = WriteResult(flags.out_dir, layout, r); !s.ok()) {
             Fail(s.message());
             exit_code = std::max(exit_code, kExitTasksFailed);
           }
@@ -308,13 +219,13 @@ int Run(const Args& args) {
         last = p;
         bar.Update(p);
       },
-      deadline, /*with_files=*/!args.out_dir.empty());
+      deadline, /*with_files=*/!flags.out_dir.empty());
   bar.Clear();
   if (failed > 0) exit_code = std::max(exit_code, kExitTasksFailed);
   if (!waited.ok()) {
     if (Clock::now() >= wait_end) {
       char shown[32];
-      snprintf(shown, sizeof shown, "%g", args.timeout_s);
+      snprintf(shown, sizeof shown, "%g", flags.timeout_s);
       Fail(std::string("gave up waiting after ") + shown +
            " s: " + std::to_string(last.total - last.finished()) + " of " +
            std::to_string(last.total) + " tasks unfinished");
@@ -323,76 +234,67 @@ int Run(const Args& args) {
     Fail("waiting for results failed: " + waited.message());
     return std::max(exit_code, kExitBroker);
   }
-  if (!args.quiet) {
-    std::cerr << "batch " << receipt->batch_id << ": " << last.done << " done, "
+  if (!flags.quiet) {
+    std::cerr << "batch " << batch_id << ": " << last.done << " done, "
               << last.dead << " dead, " << last.cancelled << " cancelled of "
               << last.total << "\n";
   }
   return exit_code;
 }
 
+int Run(const SubmitFlags& flags) {
+  if (Status s = SetupLogging(kProgram, flags.log_level); !s.ok()) {
+    return Usage(s);
+  }
+  if (Status s = ValidateSubmitFlags(flags); !s.ok()) return Usage(s);
+  const std::string shown_name = flags.file == "-" ? "<stdin>" : flags.file;
+  Result<UrlFile> parsed = ReadUrls(flags.file);
+  if (!parsed.ok()) return Usage(parsed.status());
+  if (!parsed->status.ok()) {  // over the input limits
+    Fail(shown_name + " " + parsed->status.message() + "; nothing submitted");
+    return kExitUsage;
+  }
+  Result<int> exit_code = CheckLines(*parsed, shown_name, flags.strict);
+  if (!exit_code.ok()) return Usage(exit_code.status());
+  Result<SubmitOptions> options = SubmitOptionsFromFlags(flags);
+  if (!options.ok()) return Usage(options.status());
+  std::vector<std::string> urls;
+  urls.reserve(parsed->urls.size());
+  for (const auto& line : parsed->urls) urls.push_back(line.url);
+
+  auto client = Connect(flags);
+  // A malformed endpoint is a usage error.
+  if (!client.ok()) return Usage(client.status());
+  auto receipt = (*client)->Submit(urls, *options);
+  if (!receipt.ok()) {
+    Fail("submit failed: " + receipt.status().message() +
+         " (re-running with --batch-id " + options->batch_id +
+         " resumes without duplicates)");
+    return kExitBroker;
+  }
+  const int submitted =
+      ReportReceipt(*receipt, *parsed, shown_name, flags, *exit_code);
+  if (!flags.wait || receipt->accepted + receipt->duplicates == 0) {
+    return submitted;
+  }
+  return WaitForBatch(**client, receipt->batch_id, flags, submitted);
+}
+
 }  // namespace
 }  // namespace tq
 
 int main(int argc, char** argv) {
-  tq::Args args;
+  tq::SubmitFlags flags;
   CLI::App app{
       "Queue every URL of FILE (one per line; '-' for standard input) as one "
       "batch and print its id. With --wait, stream each result as a JSON "
       "line instead."};
-  app.add_option("--broker", args.broker, "broker endpoint")
-      ->envname(tq::kBrokerEnvVar)
-      ->capture_default_str();
-  app.add_option("FILE", args.file, "URL file, or - for standard input")
-      ->required();
-  app.add_option("--country", args.countries,
-                 "comma-separated queues, e.g. IT,IN (ISO 3166 codes or "
-                 "'generic'); each URL goes on each. Default: generic");
-  app.add_option("--batch-id", args.batch_id,
-                 "batch id (1-64 of [A-Za-z0-9._:-]); re-using one never "
-                 "queues duplicates. Default: a random id");
-  app.add_option("--priority", args.priority,
-                 "higher runs first within a queue")
-      ->capture_default_str();
-  app.add_option("--max-attempts", args.max_attempts,
-                 "attempts per task before it is dead (default: broker's)")
-      ->check(CLI::Range(1, 1000));
-  app.add_option("--time-limit", args.time_limit_s,
-                 "seconds one attempt may run (default: broker's)")
-      ->check(CLI::Range(0.001, 4'000'000.0));
-  app.add_flag("--wait", args.wait,
-               "wait for the results and print them as JSON lines on stdout");
-  app.add_option("--out", args.out_dir,
-                 "with --wait: also write each result and its files under "
-                 "DIR (see tq-ctl results --out)");
-  app.add_option("--layout", args.layout, "with --out: 'tasks' or 'thug'")
-      ->check(CLI::IsMember({"tasks", "thug"}))
-      ->capture_default_str();
-  app.add_flag("--strict", args.strict, "submit nothing if any line is bad");
-  app.add_option("--option,-o", args.options,
-                 "KEY=VALUE handed to the workers with every task (repeat); "
-                 "the built-in analyser reads user_agent, referer, proxy, "
-                 "timeout, max_body_bytes, max_redirects, max_subresources, "
-                 "retry_on_network_error, tls_verify");
-  app.add_option("--timeout", args.timeout_s,
-                 "with --wait, give up after this many seconds (default: "
-                 "none)")
-      ->check(CLI::Range(0.001, 1e9));
-  app.add_option("--request-timeout", args.request_timeout_s,
-                 "seconds to wait for each broker reply (3 attempts)")
-      ->check(CLI::Range(0.01, 3600.0))
-      ->capture_default_str();
-  app.add_flag("--quiet,-q", args.quiet,
-               "no summary lines or progress bar on stderr");
-  app.add_option("--log-level", args.log_level,
-                 "trace, debug, info, warn, error, off")
-      ->capture_default_str();
-  app.footer(tq::kExitCodesHelp);
+  tq::AddSubmitFlags(app, &flags);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? tq::kExitOk : tq::kExitUsage;
   }
-  return tq::Run(args);
+  return tq::Run(flags);
 }

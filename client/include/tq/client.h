@@ -24,7 +24,7 @@
 #include <string_view>
 #include <vector>
 
-#include "common/status.h"
+#include "tq/status.h"
 #include "tq/task_result.h"
 
 namespace tq {

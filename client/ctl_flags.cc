@@ -1,0 +1,95 @@
+#include "client/ctl_flags.h"
+
+#include <CLI/CLI.hpp>
+
+#include "common/queue_name.h"
+#include "tq/client.h"
+
+namespace tq {
+namespace {
+
+constexpr const char* kExitCodesHelp =
+    "Exit codes: 0 ok, 2 usage error, 4 broker unreachable or error, "
+    "5 batch or queue not found, 6 results --out could not write a file.";
+
+CLI::App* AddCommand(CLI::App& app, const char* name, const char* help,
+                     CtlCommand command, CtlFlags* flags) {
+  CLI::App* sub = app.add_subcommand(name, help);
+  sub->callback([flags, command] { flags->command = command; });
+  return sub;
+}
+
+}  // namespace
+
+void AddCtlFlags(CLI::App& app, CtlFlags* flags) {
+  app.add_option("--broker", flags->broker, "broker endpoint")
+      ->envname(kBrokerEnvVar)
+      ->capture_default_str();
+  app.add_flag("--json", flags->json,
+               "one JSON document instead of columns (queues, workers, "
+               "batch, cancel, retry, purge)");
+  app.add_option("--timeout", flags->request_timeout_s,
+                 "seconds to wait for each broker reply (3 attempts)")
+      ->check(CLI::Range(0.01, 3600.0))
+      ->capture_default_str();
+  app.add_option("--log-level", flags->log_level,
+                 "trace, debug, info, warn, error, off")
+      ->capture_default_str();
+  app.footer(kExitCodesHelp);
+  app.require_subcommand(1);
+  // Global flags may also follow the subcommand: `tq-ctl queues --json`.
+  app.fallthrough();
+
+  AddCommand(app, "queues", "task counts per queue", CtlCommand::kQueues,
+             flags);
+  AddCommand(app, "workers", "connected workers", CtlCommand::kWorkers, flags);
+  CLI::App* batch = AddCommand(app, "batch", "progress of a batch",
+                               CtlCommand::kBatch, flags);
+  batch->add_option("ID", flags->batch_id, "batch id")->required();
+  CLI::App* results = AddCommand(
+      app, "results", "every result of a batch so far, as JSON lines",
+      CtlCommand::kResults, flags);
+  results->add_option("ID", flags->batch_id, "batch id")->required();
+  results->add_option("--out", flags->out_dir,
+                      "also write each result and its files under DIR: "
+                      "DIR/<task-id>/result.json and DIR/<task-id>/files/");
+  results
+      ->add_option("--layout", flags->layout,
+                   "with --out: 'tasks', or 'thug' for Thug's log tree "
+                   "DIR/<md5(url)>/<timestamp>/analysis/json/analysis.json")
+      ->check(CLI::IsMember({"tasks", "thug"}))
+      ->capture_default_str();
+  CLI::App* cancel = AddCommand(
+      app, "cancel", "cancel a batch's queued and retry-waiting tasks",
+      CtlCommand::kCancel, flags);
+  cancel->add_option("ID", flags->batch_id, "batch id")->required();
+  CLI::App* retry =
+      AddCommand(app, "retry", "queue dead tasks again, with fresh attempts",
+                 CtlCommand::kRetry, flags);
+  auto* retry_batch =
+      retry->add_option("--batch", flags->batch_id, "dead tasks of this batch");
+  auto* retry_queue =
+      retry->add_option("--queue", flags->queue, "dead tasks of this queue");
+  retry_batch->excludes(retry_queue);
+  retry->require_option(1);
+  CLI::App* purge = AddCommand(
+      app, "purge", "cancel every queued and retry-waiting task of a queue",
+      CtlCommand::kPurge, flags);
+  purge->add_option("QUEUE", flags->queue, "queue name")->required();
+}
+
+Status ValidateCtlFlags(const CtlFlags& flags) {
+  if (flags.command == CtlCommand::kRetry && flags.batch_id.empty() &&
+      flags.queue.empty()) {
+    return Status::InvalidArgument("retry needs --batch ID or --queue QUEUE");
+  }
+  if (!flags.batch_id.empty()) {
+    if (Status s = ValidateBatchId(flags.batch_id); !s.ok()) return s;
+  }
+  if (!flags.queue.empty()) {
+    if (Status s = ValidateQueueName(flags.queue); !s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+}  // namespace tq

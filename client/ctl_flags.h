@@ -1,0 +1,51 @@
+// tq-ctl's command line: the subcommand, the values its flags hold, and the
+// checks CLI11 cannot make alone.
+#pragma once
+
+#include <string>
+
+#include "common/defaults.h"
+#include "tq/status.h"
+
+namespace CLI {
+class App;
+}  // namespace CLI
+
+namespace tq {
+
+enum class CtlCommand {
+  kNone,  // not parsed yet: CLI11 requires one subcommand
+  kQueues,
+  kWorkers,
+  kBatch,
+  kResults,
+  kCancel,
+  kRetry,
+  kPurge,
+};
+
+// What the command line says, as given.
+struct CtlFlags {
+  CtlCommand command = CtlCommand::kNone;
+  std::string broker = kDefaultEndpoint;
+  bool json = false;
+  double request_timeout_s = 5;
+  std::string log_level = "warn";
+  std::string batch_id;  // batch, results, cancel, retry --batch
+  std::string queue;     // purge, retry --queue
+  std::string out_dir;   // results --out
+  std::string layout = "tasks";
+};
+
+// Adds tq-ctl's global flags, its subcommands with theirs and the exit codes'
+// help to `app`, each writing into `*flags` (which must outlive the parse);
+// the subcommand given sets flags->command. The values already in `*flags`
+// are the defaults --help shows; $TQ_BROKER is read at parse time.
+void AddCtlFlags(CLI::App& app, CtlFlags* flags);
+
+// Refuses here, as a usage error, what the broker would refuse later:
+// retry without a batch or queue, a malformed batch id, a bad queue name.
+// The message is what tq-ctl prints after "tq-ctl: ".
+Status ValidateCtlFlags(const CtlFlags& flags);
+
+}  // namespace tq

@@ -1,0 +1,100 @@
+// tq-ctl's command line: the subcommand it names, what CLI11 refuses and the
+// usage errors found before the broker is asked. The messages are the ones
+// tq-ctl prints.
+#include "client/ctl_flags.h"
+
+#include <CLI/CLI.hpp>
+#include <catch2/catch.hpp>
+#include <string>
+#include <vector>
+
+namespace tq {
+namespace {
+
+// Parses `args` as tq-ctl's command line into `*flags`: "" if CLI11 accepts
+// them, else its message.
+std::string Parse(const std::vector<std::string>& args, CtlFlags* flags) {
+  CLI::App app{"tq-ctl"};
+  AddCtlFlags(app, flags);
+  std::vector<const char*> argv = {"tq-ctl"};
+  for (const auto& a : args) argv.push_back(a.c_str());
+  try {
+    app.parse(static_cast<int>(argv.size()), argv.data());
+  } catch (const CLI::ParseError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+CtlFlags Parsed(const std::vector<std::string>& args) {
+  CtlFlags flags;
+  const std::string error = Parse(args, &flags);
+  INFO(error);
+  REQUIRE(error.empty());
+  return flags;
+}
+
+}  // namespace
+
+TEST_CASE("EachSubcommandIsRecognised", "[ctl_flags]") {
+  CHECK(Parsed({"queues"}).command == CtlCommand::kQueues);
+  CHECK(Parsed({"workers"}).command == CtlCommand::kWorkers);
+  CHECK(Parsed({"batch", "b1"}).command == CtlCommand::kBatch);
+  CHECK(Parsed({"results", "b1"}).command == CtlCommand::kResults);
+  CHECK(Parsed({"cancel", "b1"}).command == CtlCommand::kCancel);
+  CHECK(Parsed({"retry", "--queue", "IT"}).command == CtlCommand::kRetry);
+  CHECK(Parsed({"purge", "IT"}).command == CtlCommand::kPurge);
+}
+
+TEST_CASE("SubcommandsFillTheirArguments", "[ctl_flags]") {
+  CtlFlags results =
+      Parsed({"results", "b1", "--out", "/tmp/o", "--layout", "thug"});
+  CHECK(results.batch_id == "b1");
+  CHECK(results.out_dir == "/tmp/o");
+  CHECK(results.layout == "thug");
+  CHECK(Parsed({"retry", "--batch", "b2"}).batch_id == "b2");
+  CHECK(Parsed({"purge", "IN"}).queue == "IN");
+}
+
+TEST_CASE("GlobalFlagsMayFollowTheSubcommand", "[ctl_flags]") {
+  CtlFlags flags = Parsed({"queues", "--json", "--timeout", "0.5"});
+  CHECK(flags.json);
+  CHECK(flags.request_timeout_s == 0.5);
+  CHECK(Parsed({"--json", "workers"}).json);
+}
+
+TEST_CASE("ParserRefusesMissingOrConflictingArguments", "[ctl_flags]") {
+  CtlFlags flags;
+  CHECK(Parse({}, &flags) == "A subcommand is required");
+  CHECK(Parse({"nosuch"}, &flags) == "A subcommand is required");
+  CHECK(Parse({"queues", "workers"}, &flags) ==
+        "The following argument was not expected: workers");
+  CHECK(Parse({"retry"}, &flags) ==
+        "Exactly 1 option from [--batch,--queue] is required");
+  CHECK(Parse({"retry", "--batch", "a", "--queue", "b"}, &flags) ==
+        "--batch excludes --queue");
+  CHECK(Parse({"results", "x", "--layout", "y"}, &flags) ==
+        "--layout: y not in {tasks,thug}");
+  CHECK(Parse({"batch"}, &flags) == "ID is required");
+}
+
+TEST_CASE("RetryNeedsABatchOrAQueue", "[ctl_flags]") {
+  CtlFlags flags = Parsed({"retry", "--batch", ""});
+  CHECK(ValidateCtlFlags(flags).message() ==
+        "retry needs --batch ID or --queue QUEUE");
+  CHECK(ValidateCtlFlags(Parsed({"retry", "--queue", "generic"})).ok());
+}
+
+TEST_CASE("MalformedIdsAndQueueNamesAreUsageErrors", "[ctl_flags]") {
+  CHECK(ValidateCtlFlags(Parsed({"batch", "bad id"})).message() ==
+        "batch id has a character other than [A-Za-z0-9._:-] at column 4");
+  CHECK(ValidateCtlFlags(Parsed({"purge", "bad queue!"})).message() ==
+        "queue 'bad queue!' is neither 'generic' nor an ISO 3166-1 alpha-2 "
+        "country code");
+  CHECK(ValidateCtlFlags(Parsed({"retry", "--queue", "bad!"})).message() ==
+        "queue 'bad!' is neither 'generic' nor an ISO 3166-1 alpha-2 country "
+        "code");
+  CHECK(ValidateCtlFlags(Parsed({"cancel", "fixed-1"})).ok());
+}
+
+}  // namespace tq

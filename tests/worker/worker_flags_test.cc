@@ -1,0 +1,210 @@
+// tq-worker's flags: what CLI11 refuses, and the checks and options made
+// from what it accepts. The messages are the ones tq-worker prints.
+#include "worker/worker_flags.h"
+
+#include <CLI/CLI.hpp>
+#include <catch2/catch.hpp>
+#include <string>
+#include <vector>
+
+namespace tq {
+namespace {
+
+constexpr const char* kSelf = "/opt/tq/bin/tq-worker";
+
+// Parses `args` as tq-worker's command line into `*flags`: "" if CLI11
+// accepts them, else its message.
+std::string Parse(const std::vector<std::string>& args, WorkerFlags* flags) {
+  CLI::App app{"tq-worker"};
+  AddWorkerFlags(app, flags);
+  std::vector<const char*> argv = {"tq-worker"};
+  for (const auto& a : args) argv.push_back(a.c_str());
+  try {
+    app.parse(static_cast<int>(argv.size()), argv.data());
+  } catch (const CLI::ParseError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+WorkerFlags Parsed(const std::vector<std::string>& args) {
+  WorkerFlags flags;
+  const std::string error = Parse(args, &flags);
+  INFO(error);
+  REQUIRE(error.empty());
+  return flags;
+}
+
+// The usage error tq-worker reports for `args`, "" if there is none.
+std::string UsageError(const std::vector<std::string>& args,
+                       const std::string& self_exe = kSelf) {
+  auto options = WorkerOptionsFromFlags(Parsed(args), self_exe);
+  return options.ok() ? "" : options.status().message();
+}
+
+WorkerOptions Options(const std::vector<std::string>& args) {
+  auto options = WorkerOptionsFromFlags(Parsed(args), kSelf);
+  INFO(options.status().message());
+  REQUIRE(options.ok());
+  return std::move(options).value();
+}
+
+}  // namespace
+
+TEST_CASE("ConcurrencyOutsideOneTo1024IsRefusedByTheParser", "[worker_flags]") {
+  WorkerFlags flags;
+  CHECK(Parse({"--concurrency", "0"}, &flags) ==
+        "--concurrency: Value 0 not in range 1 to 1024");
+  CHECK(Parse({"--concurrency", "2000"}, &flags) ==
+        "--concurrency: Value 2000 not in range 1 to 1024");
+  CHECK(Parse({"--concurrency", "x"}, &flags) ==
+        "--concurrency: Value x not in range 1 to 1024");
+  CHECK(Parsed({"--concurrency", "1024"}).concurrency == 1024);
+}
+
+TEST_CASE("HandlerFlagsExcludeEachOther", "[worker_flags]") {
+  WorkerFlags flags;
+  CHECK(Parse({"--exec", "echo", "--noop"}, &flags) ==
+        "--exec excludes --noop");
+  CHECK(Parse({"--analyse", "--noop"}, &flags) == "--noop excludes --analyse");
+  CHECK(Parse({"--analyse", "--exec", "echo"}, &flags) ==
+        "--exec excludes --analyse");
+}
+
+TEST_CASE("ParserRefusesUnknownResolverAndOversizedOutput", "[worker_flags]") {
+  WorkerFlags flags;
+  CHECK(Parse({"--geo-resolver", "bogus"}, &flags) ==
+        "--geo-resolver: bogus not in {geoip,cymru}");
+  CHECK(Parse({"--max-output", "999999999999"}, &flags) ==
+        "--max-output: Value 999999999999 not in range 0 to 15728640");
+}
+
+TEST_CASE("DefaultsRunTheAnalyserOnTheGenericQueue", "[worker_flags]") {
+  WorkerOptions options = Options({});
+  CHECK(options.handler == Handler::kAnalyse);
+  CHECK_FALSE(options.noop);
+  CHECK(options.self_exe == kSelf);
+  CHECK(options.endpoint == kDefaultEndpoint);
+  CHECK(options.identity.broker == kDefaultEndpoint);
+  CHECK(options.identity.country.empty());
+  CHECK_FALSE(options.identity.country_auto);
+  CHECK(options.identity.concurrency == 1);
+  CHECK(options.identity.worker_id.empty());  // the host's default, later
+  CHECK(options.work_dir.empty());
+  CHECK(options.remove_work_dir);
+  CHECK(options.max_output_bytes == kDefaultMaxOutputBytes);
+}
+
+TEST_CASE("AnalyserNeedsThisProgramsPathButOtherHandlersDoNot",
+          "[worker_flags]") {
+  CHECK(UsageError({}, "") == "cannot find this program's path for --analyse");
+  CHECK(UsageError({"--analyse"}, "") ==
+        "cannot find this program's path for --analyse");
+  CHECK(UsageError({"--noop"}, "").empty());
+  CHECK(UsageError({"--exec", "echo {url}"}, "").empty());
+}
+
+TEST_CASE("ExecCommandIsParsedOnceIntoTheOptions", "[worker_flags]") {
+  WorkerOptions options = Options({"--exec", "echo '{url}' x"});
+  CHECK(options.handler == Handler::kExec);
+  CHECK(options.command.words() ==
+        std::vector<std::string>{"echo", "{url}", "x"});
+  CHECK(options.command.uses_url());
+  CHECK(options.self_exe.empty());
+  CHECK(UsageError({"--exec", ""}) == "--exec: empty command");
+  CHECK(UsageError({"--exec", "\"unterminated"}) ==
+        "--exec: unterminated double quote in command starting at position "
+        "0");
+}
+
+TEST_CASE("NoopOverridesTheHandler", "[worker_flags]") {
+  WorkerOptions options = Options({"--noop", "--concurrency", "8"});
+  CHECK(options.handler == Handler::kNoop);
+  CHECK(options.noop);
+  CHECK(options.identity.concurrency == 8);
+}
+
+TEST_CASE("GeoFlagsGoOnlyWithCountryAuto", "[worker_flags]") {
+  const std::string message =
+      "--geoip-db, --geo-resolver and --public-ip go with --country auto";
+  CHECK(UsageError({"--geoip-db", "x.mmdb"}) == message);
+  CHECK(UsageError({"--public-ip", "1.2.3.4"}) == message);
+  CHECK(UsageError({"--geo-resolver", "geoip"}) == message);
+  CHECK(UsageError({"--country", "IT", "--geo-resolver", "cymru"}) == message);
+  CHECK(UsageError({"--country", "auto", "--geoip-db", "x.mmdb", "--public-ip",
+                    "1.2.3.4"})
+            .empty());
+}
+
+TEST_CASE("EachResolverGetsWhatItNeedsAndNothingElse", "[worker_flags]") {
+  CHECK(UsageError({"--country", "auto", "--geo-resolver", "cymru",
+                    "--geoip-db", "x.mmdb"}) ==
+        "--geo-resolver cymru takes no --geoip-db");
+  CHECK(UsageError({"--country", "auto", "--geo-resolver", "geoip"}) ==
+        "--geo-resolver geoip needs --geoip-db FILE");
+  CHECK(UsageError({"--country", "auto", "--geo-resolver", "cymru"}).empty());
+  CHECK(UsageError({"--country", "auto", "--geo-resolver", "geoip",
+                    "--geoip-db", "x.mmdb"})
+            .empty());
+}
+
+TEST_CASE("PublicIpMustBeAnAddress", "[worker_flags]") {
+  CHECK(UsageError({"--country", "auto", "--public-ip", "nonsense"}) ==
+        "--public-ip: 'nonsense' is not an IPv4 or IPv6 address");
+  WorkerOptions options = Options({"--country", "auto", "--public-ip", "::1"});
+  CHECK(options.identity.public_ip == "::1");
+}
+
+TEST_CASE("CountryIsACodeOrAutoOrNone", "[worker_flags]") {
+  CHECK(UsageError({"--country", "it"}) ==
+        "--country 'it': country codes are upper case (use --country IT)");
+  CHECK(UsageError({"--country", "ITA"}) ==
+        "--country 'ITA' is not an ISO 3166-1 alpha-2 country code; pass one "
+        "such as IT, or none");
+  CHECK(UsageError({"--country", "zz"}) ==
+        "--country 'zz' is not an ISO 3166-1 alpha-2 country code; pass one "
+        "such as IT, or none");
+  CHECK(Options({"--country", "IT"}).identity.country == "IT");
+  CHECK(Options({"--country", "none"}).identity.country.empty());
+  WorkerOptions automatic = Options({"--country", "auto"});
+  CHECK(automatic.identity.country.empty());
+  CHECK(automatic.identity.country_auto);
+}
+
+TEST_CASE("EmptyBrokerIsRefused", "[worker_flags]") {
+  CHECK(UsageError({"--broker", ""}) == "--broker: empty endpoint");
+  CHECK(Options({"--broker", "tcp://127.0.0.1:9"}).endpoint ==
+        "tcp://127.0.0.1:9");
+}
+
+TEST_CASE("FirstProblemIsReportedInTheOrderTqWorkerChecks", "[worker_flags]") {
+  // The handler, then the geo flags, --public-ip, --country, --broker.
+  CHECK(UsageError({"--exec", "", "--country", "zz"}) ==
+        "--exec: empty command");
+  CHECK(UsageError({"--country", "zz", "--geoip-db", "x", "--broker", ""}) ==
+        "--geoip-db, --geo-resolver and --public-ip go with --country auto");
+  CHECK(UsageError({"--country", "zz", "--broker", ""})
+            .starts_with("--country 'zz'"));
+}
+
+TEST_CASE("GivenWorkDirIsKeptAndNotRemoved", "[worker_flags]") {
+  WorkerOptions given = Options({"--work-dir", "/srv/tq"});
+  CHECK(given.work_dir == "/srv/tq");
+  CHECK_FALSE(given.remove_work_dir);
+  // Given empty: the default place, but still the user's to clean up.
+  WorkerOptions empty = Options({"--work-dir", ""});
+  CHECK(empty.work_dir.empty());
+  CHECK_FALSE(empty.remove_work_dir);
+}
+
+TEST_CASE("AnalyseOneFlagsAreParsedForTheChild", "[worker_flags]") {
+  WorkerFlags flags =
+      Parsed({"--analyse-one", "http://127.0.0.1/", "--options-json",
+              R"({"timeout":"5"})", "--time-limit-ms", "2500"});
+  CHECK(flags.analyse_one == "http://127.0.0.1/");
+  CHECK(flags.options_json == R"({"timeout":"5"})");
+  CHECK(flags.time_limit_ms == 2500);
+  CHECK(Parsed({}).options_json == "{}");
+}
+
+}  // namespace tq

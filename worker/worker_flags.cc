@@ -1,0 +1,181 @@
+#include "worker/worker_flags.h"
+
+#include <CLI/CLI.hpp>
+#include <cctype>
+#include <cstdlib>
+#include <utility>
+
+#include "geo/ip_address.h"
+#include "common/queue_name.h"
+#include "worker/command_line.h"
+
+namespace tq {
+namespace {
+
+Status CountryCodeError(const std::string& country) {
+  std::string upper = country;
+  for (char& c : upper) {
+    c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  if (upper != country && IsIsoCountryCode(upper)) {
+    return Status::InvalidArgument(
+        "--country '" + country +
+        "': country codes are upper case (use --country " + upper + ")");
+  }
+  return Status::InvalidArgument(
+      "--country '" + country +
+      "' is not an ISO 3166-1 alpha-2 country code; pass one such as IT, or "
+      "none");
+}
+
+// The handler part of the options: which one, and what it runs.
+Status SetHandler(const WorkerFlags& flags, const std::string& self_exe,
+                  WorkerOptions* options) {
+  options->noop = flags.noop;
+  options->handler = flags.noop   ? Handler::kNoop
+                     : flags.exec ? Handler::kExec
+                                  : Handler::kAnalyse;
+  if (options->handler == Handler::kAnalyse) {
+    if (self_exe.empty()) {
+      return Status::InvalidArgument(
+          "cannot find this program's path for --analyse");
+    }
+    options->self_exe = self_exe;
+  }
+  if (options->handler == Handler::kExec) {
+    auto command = CommandTemplate::Parse(*flags.exec);
+    if (!command.ok()) {
+      return Status::InvalidArgument("--exec: " + command.status().message());
+    }
+    options->command = std::move(command).value();
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+WorkerFlags DefaultWorkerFlags() {
+  WorkerFlags flags;
+  const char* env_broker = std::getenv(kBrokerEnvVar);
+  if (env_broker && *env_broker) flags.broker = env_broker;
+  return flags;
+}
+
+void AddWorkerFlags(CLI::App& app, WorkerFlags* flags) {
+  app.add_option("--broker", flags->broker,
+                 "broker endpoint (default: $TQ_BROKER, else " +
+                     std::string(kDefaultEndpoint) + ")")
+      ->capture_default_str();
+  app.add_option("--country", flags->country,
+                 "ISO 3166-1 alpha-2 code of the queue to serve besides "
+                 "generic (e.g. IT), none for generic only, or auto: found "
+                 "from this host's address by the broker's GeoIP database, "
+                 "or by --geoip-db here")
+      ->capture_default_str();
+  app.add_option("--geoip-db", flags->geoip_db,
+                 "with --country auto: find the country here, in this "
+                 "MaxMind-format database (e.g. share/tq/country.mmdb), from "
+                 "--public-ip or the interfaces' public addresses");
+  app.add_option("--geo-resolver", flags->geo_resolver,
+                 "with --country auto: geoip (--geoip-db, offline) or cymru "
+                 "(Team Cymru's DNS service: needs DNS to the internet)")
+      ->check(CLI::IsMember({"geoip", "cymru"}));
+  app.add_option("--dns-server", flags->dns_servers,
+                 "for --geo-resolver cymru: DNS servers HOST:PORT,... "
+                 "(default: /etc/resolv.conf)")
+      ->group("");
+  app.add_option("--public-ip", flags->public_ip,
+                 "with --country auto: the address to geolocate (e.g. the "
+                 "NAT's), instead of the interfaces' or the one the broker "
+                 "sees");
+  app.add_option("--concurrency", flags->concurrency,
+                 "tasks run at once (1..1024)")
+      ->check(CLI::Range(1u, kMaxWorkerConcurrency))
+      ->capture_default_str();
+  app.add_option("--id", flags->id,
+                 "worker identity (default: <hostname>-<pid>)");
+  auto* exec_opt = app.add_option(
+      "--exec", flags->exec,
+      "command run per task, split like a shell splits quoted words (never "
+      "run through one); {url}, {outdir}, {referer}, {useragent}, {proxy} and "
+      "{timeout} are replaced by the task's values, each within its word; "
+      "what the command writes to {outdir} comes back in the result");
+  auto* noop_opt = app.add_flag("--noop", flags->noop,
+                                "complete every task at once (benchmarks)");
+  auto* analyse_opt = app.add_flag(
+      "--analyse", flags->analyse,
+      "run the built-in analyser on each URL (the default handler): fetch "
+      "over http(s), parse the HTML, report JSON shaped like Thug's log");
+  exec_opt->excludes(noop_opt);
+  analyse_opt->excludes(noop_opt)->excludes(exec_opt);
+  app.add_option("--work-dir", flags->work_dir,
+                 "where per-task {outdir} directories are made (default: "
+                 "$TMPDIR or /tmp, then tq-worker-<id>)");
+  app.add_option("--analyse-one", flags->analyse_one,
+                 "analyse this one URL, print the JSON log and exit (what the "
+                 "worker runs per task)");
+  app.add_option("--options-json", flags->options_json,
+                 "with --analyse-one: the task's options as a JSON object");
+  app.add_option("--time-limit-ms", flags->time_limit_ms,
+                 "with --analyse-one: the task's time limit");
+  app.add_option("--max-output", flags->max_output,
+                 "bytes of a command's stdout kept per task")
+      ->check(CLI::Range(uint64_t{0}, kMaxWorkerOutputLimit))
+      ->capture_default_str();
+  app.add_option("--log-level", flags->log_level,
+                 "trace, debug, info, warn, error or off")
+      ->capture_default_str();
+}
+
+Status ValidateWorkerFlags(const WorkerFlags& flags) {
+  const bool country_auto = flags.country == "auto";
+  if (!country_auto && (!flags.geoip_db.empty() || !flags.public_ip.empty() ||
+                        !flags.geo_resolver.empty())) {
+    return Status::InvalidArgument(
+        "--geoip-db, --geo-resolver and --public-ip go with --country auto");
+  }
+  if (flags.geo_resolver == "cymru" && !flags.geoip_db.empty()) {
+    return Status::InvalidArgument("--geo-resolver cymru takes no --geoip-db");
+  }
+  if (flags.geo_resolver == "geoip" && flags.geoip_db.empty()) {
+    return Status::InvalidArgument(
+        "--geo-resolver geoip needs --geoip-db FILE");
+  }
+  if (!flags.public_ip.empty()) {
+    auto parsed = ParseIpAddress(flags.public_ip);
+    if (!parsed.ok()) {
+      return Status::InvalidArgument("--public-ip: " +
+                                     parsed.status().message());
+    }
+  }
+  if (!country_auto && flags.country != "none" &&
+      !IsIsoCountryCode(flags.country)) {
+    return CountryCodeError(flags.country);
+  }
+  if (flags.broker.empty()) {
+    return Status::InvalidArgument("--broker: empty endpoint");
+  }
+  return Status::Ok();
+}
+
+Result<WorkerOptions> WorkerOptionsFromFlags(const WorkerFlags& flags,
+                                             const std::string& self_exe) {
+  WorkerOptions options;
+  if (Status s = SetHandler(flags, self_exe, &options); !s.ok()) return s;
+  if (Status s = ValidateWorkerFlags(flags); !s.ok()) return s;
+  options.endpoint = flags.broker;
+  options.max_output_bytes = flags.max_output;
+  options.work_dir = flags.work_dir.value_or("");
+  options.remove_work_dir = !flags.work_dir.has_value();
+  WorkerConfig& identity = options.identity;
+  identity.broker = flags.broker;
+  identity.country_auto = flags.country == "auto";
+  identity.country =
+      identity.country_auto || flags.country == "none" ? "" : flags.country;
+  identity.public_ip = flags.public_ip;
+  identity.concurrency = flags.concurrency;
+  identity.worker_id = flags.id;
+  return options;
+}
+
+}  // namespace tq
