@@ -86,7 +86,8 @@ Result<std::vector<std::string>> ParseCountries(std::string_view csv) {
   for (const std::string& item : SplitList(csv)) {
     if (!IsIsoCountryCode(item)) {
       return Status::InvalidArgument(
-          "'" + item + "' is not an ISO 3166-1 alpha-2 country code in upper "
+          "'" + item +
+          "' is not an ISO 3166-1 alpha-2 country code in upper "
           "case (e.g. IT)");
     }
     if (std::find(countries.begin(), countries.end(), item) !=

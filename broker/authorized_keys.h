@@ -35,7 +35,9 @@ const char* RoleName(Role role);
 class RoleSet {
  public:
   RoleSet() = default;
-  bool Has(Role role) const { return (bits_ & static_cast<uint8_t>(role)) != 0; }
+  bool Has(Role role) const {
+    return (bits_ & static_cast<uint8_t>(role)) != 0;
+  }
   void Add(Role role) { bits_ |= static_cast<uint8_t>(role); }
   bool empty() const { return bits_ == 0; }
   bool operator==(const RoleSet&) const = default;

@@ -226,11 +226,11 @@ void ZapHandler::HandleRequest() {
 void ZapHandler::LogRefusal(const std::string& line) {
   // A token bucket: a flood of bad handshakes costs a line a second.
   auto now = std::chrono::steady_clock::now();
-  double elapsed =
-      std::chrono::duration<double>(now - log_refilled_).count();
+  double elapsed = std::chrono::duration<double>(now - log_refilled_).count();
   log_refilled_ = now;
-  log_tokens_ = std::min<double>(std::max(1, options_.log_burst),
-                                 log_tokens_ + elapsed * options_.log_per_second);
+  log_tokens_ =
+      std::min<double>(std::max(1, options_.log_burst),
+                       log_tokens_ + elapsed * options_.log_per_second);
   if (log_tokens_ < 1.0) {
     ++unlogged_refusals_;
     return;

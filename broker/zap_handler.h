@@ -83,7 +83,7 @@ class ZapHandler {
 
   // Constant after construction.
   const ZapOptions options_;
-  const int stop_read_;   // pipe: Stop() writes a byte, the thread wakes
+  const int stop_read_;  // pipe: Stop() writes a byte, the thread wakes
   const int stop_write_;
 
   // Owned by the handler thread.

@@ -46,7 +46,7 @@ int Fail(int code, const std::string& message) {
 }
 
 bool Exists(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   return lstat(path.c_str(), &st) == 0;
 }
 
@@ -72,13 +72,15 @@ int Run(const Args& args) {
     return Fail(kExitUsage, "--countries: " + countries.status().message());
   }
   if (!countries->empty() && !roles->Has(Role::kWorker)) {
-    return Fail(kExitUsage, "--countries limits a worker key: add --role worker");
+    return Fail(kExitUsage,
+                "--countries limits a worker key: add --role worker");
   }
 
   std::error_code ec;
   std::filesystem::create_directories(args.dir, ec);
-  if (ec) return Fail(kExitWriteFailed, "cannot create " + args.dir + ": " +
-                                            ec.message());
+  if (ec)
+    return Fail(kExitWriteFailed,
+                "cannot create " + args.dir + ": " + ec.message());
   const std::string base = args.dir + "/" + args.name;
   const std::string secret_path = base + kSecretKeySuffix;
   const std::string public_path = base + kPublicKeySuffix;
@@ -100,8 +102,8 @@ int Run(const Args& args) {
   if (!countries->empty()) cert->SetMeta(kMetaCountries, Join(*countries));
 
   // The secret first: a public key without its secret is of no use.
-  Status s = SaveCurveCert(*cert, secret_path, /*with_secret=*/true,
-                           args.force);
+  Status s =
+      SaveCurveCert(*cert, secret_path, /*with_secret=*/true, args.force);
   if (!s.ok()) return Fail(kExitWriteFailed, s.message());
   s = SaveCurveCert(*cert, public_path, /*with_secret=*/false, args.force);
   if (!s.ok()) return Fail(kExitWriteFailed, s.message());

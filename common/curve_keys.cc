@@ -313,7 +313,7 @@ Result<CurveCert> LoadCurveCert(const std::string& path) {
 }
 
 Result<CurveCert> LoadSecretCurveCert(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   if (stat(path.c_str(), &st) != 0) {
     if (errno == ENOENT) return Status::NotFound("no such key file: " + path);
     return Status::IoError(Errno("cannot stat", path));
@@ -331,10 +331,11 @@ Result<CurveCert> LoadSecretCurveCert(const std::string& path) {
   }
   if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
     char mode[8];
-    snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return Status::InvalidArgument(
-        path + " holds a secret key but its mode " + mode +
-        " lets others read it: chmod 600 " + path);
+    snprintf(mode, sizeof mode, "%04o",
+             static_cast<unsigned>(st.st_mode & 07777));
+    return Status::InvalidArgument(path + " holds a secret key but its mode " +
+                                   mode + " lets others read it: chmod 600 " +
+                                   path);
   }
   return cert;
 }
@@ -403,8 +404,8 @@ Status ApplyCurveServer(void* socket, const CurveCert& own,
     return Status::InvalidArgument("the server's key has no secret part");
   }
   int one = 1;
-  Status s = SetOption(socket, ZMQ_CURVE_SERVER, &one, sizeof one,
-                       "ZMQ_CURVE_SERVER");
+  Status s =
+      SetOption(socket, ZMQ_CURVE_SERVER, &one, sizeof one, "ZMQ_CURVE_SERVER");
   if (!s.ok()) return s;
   s = SetOption(socket, ZMQ_CURVE_SECRETKEY, own.secret_key.data(),
                 own.secret_key.size(), "ZMQ_CURVE_SECRETKEY");

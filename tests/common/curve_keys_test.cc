@@ -16,7 +16,7 @@ using testing::TempDir;
 using testing::WriteFile;
 
 unsigned ModeOf(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   REQUIRE(stat(path.c_str(), &st) == 0);
   return st.st_mode & 07777;
 }
@@ -139,8 +139,7 @@ TEST_CASE("MalformedFilesAreReportedWithFileAndLine", "[curve]") {
        "f.key:3: metadata name repeated"},
       {"curve\n" + pk + pk, "f.key:3: public-key repeated"},
       {"curve = x\n" + pk, "f.key:1: section curve takes no value"},
-      {"curve\n    other\n        deeper = 1\n",
-       "f.key:3: nested too deep"},
+      {"curve\n    other\n        deeper = 1\n", "f.key:3: nested too deep"},
       {"curve\n    !bad = 1\n", "f.key:2: expected a name"},
       {"curve\n" + pk + "    secret-key = \"" + NewCert().secret_key + "\"\n",
        "f.key: the secret key does not belong to the public key"},
@@ -180,8 +179,8 @@ TEST_CASE("SecretLoaderRefusesPublicOnlyFilesAndOpenModes", "[curve]") {
   REQUIRE(chmod(dir.File("w.key_secret").c_str(), 0644) == 0);
   auto open = LoadSecretCurveCert(dir.File("w.key_secret"));
   REQUIRE_FALSE(open.ok());
-  CHECK_THAT(open.status().message(), Catch::Contains("0644") &&
-                                          Catch::Contains("chmod 600"));
+  CHECK_THAT(open.status().message(),
+             Catch::Contains("0644") && Catch::Contains("chmod 600"));
   REQUIRE(chmod(dir.File("w.key_secret").c_str(), 0400) == 0);
   CHECK(LoadSecretCurveCert(dir.File("w.key_secret")).ok());
 }

@@ -34,7 +34,7 @@ Run Keygen(const TempDir& dir, std::vector<std::string> args) {
 }
 
 unsigned ModeOf(const std::string& path) {
-  struct stat st{};
+  struct stat st {};
   REQUIRE(stat(path.c_str(), &st) == 0);
   return st.st_mode & 07777;
 }
@@ -71,8 +71,8 @@ TEST_CASE("KeygenRefusesToOverwriteWithoutForce", "[keygen]") {
 
   Run again = Keygen(dir, {"ops", "--dir", dir.path(), "--role", "admin"});
   CHECK(again.code == 2);
-  CHECK_THAT(again.err, Catch::Contains("already exists") &&
-                            Catch::Contains("--force"));
+  CHECK_THAT(again.err,
+             Catch::Contains("already exists") && Catch::Contains("--force"));
   CHECK(LoadCurveCert(dir.File("ops.key"))->public_key == before);
 
   Run forced =
