@@ -153,6 +153,9 @@ void ZapHandler::Run() {
     if (items[1].revents & ZMQ_POLLIN) break;
     if (items[0].revents & ZMQ_POLLIN) HandleRequest();
   }
+  // Unbinding an inproc endpoint is immediate; closing alone frees it only
+  // once the reaper gets to the socket.
+  zmq_unbind(socket_, kZapEndpoint);
   zmq_close(socket_);
   socket_ = nullptr;
 }
