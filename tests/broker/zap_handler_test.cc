@@ -8,10 +8,12 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <filesystem>
 #include <sstream>
 #include <zmq.hpp>
 
 #include "common/curve_keys.h"
+#include "tests/support/temp_dir.h"
 #include "tests/support/wait.h"
 
 namespace tq {
@@ -253,6 +255,63 @@ TEST_CASE("AfterAReloadThatDropsAKeyANewConnectionWithItIsRefused", "[zap]") {
   // of revoked keys is the broker's job (AuthorizedKeys::Revoked).
   auto old = Exchange(server, first, "old session");
   CHECK(MessageProperty(old[1].handle(), kUserIdProperty) == "w1");
+}
+
+// The path the broker takes: key files written like tq-keygen writes them, a
+// directory loaded at start and again after a key file was deleted.
+TEST_CASE("KeyFilesAuthenticateAndADeletedFileIsRefusedAfterReload", "[zap]") {
+  testing::TempDir dir;
+  const std::string authorized = dir.File("authorized");
+  std::filesystem::create_directory(authorized);
+  auto make = [&](const std::string& name) {
+    CurveCert cert = NewCert();
+    cert.SetMeta(kMetaName, name);
+    cert.SetMeta(kMetaRoles, "worker");
+    REQUIRE(
+        SaveCurveCert(cert, dir.File(name + ".key_secret"), true, false).ok());
+    REQUIRE(SaveCurveCert(cert, authorized + "/" + name + ".key", false, false)
+                .ok());
+    auto secret = LoadSecretCurveCert(dir.File(name + ".key_secret"));
+    REQUIRE(secret.ok());
+    return secret.value();
+  };
+  const CurveCert a = make("box-a");
+  const CurveCert b = make("box-b");
+  const CurveCert server_cert = make("broker");
+
+  auto load = [&] {
+    std::vector<KeyFileProblem> problems;
+    auto table = AuthorizedKeys::LoadDirectory(authorized, &problems);
+    REQUIRE(table.ok());
+    return std::make_shared<const AuthorizedKeys>(std::move(table.value()));
+  };
+  zmq::context_t context;
+  auto zap = ZapHandler::Start(context.handle(), load());
+  REQUIRE(zap.ok());
+  Server server(context, server_cert);
+  {
+    Peer peer(server.endpoint(), &a, server_cert.public_key);
+    auto frames = Exchange(server, peer, "from a");
+    CHECK(MessageProperty(frames[1].handle(), kUserIdProperty) == "box-a");
+  }
+
+  // Revoke box-a: delete its file, reload (what SIGHUP does), swap.
+  std::filesystem::remove(authorized + "/box-a.key");
+  AuthorizedKeysPtr before = zap.value()->keys();
+  AuthorizedKeysPtr after = load();
+  auto revoked = AuthorizedKeys::Revoked(*before, *after);
+  REQUIRE(revoked.size() == 1);
+  CHECK(revoked[0].name == "box-a");
+  zap.value()->SetKeys(after);
+
+  Peer again(server.endpoint(), &a, server_cert.public_key);
+  again.Send("from a, revoked");
+  CHECK(server.WaitForEvent(kHandshakeFailed, 10s));
+  Peer peer_b(server.endpoint(), &b, server_cert.public_key);
+  auto frames = Exchange(server, peer_b, "from b");
+  CHECK(MessageProperty(frames[1].handle(), kUserIdProperty) == "box-b");
+  CHECK(Receive(server.router(), 0ms).empty());
+  CHECK(zap.value()->refused() >= 1);
 }
 
 TEST_CASE("RefusalLogLinesAreRateLimitedButAllAreCounted", "[zap]") {
