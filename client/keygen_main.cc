@@ -136,7 +136,8 @@ int main(int argc, char** argv) {
   app.add_option("--dir", args.dir, "directory to write the two files in")
       ->capture_default_str();
   app.add_option("--role", args.roles,
-                 "worker, submit or admin; repeat or comma-separate for more");
+                 "worker, submit or admin; repeat or comma-separate for more")
+      ->allow_extra_args(false);  // --role worker NAME: NAME is no role
   app.add_option("--countries", args.countries,
                  "worker keys: countries served besides generic, e.g. IT,DE "
                  "(default: all)");

@@ -263,7 +263,6 @@ Result<CurveCert> ParseCurveCert(std::string_view text,
     }
     // Other sections and names are left for later versions: zcert does too.
   }
-  line_no = 0;  // what follows is about the whole file
   if (!have_public) {
     return Status::Corruption(origin + ": no curve/public-key");
   }

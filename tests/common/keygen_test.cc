@@ -84,6 +84,19 @@ TEST_CASE("KeygenRefusesToOverwriteWithoutForce", "[keygen]") {
   CHECK(LoadCurveCert(dir.File("ops.key"))->public_key == after->public_key);
 }
 
+TEST_CASE("KeygenTakesRolesBeforeOrAfterTheName", "[keygen]") {
+  TempDir dir;
+  Run r = Keygen(dir, {"--role", "worker", "box", "--role", "submit", "--dir",
+                       dir.path()});
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(LoadCurveCert(dir.File("box.key"))->Meta(kMetaRoles) ==
+        "worker,submit");
+  // A broker's own key has no role.
+  REQUIRE(Keygen(dir, {"broker", "--dir", dir.path()}).code == 0);
+  CHECK(LoadCurveCert(dir.File("broker.key"))->Meta(kMetaRoles).empty());
+}
+
 TEST_CASE("KeygenExplainsBadArguments", "[keygen]") {
   TempDir dir;
   struct Case {
