@@ -6,9 +6,11 @@
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <sstream>
 #include <zmq.hpp>
 
@@ -65,23 +67,54 @@ std::vector<zmq::message_t> Receive(zmq::socket_t& socket,
   return frames;
 }
 
+// Handshake outcomes of one socket, from its monitor.
+class Monitor {
+ public:
+  struct Event {
+    uint16_t event = 0;
+    uint32_t value = 0;  // e.g. the ZAP status code of a failed auth
+  };
+
+  Monitor(zmq::context_t& context, zmq::socket_t& socket)
+      : pair_(context, zmq::socket_type::pair) {
+    static std::atomic<int> counter{0};
+    const std::string endpoint =
+        "inproc://zap-test-monitor-" + std::to_string(++counter);
+    REQUIRE(zmq_socket_monitor(
+                socket.handle(), endpoint.c_str(),
+                kHandshakeFailed | ZMQ_EVENT_HANDSHAKE_SUCCEEDED) == 0);
+    pair_.connect(endpoint);
+  }
+
+  // Waits (bounded) for an event in `mask`; nullopt if none came in time.
+  std::optional<Event> WaitFor(int mask, std::chrono::milliseconds timeout) {
+    const auto deadline = Clock::now() + timeout;
+    while (Clock::now() < deadline) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          deadline - Clock::now());
+      auto frames = Receive(pair_, std::max(left, 1ms));
+      if (frames.size() < 2 || frames[0].size() < 6) continue;
+      Event e;
+      memcpy(&e.event, frames[0].data(), sizeof e.event);
+      memcpy(&e.value, frames[0].data<char>() + 2, sizeof e.value);
+      if (e.event & mask) return e;
+    }
+    return std::nullopt;
+  }
+
+ private:
+  zmq::socket_t pair_;
+};
+
 // The CURVE server: a ROUTER set up the way the broker will set up its own,
 // with the socket monitor reporting handshake outcomes.
 class Server {
  public:
   explicit Server(zmq::context_t& context, const CurveCert& cert,
                   const std::string& domain = kDomain)
-      : router_(context, zmq::socket_type::router),
-        monitor_(context, zmq::socket_type::pair) {
+      : router_(context, zmq::socket_type::router), monitor_(context, router_) {
     router_.set(zmq::sockopt::linger, 0);
     REQUIRE(ApplyCurveServer(router_.handle(), cert, domain).ok());
-    static int counter = 0;
-    const std::string monitor_endpoint =
-        "inproc://zap-test-monitor-" + std::to_string(++counter);
-    REQUIRE(zmq_socket_monitor(
-                router_.handle(), monitor_endpoint.c_str(),
-                kHandshakeFailed | ZMQ_EVENT_HANDSHAKE_SUCCEEDED) == 0);
-    monitor_.connect(monitor_endpoint);
     router_.bind("tcp://127.0.0.1:*");
     endpoint_ = router_.get(zmq::sockopt::last_endpoint);
   }
@@ -91,22 +124,12 @@ class Server {
 
   // Waits (bounded) for a monitor event in `mask`; true if one came.
   bool WaitForEvent(int mask, std::chrono::milliseconds timeout) {
-    const auto deadline = Clock::now() + timeout;
-    while (Clock::now() < deadline) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-          deadline - Clock::now());
-      auto frames = Receive(monitor_, std::max(left, 1ms));
-      if (frames.size() < 2 || frames[0].size() < 2) continue;
-      uint16_t event;
-      memcpy(&event, frames[0].data(), sizeof event);
-      if (event & mask) return true;
-    }
-    return false;
+    return monitor_.WaitFor(mask, timeout).has_value();
   }
 
  private:
   zmq::socket_t router_;
-  zmq::socket_t monitor_;
+  Monitor monitor_;
   std::string endpoint_;
 };
 
@@ -116,7 +139,8 @@ class Peer {
   // `own` without a secret key: no CURVE at all (the NULL mechanism).
   Peer(const std::string& endpoint, const CurveCert* own,
        const std::string& server_public_key)
-      : socket_(context_, zmq::socket_type::dealer) {
+      : socket_(context_, zmq::socket_type::dealer),
+        monitor_(context_, socket_) {
     socket_.set(zmq::sockopt::linger, 0);
     if (own != nullptr) {
       REQUIRE(ApplyCurveClient(socket_.handle(), *own, server_public_key).ok());
@@ -128,10 +152,12 @@ class Peer {
     socket_.send(zmq::buffer(text), zmq::send_flags::dontwait);
   }
   zmq::socket_t& socket() { return socket_; }
+  Monitor& monitor() { return monitor_; }
 
  private:
   zmq::context_t context_;
   zmq::socket_t socket_;
+  Monitor monitor_;
 };
 
 struct Fixture {
@@ -217,6 +243,34 @@ TEST_CASE("PeerWithTheWrongServerKeyCannotExchangeAMessage", "[zap]") {
   // A known client key, but it expects another broker.
   Peer bad(server.endpoint(), &f.known, NewCert().public_key);
   CheckNothingGetsThrough(f, server, bad);
+}
+
+// What a client can tell its user: the monitor of its socket says why.
+TEST_CASE("ARefusedPeerLearnsWhyFromItsMonitor", "[zap]") {
+  Fixture f;
+  Server server(f.context, f.server_cert);
+  CurveCert stranger = NewCert();
+  Peer unknown(server.endpoint(), &stranger, f.server_cert.public_key);
+  auto refused = unknown.monitor().WaitFor(kHandshakeFailed, 10s);
+  REQUIRE(refused.has_value());
+  CHECK(refused->event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH);
+  CHECK(refused->value == 400);  // the ZAP status code: unknown key
+
+  Peer wrong_broker(server.endpoint(), &f.known, NewCert().public_key);
+  // The server cannot open the client's HELLO and drops the connection: the
+  // client sees no ZAP answer, only that the handshake never succeeds.
+  CHECK(server.WaitForEvent(kHandshakeFailed, 10s));
+  CHECK_FALSE(wrong_broker.monitor()
+                  .WaitFor(ZMQ_EVENT_HANDSHAKE_SUCCEEDED |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_AUTH,
+                           200ms)
+                  .has_value());
+
+  Peer known(server.endpoint(), &f.known, f.server_cert.public_key);
+  auto ok = known.monitor().WaitFor(
+      kHandshakeFailed | ZMQ_EVENT_HANDSHAKE_SUCCEEDED, 10s);
+  REQUIRE(ok.has_value());
+  CHECK(ok->event == ZMQ_EVENT_HANDSHAKE_SUCCEEDED);
 }
 
 TEST_CASE("AnotherZapDomainIsRefused", "[zap]") {
