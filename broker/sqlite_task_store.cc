@@ -226,19 +226,34 @@ Result<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(
   }
   sqlite3_busy_timeout(db, 5000);
 
+  if (Status st = store->Configure(options); !st.ok()) {
+    return Status::IoError(where + st.message());
+  }
+  if (Status st = CheckSchema(db); !st.ok()) {
+    return st.code() == Status::Code::kCorruption
+               ? Status::Corruption(where + st.message())
+               : Status::IoError(where + st.message());
+  }
+  if (Status st = store->Prepare(); !st.ok()) {
+    return Status::IoError(where + st.message());
+  }
+  if (options.reserve_bytes > 0) store->SetUpReserve(path, options);
+  return store;
+}
+
+Status SqliteTaskStore::Configure(const SqliteOptions& options) {
   // One process owns the database: exclusive locking spares the fcntl()
   // lock calls of every transaction (and the shared-memory index).
   if (options.deferred_sync) {
-    if (Status s = Exec(db, "PRAGMA locking_mode = EXCLUSIVE"); !s.ok()) {
-      return Status::IoError(where + s.message());
+    if (Status s = Exec(db_, "PRAGMA locking_mode = EXCLUSIVE"); !s.ok()) {
+      return s;
     }
   }
   // The first statement reads the file header: a non-database fails here.
-  Result<std::string> mode = QueryText(db, "PRAGMA journal_mode = WAL");
-  if (!mode.ok()) return Status::IoError(where + mode.status().message());
+  Result<std::string> mode = QueryText(db_, "PRAGMA journal_mode = WAL");
+  if (!mode.ok()) return mode.status();
   if (*mode != "wal") {
-    return Status::IoError(where + "cannot use WAL journal mode (got " + *mode +
-                           ")");
+    return Status::IoError("cannot use WAL journal mode (got " + *mode + ")");
   }
   std::string pragmas = options.deferred_sync ? "PRAGMA synchronous = OFF;"
                         : options.synchronous_full
@@ -247,8 +262,8 @@ Result<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(
   if (options.deferred_sync) {
     // Checkpoints only from Checkpoint(), which syncs before the WAL restarts.
     pragmas += "PRAGMA wal_autocheckpoint = 0;";
-    store->deferred_sync_ = true;
-    store->checkpoint_frames_ = options.checkpoint_frames;
+    deferred_sync_ = true;
+    checkpoint_frames_ = options.checkpoint_frames;
   }
   if (options.journal_size_limit > 0) {
     pragmas += "PRAGMA journal_size_limit = " +
@@ -267,51 +282,52 @@ Result<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(
         "PRAGMA max_page_count = " + std::to_string(options.max_page_count) +
         ";";
   }
-  if (Status s = Exec(db, pragmas); !s.ok()) {
-    return Status::IoError(where + s.message());
-  }
+  if (Status s = Exec(db_, pragmas); !s.ok()) return s;
   if (options.deferred_sync) {
     // After the pragmas: wal_autocheckpoint installs a WAL hook of its own,
     // which would replace this one.
     sqlite3_wal_hook(
-        db,
+        db_,
         [](void* self, sqlite3*, const char*, int frames) {
           static_cast<SqliteTaskStore*>(self)->wal_frames_ = frames;
           return SQLITE_OK;
         },
-        store.get());
+        this);
   }
 
+  return Status::Ok();
+}
+
+// The schema this broker knows, migrated forward if older; Corruption if it
+// is newer.
+Status SqliteTaskStore::CheckSchema(sqlite3* db) {
   Result<int64_t> version = QueryInt(db, "PRAGMA user_version");
-  if (!version.ok()) return Status::IoError(where + version.status().message());
+  if (!version.ok()) return version.status();
   if (*version > kSchemaVersion) {
-    return Status::Corruption(where + "database schema version " +
+    return Status::Corruption("database schema version " +
                               std::to_string(*version) +
                               " is newer than this tq-broker supports (" +
                               std::to_string(kSchemaVersion) + ")");
   }
   if (*version < kSchemaVersion) {
-    if (Status s = Migrate(db); !s.ok()) {
-      return Status::IoError(where + s.message());
-    }
+    if (Status s = Migrate(db); !s.ok()) return s;
   }
-  if (Status s = store->Prepare(); !s.ok()) {
-    return Status::IoError(where + s.message());
+  return Status::Ok();
+}
+
+void SqliteTaskStore::SetUpReserve(const std::string& path,
+                                   const SqliteOptions& options) {
+  reserve_path_ = path + "-reserve";
+  reserve_bytes_ = options.reserve_bytes;
+  // An old reserve is reused as it is; a missing one is made if it fits.
+  struct stat st {};
+  if (::stat(reserve_path_.c_str(), &st) == 0 &&
+      st.st_size >= options.reserve_bytes) {
+    reserve_present_ = true;
+  } else if (!CreateReserve(/*keep_free=*/false)) {
+    spdlog::warn("no room for the {}-byte reserve {}", options.reserve_bytes,
+                 reserve_path_);
   }
-  if (options.reserve_bytes > 0) {
-    store->reserve_path_ = path + "-reserve";
-    store->reserve_bytes_ = options.reserve_bytes;
-    // An old reserve is reused as it is; a missing one is made if it fits.
-    struct stat st {};
-    if (::stat(store->reserve_path_.c_str(), &st) == 0 &&
-        st.st_size >= options.reserve_bytes) {
-      store->reserve_present_ = true;
-    } else if (!store->CreateReserve(/*keep_free=*/false)) {
-      spdlog::warn("no room for the {}-byte reserve {}", options.reserve_bytes,
-                   store->reserve_path_);
-    }
-  }
-  return store;
 }
 
 SqliteTaskStore::SqliteTaskStore(sqlite3* db) : db_(db) {}

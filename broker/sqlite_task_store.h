@@ -114,6 +114,12 @@ class SqliteTaskStore final : public TaskStore {
                                                uint32_t limit) override;
 
  private:
+  // The steps of Open(): pragmas and WAL hook, schema check and migration,
+  // the disk reserve.
+  Status Configure(const SqliteOptions& options);
+  static Status CheckSchema(sqlite3* db);
+  void SetUpReserve(const std::string& path, const SqliteOptions& options);
+
   // Prepared once at Open, reset after each use.
   enum Stmt {
     kBegin,
