@@ -369,8 +369,8 @@ class Client:
         self, batch_id: Optional[str] = None, *, queue: Optional[str] = None
     ) -> int:
         """Queues the dead tasks of a batch, or (batch_id None) of a queue,
-        again with fresh attempts. Returns how many. The broker checks the
-        queue name (InvalidArgumentError)."""
+        again with fresh attempts. Returns how many (0 for a batch or queue
+        the broker does not know)."""
         if (batch_id is None) == (queue is None):
             raise invalid_argument("give either a batch id or a queue")
         request = tq_pb2.Envelope()
@@ -378,6 +378,7 @@ class Client:
             validate_batch_id(batch_id)
             request.retry_dead.batch_id = batch_id
         else:
+            _check_queue_shape(queue)
             request.retry_dead.queue = queue
         return _expect(self._channel.call(request), "admin_ack", "RetryDead").affected
 
