@@ -181,21 +181,24 @@ class ClusterTestCase(unittest.TestCase):
     def run_tool(
         self, argv: Sequence[str], env_extra: Optional[dict] = None, timeout: float = 60
     ) -> "subprocess.CompletedProcess[str]":
-        """Runs a command to its end (bounded), capturing its output."""
+        """Runs a command to its end (bounded), capturing its output as
+        text with line ends as written ("\r" kept)."""
         env = dict(os.environ)
         env.update(env_extra or {})
         try:
-            return subprocess.run(
+            done = subprocess.run(
                 list(argv),
                 stdin=subprocess.DEVNULL,
                 capture_output=True,
-                text=True,
                 env=env,
                 timeout=timeout,
                 start_new_session=True,
             )
         except subprocess.TimeoutExpired as e:
             self.fail(f"{shlex.join(argv)} still running after {timeout} s: {e}")
+        done.stdout = done.stdout.decode("utf-8", "replace")
+        done.stderr = done.stderr.decode("utf-8", "replace")
+        return done
 
     def write(self, name: str, text: str) -> str:
         path = self.path(name)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import shlex
 import unittest
 
 from cluster import PYTHON, ClusterTestCase, binary
+from tq import BatchProgress
+from tq.__main__ import format_eta, format_progress_line
 from tq.url_file import parse_url_file
 
 # One handler for every kind of result line: text with non-ASCII, output that
@@ -169,6 +172,52 @@ class UrlFileTest(ClusterTestCase):
         self.assertGreater(len(theirs), 20)
         self.assertEqual(mine, theirs)
         self.assertIn("http://xn--tda", [u.url for u in parsed.urls])
+
+
+class ProgressLineTest(unittest.TestCase):
+    """The strings of tests/client/progress_line_test.cc."""
+
+    def test_eta(self) -> None:
+        for seconds, text in [(0, "0:00"), (7, "0:07"), (6.2, "0:07"), (754, "12:34"),
+                              (3723, "1:02:03"), (-1, "--:--"), (float("nan"), "--:--"),
+                              (float("inf"), "--:--"), (1e9, "--:--")]:
+            self.assertEqual(format_eta(seconds), text, seconds)
+
+    def test_line(self) -> None:
+        self.assertEqual(
+            format_progress_line(BatchProgress(total=1000, done=400, dead=100, queued=500), 50.0, 10),
+            "[#####.....] 400 done  100 dead / 1000  50.0 tasks/s  ETA 0:10",
+        )
+        self.assertEqual(
+            format_progress_line(BatchProgress(total=10, queued=10), 0.0, 4),
+            "[....] 0 done  0 dead / 10  0.0 tasks/s  ETA --:--",
+        )
+        self.assertEqual(
+            format_progress_line(BatchProgress(total=3, done=1, dead=1, cancelled=1), 2.5, 6),
+            "[######] 1 done  1 dead  1 cancelled / 3  2.5 tasks/s  ETA 0:00",
+        )
+        self.assertEqual(
+            format_progress_line(BatchProgress(), 0.0, 3),
+            "[...] 0 done  0 dead / 0  0.0 tasks/s  ETA --:--",
+        )
+
+
+class ProgressBarTest(ClusterTestCase):
+    def test_bar_is_drawn_only_when_stderr_is_a_terminal(self) -> None:
+        endpoint = self.start_broker()
+        self.start_worker(endpoint, "w", concurrency=2)
+        urls = self.write("urls.txt", "http://127.0.0.1/a\nhttp://127.0.0.1/b\nhttp://127.0.0.1/c\n")
+        command = python_tq("submit", "--broker", endpoint, "--wait", urls)
+        plain = self.run_tool(command)
+        self.assertEqual(plain.returncode, 0, plain.stderr)
+        self.assertNotIn("tasks/s", plain.stderr)
+        self.assertEqual(len(plain.stdout.splitlines()), 3)
+        # Under a pseudo-terminal (script(1)) the bar is drawn in place.
+        tty = self.run_tool(["/usr/bin/script", "-qfec", shlex.join(command), "/dev/null"])
+        self.assertEqual(tty.returncode, 0, tty.stdout)
+        self.assertIn("tasks/s", tty.stdout)
+        self.assertIn("3 done", tty.stdout)
+        self.assertIn("\r", tty.stdout)
 
 
 if __name__ == "__main__":

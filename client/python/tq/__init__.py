@@ -12,6 +12,22 @@ The wire messages (tq_pb2) are generated from proto/tq.proto at build time;
 run from the build tree with PYTHONPATH=build/python. See client/python/README.md.
 """
 
+try:
+    import google.protobuf  # noqa: F401
+    import zmq  # noqa: F401
+except ImportError as e:  # pragma: no cover - depends on the machine
+    raise ImportError(
+        f"tq needs pyzmq and protobuf (no module {e.name}): on Debian, "
+        "apt-get install python3-zmq python3-protobuf and run /usr/bin/python3"
+    ) from e
+try:
+    from . import tq_pb2  # noqa: F401
+except ImportError as e:  # pragma: no cover
+    raise ImportError(
+        "tq.tq_pb2 is generated at build time: use the package from "
+        "build/python (cmake --build build --target tq_python)"
+    ) from e
+
 from .client import (
     BROKER_ENV_VAR,
     DEFAULT_ENDPOINT,

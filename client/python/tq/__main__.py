@@ -14,10 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
+import time
 from typing import List, Optional
 
+from .result import BatchProgress
 from .client import BROKER_ENV_VAR, DEFAULT_ENDPOINT, GENERIC_QUEUE, Client, new_batch_id
 from .errors import NotFoundError, TqError, WaitTimeoutError
 from .layout import LAYOUTS, ContentMissingError, write_result
@@ -59,6 +62,72 @@ def _countries(text: Optional[str]) -> List[str]:
         if item not in queues:
             queues.append(item)
     return queues
+
+
+def format_eta(seconds: float) -> str:
+    """"0:07", "12:34", "1:02:03"; "--:--" when unknown (as tq-submit)."""
+    if not seconds >= 0 or seconds > 100 * 3600:
+        return "--:--"
+    s = math.ceil(seconds)
+    if s >= 3600:
+        return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+    return f"{s // 60}:{s % 60:02d}"
+
+
+def format_progress_line(p: BatchProgress, rate: float, width: int = 20) -> str:
+    """"[########............] 412 done  3 dead / 1000  52.0 tasks/s  ETA
+    0:11", as client/progress_line.cc draws it."""
+    filled = min(p.finished, p.total) * width // p.total if p.total else 0
+    line = f"[{'#' * filled}{'.' * (width - filled)}] {p.done} done  {p.dead} dead"
+    if p.cancelled:
+        line += f"  {p.cancelled} cancelled"
+    rate = rate if math.isfinite(rate) else 0.0
+    line += f" / {p.total}  {rate:.1f} tasks/s"
+    eta = -1.0
+    if p.total and p.finished >= p.total:
+        eta = 0.0
+    elif rate > 0:
+        eta = (p.total - p.finished) / rate
+    return line + "  ETA " + format_eta(eta)
+
+
+class ProgressBar:
+    """The progress line on stderr, redrawn in place while results stream;
+    drawn only when stderr is a terminal."""
+
+    REDRAW_INTERVAL = 0.1
+
+    def __init__(self, enabled: bool, stdout_shares_terminal: bool) -> None:
+        self._enabled = enabled
+        self._clear_for_stdout = stdout_shares_terminal
+        self._start: Optional[float] = None
+        self._base_finished = 0
+        self._last_draw = 0.0
+        self._visible = False
+
+    def update(self, p: BatchProgress) -> None:
+        if not self._enabled:
+            return
+        now = time.monotonic()
+        if self._start is None:
+            self._start, self._base_finished = now, p.finished
+        if self._visible and now - self._last_draw < self.REDRAW_INTERVAL and not p.complete:
+            return
+        elapsed = now - self._start
+        rate = (p.finished - self._base_finished) / elapsed if elapsed >= 0.5 else 0.0
+        sys.stderr.write("\r" + format_progress_line(p, rate) + "\033[K")
+        sys.stderr.flush()
+        self._visible, self._last_draw = True, now
+
+    def make_room_for_stdout(self) -> None:
+        if self._visible and self._clear_for_stdout:
+            self.clear()
+
+    def clear(self) -> None:
+        if self._visible:
+            sys.stderr.write("\r\033[K")
+            sys.stderr.flush()
+            self._visible = False
 
 
 def _client(args: argparse.Namespace) -> Client:
@@ -162,15 +231,20 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def _follow(client: Client, args: argparse.Namespace, batch_id: str) -> int:
     """Streams the batch's results as JSON lines; the exit code."""
     exit_code = EXIT_OK
-    stream = client.results(batch_id, timeout=args.timeout, with_files=bool(args.out))
+    bar = ProgressBar(not args.quiet and sys.stderr.isatty(), sys.stdout.isatty())
+    stream = client.results(
+        batch_id, timeout=args.timeout, with_files=bool(args.out), on_progress=bar.update
+    )
     try:
         for r in stream:
+            bar.make_room_for_stdout()
             print(r.to_json_line(), flush=True)
             if args.out and not _write_out(args, r):
                 exit_code = max(exit_code, EXIT_TASKS_FAILED)
             if r.state != "done" or not r.ok:
                 exit_code = max(exit_code, EXIT_TASKS_FAILED)
     except WaitTimeoutError:
+        bar.clear()
         p = stream.progress
         unfinished = p.total - p.finished if p else 0
         total = p.total if p else 0
@@ -180,8 +254,13 @@ def _follow(client: Client, args: argparse.Namespace, batch_id: str) -> int:
         )
         return max(exit_code, EXIT_TASKS_FAILED)
     except TqError as e:
+        bar.clear()
         _fail(f"waiting for results failed: {e.message}")
         return max(exit_code, EXIT_BROKER)
+    except KeyboardInterrupt:
+        bar.clear()
+        raise
+    bar.clear()
     p = stream.progress
     if not args.quiet and p is not None:
         print(
