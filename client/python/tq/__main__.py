@@ -20,10 +20,10 @@ import sys
 import time
 from typing import List, Optional
 
-from .result import BatchProgress
 from .client import BROKER_ENV_VAR, DEFAULT_ENDPOINT, GENERIC_QUEUE, Client, new_batch_id
 from .errors import NotFoundError, TqError, WaitTimeoutError
 from .layout import LAYOUTS, ContentMissingError, write_result
+from .result import BatchProgress
 from .url_file import UrlFileTooLarge, parse_url_file
 
 PROGRAM = "python3 -m tq"

@@ -33,7 +33,7 @@ import zmq
 
 from . import tq_pb2
 from .channel import Channel, Key, format_duration
-from .errors import ProtocolError, ErrorCode, WaitTimeoutError, invalid_argument
+from .errors import ErrorCode, ProtocolError, WaitTimeoutError, invalid_argument
 from .result import (
     BatchProgress,
     BrokerStats,
