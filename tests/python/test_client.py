@@ -53,6 +53,26 @@ class ResultsTest(ClusterTestCase):
         self.assertEqual(progress, tq.BatchProgress(total=5, done=5))
         self.assertEqual(progress.finished, 5)
 
+    def test_a_large_batch_goes_in_chunks_and_comes_back_in_pages(self) -> None:
+        # Over MAX_ITEMS_PER_CHUNK and RESULT_PAGE_LIMIT: three Submit chunks
+        # pipelined, and full result pages that do not end the stream.
+        endpoint = self.start_broker()
+        self.start_worker(endpoint, "w1", concurrency=8)
+        self.start_worker(endpoint, "w2", concurrency=8)
+        urls = [f"http://127.0.0.1/{i}" for i in range(2500)]
+        with tq.Client(endpoint) as client:
+            receipt = client.submit(urls)
+            self.assertEqual((receipt.accepted, receipt.duplicates), (2500, 0))
+            # Let them all finish first, so the pages come back full.
+            self.assertTrue(
+                wait_until(lambda: client.progress(receipt.batch_id).complete, 120, 0.05),
+                self.logs(),
+            )
+            results = list(client.results(receipt.batch_id, timeout=60))
+        self.assertEqual(len(results), 2500)
+        self.assertEqual(len({r.task_id for r in results}), 2500)
+        self.assertEqual({r.index for r in results}, set(range(2500)))
+
     def test_countries_and_options_reach_the_worker(self) -> None:
         endpoint = self.start_broker()
         echo_ua = ("--exec", "sh -c 'echo \"$0 $1\"' {url} {useragent}")
