@@ -8,6 +8,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -296,6 +297,67 @@ nlohmann::json Restart(const std::string& synchronous, uint64_t m) {
   return j;
 }
 
+// M tasks queued on a queue nobody serves, then purged while a worker is
+// connected and a second client asks for the queue list in a loop: how long
+// the purge takes, how long the list waited at worst, and whether the
+// worker's session survived (its heartbeats kept flowing).
+nlohmann::json Purge(const std::string& synchronous, uint64_t m) {
+  TempDir dir;
+  BrokerProcess broker(dir, BrokerArgs(synchronous));
+  auto worker = StartWorker(dir, broker.endpoint(), {"bench-0", "none", 1});
+  auto client = Connect(broker.endpoint());
+  WaitForWorkers(*client, 1);
+  std::vector<std::string> urls;
+  urls.reserve(m);
+  for (uint64_t i = 0; i < m; ++i) urls.push_back(Url(i));
+  tq::SubmitOptions fr;
+  fr.queues = {"FR"};
+  auto receipt = client->Submit(urls, fr);
+  if (!receipt.ok()) throw std::runtime_error(receipt.status().message());
+  urls.clear();
+  urls.shrink_to_fit();
+
+  std::atomic<bool> purging{true};
+  double worst_list_ms = 0;
+  uint64_t lists = 0;
+  std::thread watcher([&] {
+    auto watch = Connect(broker.endpoint());
+    while (purging) {
+      const auto start = Clock::now();
+      if (!watch->Queues().ok()) break;
+      worst_list_ms = std::max(
+          worst_list_ms,
+          std::chrono::duration<double, std::milli>(Clock::now() - start)
+              .count());
+      ++lists;
+    }
+  });
+  tq::ClientOptions o;
+  o.endpoint = broker.endpoint();
+  o.request_timeout = 120s;
+  o.attempts = 1;
+  auto admin = tq::Client::Connect(o);
+  if (!admin.ok()) throw std::runtime_error(admin.status().message());
+  const auto start = Clock::now();
+  auto purged = (*admin)->Purge("FR");
+  const auto end = Clock::now();
+  purging = false;
+  watcher.join();
+  if (!purged.ok()) throw std::runtime_error(purged.status().message());
+  auto workers = client->Workers();
+  const bool stayed = workers.ok() && workers->size() == 1;
+  nlohmann::json j;
+  j["scenario"] = "purge";
+  j["synchronous"] = synchronous;
+  j["queued"] = m;
+  j["purged"] = *purged;
+  j["purge_seconds"] = std::chrono::duration<double>(end - start).count();
+  j["queue_list_requests"] = lists;
+  j["queue_list_worst_ms"] = worst_list_ms;
+  j["worker_stayed_connected"] = stayed;
+  return j;
+}
+
 nlohmann::json Latency(const std::string& synchronous, int trips, int warmup) {
   TempDir dir;
   BrokerProcess broker(dir, BrokerArgs(synchronous));
@@ -355,10 +417,11 @@ int main(int argc, char** argv) {
   bool json = false;
   app.add_option("scenario", scenario,
                  "throughput, latency, recovery (SIGKILL a worker), "
-                 "recovery-silent (SIGSTOP it), fanout (1,000 workers) or "
-                 "restart (-n tasks queued, broker SIGKILLed)")
+                 "recovery-silent (SIGSTOP it), fanout (1,000 workers), "
+                 "restart (-n tasks queued, broker SIGKILLed) or purge (-n "
+                 "tasks queued, then purged)")
       ->check(CLI::IsMember({"throughput", "latency", "recovery",
-                             "recovery-silent", "fanout", "restart"}))
+                             "recovery-silent", "fanout", "restart", "purge"}))
       ->capture_default_str();
   app.add_option("--synchronous", synchronous,
                  "broker durability: full or normal")
@@ -366,7 +429,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("-n,--tasks", tasks,
                  "tasks for throughput and fanout; queued tasks for restart "
-                 "(default there: 1000000)")
+                 "and purge (default there: 1000000)")
       ->capture_default_str();
   app.add_option("-w,--workers", workers, "worker processes")
       ->capture_default_str();
@@ -384,7 +447,10 @@ int main(int argc, char** argv) {
       ->allow_extra_args(false);
   app.add_flag("--json", json, "print one JSON object instead of a table");
   CLI11_PARSE(app, argc, argv);
-  if (scenario == "restart" && app.count("--tasks") == 0) tasks = 1'000'000;
+  if ((scenario == "restart" || scenario == "purge") &&
+      app.count("--tasks") == 0) {
+    tasks = 1'000'000;
+  }
 
   try {
     nlohmann::json all = nlohmann::json::array();
@@ -393,6 +459,8 @@ int main(int argc, char** argv) {
         all.push_back(Throughput(synchronous, tasks, workers, slots));
       } else if (scenario == "restart") {
         all.push_back(Restart(synchronous, tasks));
+      } else if (scenario == "purge") {
+        all.push_back(Purge(synchronous, tasks));
       } else if (scenario == "fanout") {
         all.push_back(Fanout(synchronous, fanout_workers, tasks));
       } else if (scenario == "latency") {
@@ -405,6 +473,7 @@ int main(int argc, char** argv) {
         scenario == "throughput" || scenario == "fanout" ? "tasks_per_second"
         : scenario == "latency"                          ? "p50_ms"
         : scenario == "restart" ? "restart_to_first_result_seconds"
+        : scenario == "purge"   ? "purge_seconds"
                                 : "rerun_after_ms";
     std::vector<nlohmann::json> sorted(all.begin(), all.end());
     std::sort(sorted.begin(), sorted.end(), [&](auto& a, auto& b) {
