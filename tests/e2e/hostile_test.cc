@@ -397,7 +397,7 @@ TEST_CASE("ThousandConnectDisconnectPeersLeaveBatchAndMemoryAlone",
             context, broker.endpoint(), Immediate()));
       }
       flood_started = true;
-      for (size_t i = 0; i < peers.size(); ++i) {
+      for (size_t i = 0; i < peers.size() && Clock::now() - start < 40s; ++i) {
         if (!peers[i]->WaitConnected(2s)) continue;
         ++connected;
         if (i % 2 == 1) continue;
@@ -567,11 +567,13 @@ TEST_CASE("ResultsAndHeldLeasesWithTokenZeroAreNotAccepted",
     l->set_task_id(id);
     l->set_token(0);
   }
-  REQUIRE(holder.SayHello(claim, 5s));
+  // Welcomed without the claimed tasks, or refused: either will do.
+  const bool holder_welcomed = holder.SayHello(claim, 5s);
 
   auto progress = client->Progress("honest");
   REQUIRE(progress.ok());
-  INFO("forged results accepted: " << accepted << " of " << acks);
+  INFO("forged results accepted: " << accepted << " of " << acks
+                                   << "; holder welcomed: " << holder_welcomed);
   CHECK(accepted == 0);
   CHECK(progress->done == 0);
   CHECK(progress->retry_wait == 0);
@@ -611,9 +613,12 @@ TEST_CASE("ThreeGrabAndRunConnectionsDoNotKillABatch",
       wire::Hello hello;
       hello.set_worker_id("grabber");
       hello.set_concurrency(1024);
-      REQUIRE(grabber.SayHello(hello, 5s));
-      REQUIRE(grabber.SendCredit(1024));
-      taken.push_back(grabber.TakeTasks(1000, 500ms, 10s).size());
+      // A broker that throttles such a peer may refuse it: no tasks then.
+      if (grabber.SayHello(hello, 5s) && grabber.SendCredit(1024)) {
+        taken.push_back(grabber.TakeTasks(1000, 500ms, 5s).size());
+      } else {
+        taken.push_back(0);
+      }
     }  // gone without a word
     // The broker has seen the disconnect: nothing is leased any more.
     REQUIRE(WaitUntil(
