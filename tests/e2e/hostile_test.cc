@@ -228,6 +228,13 @@ void HonestBatchUnderJunk(bool mutate_results, uint64_t first_task_id,
                before.bad_messages + sent_while_batch_ran / 4;
       },
       10s));
+  // The oversized ones are named as such (issue #15 item 6).
+  CHECK(WaitUntil(
+      [&] {
+        return broker.Log().find("closed before its first message arrived") !=
+               std::string::npos;
+      },
+      10s));
   CHECK(broker.process().Running());
 }
 
