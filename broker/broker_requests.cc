@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "broker/broker.h"
+#include "common/defaults.h"
 #include "common/queue_name.h"
 #include "common/result_wire.h"
 #include "common/url_check.h"
@@ -16,15 +18,65 @@ namespace {
 constexpr uint32_t kMaxAttemptsCap = 100;
 constexpr uint32_t kMaxTimeLimitMs = 24 * 3600 * 1000;
 constexpr uint32_t kMaxFetchLimit = 10'000;
-// File content and output per Results message when FetchResults.with_files
-// is set.
-constexpr uint64_t kMaxFileBytesPerReply = 12 * 1024 * 1024;
+// Results replies are paged by bytes as well as by count. A page holds
+// results (output, file content and the rest, as encoded) up to this budget;
+// the first always goes, so one result of up to kMaxOneResultBytes (a worker
+// keeps output and files under the message cap less 1 MiB) goes alone.
+constexpr uint64_t kMaxResultBytesPerReply = 12 * 1024 * 1024;
+// Room for the envelope around the results: seq, batch id, cursor, counts.
+constexpr uint64_t kResultsEnvelopeRoom = 64 * 1024;
+constexpr uint64_t kMaxOneResultBytes =
+    uint64_t(kMaxMessageBytes) - kResultsEnvelopeRoom;
+// Rows read from the store for the first slice of a page; later slices are
+// sized by the largest result seen, so big outputs are not read in
+// thousands only to be dropped.
+constexpr uint32_t kFirstReadRows = 8;
+// Tag and length prefixes a field adds, with room to spare.
+constexpr uint64_t kFieldOverhead = 10;
 
 bool IsValidBatchId(const std::string& id) {
   if (id.empty() || id.size() > 64) return false;
   return std::all_of(id.begin(), id.end(), [](unsigned char c) {
     return std::isalnum(c) || c == '.' || c == '_' || c == ':' || c == '-';
   });
+}
+
+// Cuts down one result too big for any reply, which only a peer ignoring
+// the worker's caps can have stored: file content goes first (left out by
+// the caller), then the tail of the output, stderr tail and error, then the
+// file list. The error says what was cut.
+void FitInOneReply(wire::TaskInfo* t, bool content_left_out) {
+  constexpr uint64_t kNoteRoom = 256;
+  std::string cut = content_left_out ? "file content" : "";
+  auto note = [&cut](const char* what) {
+    cut += cut.empty() ? "" : ", ";
+    cut += what;
+  };
+  struct Field {
+    std::string* text;
+    const char* name;
+  };
+  for (Field f : {Field{t->mutable_output(), "output"},
+                  Field{t->mutable_stderr_tail(), "stderr tail"},
+                  Field{t->mutable_error(), "error"}}) {
+    const uint64_t size = t->ByteSizeLong() + kNoteRoom;
+    if (size <= kMaxOneResultBytes) break;
+    if (f.text->empty()) continue;
+    size_t keep = f.text->size() -
+                  std::min<uint64_t>(f.text->size(), size - kMaxOneResultBytes);
+    // Not inside a UTF-8 sequence: text stays text.
+    while (keep > 0 && (uint8_t((*f.text)[keep]) & 0xC0) == 0x80) --keep;
+    f.text->resize(keep);
+    if (f.text == t->mutable_output()) t->set_output_truncated(true);
+    note(f.name);
+  }
+  if (t->ByteSizeLong() + kNoteRoom > kMaxOneResultBytes) {
+    t->clear_files();
+    note("file list");
+  }
+  std::string* error = t->mutable_error();
+  *error += error->empty() ? "" : "; ";
+  *error += "cut to fit one reply: " + cut;
 }
 
 std::string OptionsJson(
@@ -114,42 +166,80 @@ bool Broker::ReplyResults(const std::string& peer, uint64_t seq,
   const Counts* counts = tasks_.BatchCounts(req.batch_id());
   const uint32_t limit =
       std::clamp<uint32_t>(req.limit() ? req.limit() : 1000, 1, kMaxFetchLimit);
-  auto rows = store_.ReadFinished(req.batch_id(), req.after(), limit);
-  if (!rows.ok()) {
-    SendError(peer, seq, wire::STORE_UNAVAILABLE,
-              "cannot read results: " + rows.status().message(), true);
-    return true;
-  }
   const bool complete = counts == nullptr || counts->pending() == 0;
-  if (rows->empty() && !complete && !final_answer) return false;
 
   wire::Envelope env;
   env.set_seq(seq);
   wire::Results* out = env.mutable_results();
   out->set_batch_id(req.batch_id());
   uint64_t cursor = req.after();
-  uint64_t file_bytes = 0;
-  for (TaskResult& f : rows.value()) {
-    uint64_t task_file_bytes = f.output.size();
-    for (const ResultFile& ref : f.files) task_file_bytes += ref.size;
-    // With content, a reply stays under the message cap: the rest waits for
-    // the next fetch (one task always goes, its files being capped).
-    if (req.with_files() && out->tasks_size() > 0 &&
-        file_bytes + task_file_bytes > kMaxFileBytesPerReply) {
-      break;
+  uint64_t page_bytes = 0;
+  uint64_t largest = 1;
+  bool full = false;  // by bytes: the next result would not fit
+  uint32_t read_rows = std::min(limit, kFirstReadRows);
+  for (;;) {
+    auto rows = store_.ReadFinished(req.batch_id(), cursor, read_rows);
+    if (!rows.ok()) {
+      SendError(peer, seq, wire::STORE_UNAVAILABLE,
+                "cannot read results: " + rows.status().message(), true);
+      return true;
     }
-    file_bytes += task_file_bytes;
-    for (ResultFile& ref : f.files) {
-      if (!req.with_files()) break;
-      Result<std::string> content = store_.GetFile(ref.sha256);
-      if (content.ok()) {
-        ref.content = std::move(*content);
-      } else {
-        spdlog::warn("task {}: {}", f.task_id, content.status().message());
+    for (TaskResult& f : rows.value()) {
+      const uint64_t finish_seq = f.finish_seq;
+      wire::TaskInfo info;
+      ToWire(std::move(f), &info);
+      // Predicted before any file is read: content adds its size and prefix.
+      uint64_t bytes = info.ByteSizeLong() + kFieldOverhead;
+      const int files = req.with_files() ? info.files_size() : 0;
+      for (int i = 0; i < files; ++i) {
+        bytes += info.files(i).size() + kFieldOverhead;
       }
+      largest = std::max(largest, bytes);
+      if (out->tasks_size() > 0 &&
+          page_bytes + bytes > kMaxResultBytesPerReply) {
+        full = true;
+        break;
+      }
+      // Content only for what fits in one message (always, from a worker
+      // that keeps its caps).
+      for (int i = 0; bytes <= kMaxOneResultBytes && i < files; ++i) {
+        wire::File* file = info.mutable_files(i);
+        Result<std::string> content = store_.GetFile(file->sha256());
+        if (!content.ok()) {
+          spdlog::warn("task {}: {}", info.task_id(),
+                       content.status().message());
+        } else if (content->size() != file->size()) {
+          // The prediction above must hold: never more than was stored.
+          spdlog::warn("task {}: stored file {} is {} bytes, not {}",
+                       info.task_id(), file->sha256(), content->size(),
+                       file->size());
+        } else {
+          file->set_content(std::move(*content));
+        }
+      }
+      if (bytes > kMaxOneResultBytes) {
+        spdlog::warn(
+            "batch {}: task {} has {} bytes of results, more than one reply "
+            "holds ({}): sent cut down",
+            req.batch_id(), info.task_id(), bytes, kMaxOneResultBytes);
+        FitInOneReply(&info, files > 0);
+      }
+      page_bytes += info.ByteSizeLong() + kFieldOverhead;
+      cursor = std::max(cursor, finish_seq);
+      *out->add_tasks() = std::move(info);
+      if (uint32_t(out->tasks_size()) >= limit) break;
     }
-    cursor = std::max(cursor, f.finish_seq);
-    ToWire(std::move(f), out->add_tasks());
+    if (full || uint32_t(out->tasks_size()) >= limit) break;
+    if (rows->size() < read_rows) break;  // nothing more has finished
+    const uint64_t room =
+        kMaxResultBytesPerReply - std::min(page_bytes, kMaxResultBytesPerReply);
+    read_rows = uint32_t(std::clamp<uint64_t>(
+        room / largest + 1, 1, limit - uint32_t(out->tasks_size())));
+  }
+  if (out->tasks_size() == 0 && !complete && !final_answer) return false;
+  if (full) {
+    spdlog::debug("batch {}: a page of results cut at {} by size ({} bytes)",
+                  req.batch_id(), out->tasks_size(), page_bytes);
   }
   out->set_cursor(cursor);
   if (counts != nullptr) counts->ToWire(out->mutable_counts());

@@ -135,13 +135,20 @@ Status Client::WaitForResults(
     for (const auto& r : page->results) {
       if (!on_result(r)) return Status::Ok();
     }
+    const bool moved = page->cursor > cursor;
     cursor = page->cursor;
     if (on_progress) on_progress(page->progress);
-    // A full page means more may be waiting even if the counts say done.
-    // With files a page may be cut short by size: only an empty one ends it.
-    if (page->progress.complete() && page->results.size() < kWaitPageLimit &&
-        (!with_files || page->results.empty())) {
+    // Pages are cut by size as well as by count, so a short page does not
+    // mean the end even when the counts say done: only a page that brings
+    // nothing new does.
+    if (page->progress.complete() && (page->results.empty() || !moved)) {
       return Status::Ok();
+    }
+    if (!page->results.empty() && !moved) {
+      // Asking again would bring the same results back, forever.
+      return Status::Internal("broker sent results of batch " + batch_id +
+                              " without moving the cursor past " +
+                              std::to_string(cursor));
     }
   }
 }

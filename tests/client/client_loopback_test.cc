@@ -216,7 +216,71 @@ TEST_CASE("WaitForResults pages with the cursor until the batch is complete",
       [&](const BatchProgress&) { ++pages; }, milliseconds(10'000));
   REQUIRE(s.ok());
   CHECK(ids == std::vector<uint64_t>{1, 2, 3});
-  CHECK(pages == 3);
+  CHECK(pages == 4);  // the last, empty, confirms the end
+}
+
+// Pages of `per_page` results out of `total`, all finished from the start:
+// as a broker that cuts pages by size answers a complete batch.
+wire::Envelope CutPage(const wire::Envelope& req, uint64_t total,
+                       uint64_t per_page, bool move_cursor = true) {
+  const auto& fetch = req.fetch_results();
+  wire::Envelope reply;
+  reply.set_seq(req.seq());
+  auto* results = reply.mutable_results();
+  uint64_t last = fetch.after();
+  for (uint64_t id = fetch.after() + 1;
+       id <= std::min(total, fetch.after() + per_page); ++id) {
+    auto* t = results->add_tasks();
+    t->set_task_id(id);
+    t->set_state(wire::TASK_STATE_DONE);
+    t->set_ok(true);
+    t->set_finish_seq(id);
+    last = id;
+  }
+  results->set_cursor(move_cursor ? last : fetch.after());
+  results->mutable_counts()->set_total(total);
+  results->mutable_counts()->set_done(total);
+  return reply;
+}
+
+TEST_CASE("WaitForResults follows pages cut short until one brings nothing",
+          "[loopback]") {
+  for (bool with_files : {false, true}) {
+    FakeBroker broker([](const wire::Envelope& req, int) {
+      return std::vector<wire::Envelope>{CutPage(req, 5, 2)};
+    });
+    auto client = ConnectTo(broker.endpoint(), milliseconds(2000));
+    std::vector<uint64_t> ids;
+    Status s = client->WaitForResults(
+        "b",
+        [&](const TaskResult& r) {
+          ids.push_back(r.task_id);
+          return true;
+        },
+        nullptr, milliseconds(10'000), with_files);
+    REQUIRE(s.ok());
+    CHECK(ids == std::vector<uint64_t>{1, 2, 3, 4, 5});
+    CHECK(broker.received().size() == 4);
+  }
+}
+
+TEST_CASE("WaitForResults stops when the cursor does not move", "[loopback]") {
+  FakeBroker broker([](const wire::Envelope& req, int) {
+    return std::vector<wire::Envelope>{CutPage(req, 5, 2, false)};
+  });
+  auto client = ConnectTo(broker.endpoint(), milliseconds(2000));
+  int delivered = 0;
+  Status s = client->WaitForResults(
+      "b",
+      [&](const TaskResult&) {
+        ++delivered;
+        return true;
+      },
+      nullptr, milliseconds(10'000));
+  // The batch is complete: what came is all there is.
+  CHECK(s.ok());
+  CHECK(delivered == 2);
+  CHECK(broker.received().size() == 1);
 }
 
 }  // namespace tq

@@ -132,22 +132,28 @@ class Client {
   Result<SubmitReceipt> Submit(const std::vector<std::string>& urls,
                                const SubmitOptions& options);
 
-  // Results that finished after `after`, oldest first, at most `limit`.
+  // One page: results that finished after `after`, oldest first, at most
+  // `limit`, and fewer when they are big: the broker cuts a page at about
+  // 12 MiB of results (output, and file content with with_files), but always
+  // sends at least one. A result too big for any message (only a peer that
+  // ignores the worker's caps can store one) comes cut down, with
+  // output_truncated and the error saying what was cut. So a short page is
+  // not the last one: pass `cursor` as `after` until a page comes back empty.
   // Waits up to `wait` for at least one if none is ready (long poll); each
-  // attempt allows request_timeout + wait for the reply. with_files: the
-  // files come with their content; a page then holds fewer results (about
-  // 12 MiB of output and files), so page until one comes back empty.
+  // attempt allows request_timeout + wait for the reply.
   Result<ResultPage> FetchResults(const std::string& batch_id, uint64_t after,
                                   uint32_t limit,
                                   std::chrono::milliseconds wait,
                                   bool with_files = false);
 
   // Streams every result of the batch to on_result, in finishing order, until
-  // the batch is complete (returns Ok), on_result returns false (Ok), or
+  // the batch is complete and a page brings nothing new (returns Ok: one
+  // extra, empty page confirms the end), on_result returns false (Ok), or
   // `deadline` passes (kUnavailable). on_progress, if set, is called after
-  // every page. Pages hold up to 1000 results and long-poll up to 1 s, so
-  // callbacks run at least about once a second. Broker errors end the wait
-  // with their Status.
+  // every page. Pages hold up to 1000 results (fewer when big: see
+  // FetchResults) and long-poll up to 1 s, so callbacks run at least about
+  // once a second. Broker errors end the wait with their Status; a broker
+  // that sends results without moving the cursor, kInternal.
   Status WaitForResults(
       const std::string& batch_id,
       const std::function<bool(const TaskResult&)>& on_result,
