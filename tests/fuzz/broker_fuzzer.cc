@@ -12,6 +12,7 @@
 #include <google/protobuf/stubs/logging.h>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -220,20 +221,32 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string db = g_dir + "/tq.db";
-  for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
-    ::unlink((db + suffix).c_str());
-  }
+  // One store for the process (opening one costs more than most inputs);
+  // every input starts from an empty database all the same, emptied through
+  // a connection of our own, so task ids and results do not depend on what
+  // ran before.
+  static std::unique_ptr<tq::SqliteTaskStore> store = [] {
+    tq::SqliteOptions options;
+    options.synchronous_full = false;
+    options.reserve_bytes = 0;
+    auto s = tq::SqliteTaskStore::Open(g_dir + "/tq.db", options);
+    TQ_FUZZ_CHECK(s.ok());
+    return std::move(*s);
+  }();
+  static sqlite3* reset = [] {
+    sqlite3* db = nullptr;
+    TQ_FUZZ_CHECK(sqlite3_open((g_dir + "/tq.db").c_str(), &db) == SQLITE_OK);
+    return db;
+  }();
+  TQ_FUZZ_CHECK(!store->HasUncommitted());
+  TQ_FUZZ_CHECK(sqlite3_exec(reset,
+                             "DELETE FROM task_files; DELETE FROM tasks; "
+                             "DELETE FROM meta;",
+                             nullptr, nullptr, nullptr) == SQLITE_OK);
   std::error_code ec;
-  fs::remove_all(g_dir + "/files", ec);
-
-  tq::SqliteOptions options;
-  options.synchronous_full = false;
-  options.reserve_bytes = 0;
-  auto store = tq::SqliteTaskStore::Open(db, options);
-  TQ_FUZZ_CHECK(store.ok());
+  fs::remove_all(store->files_dir(), ec);
   {
-    Run run(**store);
+    Run run(*store);
     run.Feed(data, size);
   }
   return 0;
