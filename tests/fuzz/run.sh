@@ -75,7 +75,7 @@ run() {
     echo "fuzz: replay with $bin <input>" >&2
     exit 1
   fi
-  grep -E '^(#[0-9]+[[:space:]]+DONE|stat::)' "$work/log" || tail -n 5 "$work/log"
+  grep -E '^(INFO: Loaded 1 modules|#[0-9]+[[:space:]]+DONE|stat::)' "$work/log" || tail -n 5 "$work/log"
   echo "fuzz: $target passed: no crash in ${seconds}s"
 }
 
