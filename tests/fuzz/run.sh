@@ -7,6 +7,7 @@
 #                                     fails on any crash, leak or sanitizer
 #                                     report (the input is left in DIR/out)
 #   run.sh corpus DIR                 rewrite corpus/ from corpus_writer.cc
+#                                     (DIR built by run.sh build)
 #
 # A finding is replayed with: DIR/bin/tq_fuzz_TARGET DIR/out/TARGET/crash-...
 # and kept as a regression seed by copying it to corpus/TARGET/.
@@ -15,7 +16,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 src=$(cd "$here/../.." && pwd)
 
 usage() {
-  sed -n '2,13p' "$0" >&2
+  sed -n "2,13p" "$0" >&2
   exit 2
 }
 
@@ -48,7 +49,7 @@ build() {
   CC=clang CXX=clang++ cmake -S "$src" -B "$dir" -G Ninja \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBUILD_TESTING=ON -DTQ_FUZZ=ON \
     -DCMAKE_CXX_FLAGS="$flags" "${launcher[@]}" >/dev/null
-  cmake --build "$dir" --target tq_fuzz_codec tq_fuzz_broker tq_fuzz_corpus
+  cmake --build "$dir" --target tq_fuzz_codec tq_fuzz_broker
 }
 
 run() {
@@ -81,6 +82,7 @@ run() {
 
 corpus() {
   local dir=$1
+  cmake --build "$dir" --target tq_fuzz_corpus
   "$dir/bin/tq_fuzz_corpus" "$here/corpus"
 }
 
