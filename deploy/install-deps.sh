@@ -21,6 +21,9 @@ packages=(
   python3-zmq python3-protobuf
   # the analyser tests' TLS fixture makes a self-signed certificate
   openssl
+  # the fuzz targets (tests/fuzz): libFuzzer is clang-only, and its runtime
+  # and the sanitizers' are only a Recommends of clang-14
+  clang libclang-rt-14-dev
 )
 
 missing=()
