@@ -34,7 +34,10 @@ uint64_t NewToken() {
 }  // namespace
 
 Broker::Broker(TaskStore& store, const Clock& clock, BrokerOptions options)
-    : store_(store), clock_(clock), options_(options) {}
+    : store_(store),
+      clock_(clock),
+      options_(options),
+      reads_(options.reads_per_second, options.read_burst) {}
 
 Status Broker::Start() { return ReloadFromStore(/*first_load=*/true); }
 
@@ -110,6 +113,16 @@ void Broker::OnMessage(const std::string& peer, const wire::Envelope& env,
 
   using B = wire::Envelope;
   switch (env.body_case()) {
+    case B::kFetchResults:
+    case B::kBatchStatusRequest:
+    case B::kListQueues:
+    case B::kListWorkers:
+      if (!WithinReadRate(peer, seq, peer_address)) return;
+      break;
+    default:
+      break;
+  }
+  switch (env.body_case()) {
     case B::kHello:
       return HandleHello(peer, seq, env.hello(), peer_address);
     case B::kSubmit:
@@ -156,6 +169,24 @@ void Broker::OnMessage(const std::string& peer, const wire::Envelope& env,
   }
 }
 
+bool Broker::WithinReadRate(const std::string& peer, uint64_t seq,
+                            const std::string& address) {
+  if (reads_.Allow(peer, clock_.Now())) return true;
+  ++reads_refused_;
+  if (warnings_.Allow(address.empty() ? peer : address, "too many reads",
+                      clock_.Now())) {
+    spdlog::warn(
+        "peer {} asks for lists and results faster than {}/s: refusing the "
+        "excess ({} so far)",
+        address.empty() ? "?" : address, options_.reads_per_second,
+        reads_refused_);
+  }
+  // A short answer, so an eager poller backs off instead of timing out.
+  SendError(peer, seq, wire::RATE_LIMITED, "too many requests: retry shortly",
+            true);
+  return false;
+}
+
 void Broker::OnBadMessage(const std::string& peer, DecodeError error,
                           const std::string& detail,
                           const std::string& peer_address) {
@@ -174,6 +205,7 @@ void Broker::OnDisconnect(const std::string& peer) {
     EndSession(s->id, "connection closed");
   }
   std::erase_if(parked_, [&](const ParkedFetch& p) { return p.peer == peer; });
+  reads_.Forget(peer);
 }
 
 void Broker::BeginShutdown() {

@@ -31,10 +31,12 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <unordered_set>
 #include <utility>
 #include <vector>
 
+#include "broker/peer_limits.h"
 #include "broker/task_store.h"
 #include "broker/task_table.h"
 #include "broker/worker_sessions.h"
@@ -81,6 +83,10 @@ struct BrokerOptions {
   // slow-start window of one task, and a warning.
   uint32_t loss_throttle_sessions = 3;
   Millis loss_throttle_window{10 * 60 * 1000};
+  // Reads that cost work (queue and worker lists, batch status, results)
+  // one peer may ask for: a second's worth on average, and a burst.
+  double reads_per_second = 200;
+  double read_burst = 400;
 };
 
 // One message for one peer (a ZeroMQ routing id).
@@ -148,6 +154,11 @@ class Broker {
     std::vector<std::pair<std::string, uint64_t>> requesters;  // peer, seq
   };
 
+  // Whether a read request from `peer` is within its rate; the ones that are
+  // not are answered RATE_LIMITED, counted and logged (rate-limited).
+  bool WithinReadRate(const std::string& peer, uint64_t seq,
+                      const std::string& address);
+
   // --- handlers, one per message body ---
   void HandleHello(const std::string& peer, uint64_t seq,
                    const wire::Hello& hello, const std::string& address);
@@ -206,8 +217,10 @@ class Broker {
   void Finish(TaskEntry& t, TaskState final_state, AttemptResult outcome);
   // Forgets which session holds the task (its lease ended one way or other).
   void Detach(TaskEntry& t);
+  // Ends a session; its leases go back, but for those `keep` names with
+  // their token (task id -> token: a replacing Hello's held leases).
   void EndSession(SessionId id, const std::string& reason,
-                  const std::unordered_set<uint64_t>& keep = {});
+                  const std::unordered_map<uint64_t, uint64_t>& keep = {});
   void Dispatch();
 
   // --- bulk jobs (bulk_jobs.cc) ---
@@ -285,6 +298,8 @@ class Broker {
   bool shutting_down_ = false;
   BrokerStats stats_;
   LogLimiter warnings_;  // repeated warnings about peers
+  PeerRateLimit reads_;
+  uint64_t reads_refused_ = 0;
 };
 
 }  // namespace tq

@@ -84,8 +84,8 @@ void Broker::HandleHello(const std::string& peer, uint64_t seq,
     return;
   }
   const std::string& wid = hello.worker_id();
-  std::unordered_set<uint64_t> held;
-  for (const wire::Lease& l : hello.held()) held.insert(l.task_id());
+  std::unordered_map<uint64_t, uint64_t> held;  // task id -> token
+  for (const wire::Lease& l : hello.held()) held[l.task_id()] = l.token();
   // A new Hello replaces any session under the same identity or connection.
   if (WorkerSession* old = sessions_.ForWorker(wid)) {
     EndSession(old->id, "replaced by a new session", held);
@@ -308,7 +308,7 @@ void Broker::HandleRelease(WorkerSession& s, const wire::Release& release) {
 }
 
 void Broker::EndSession(SessionId id, const std::string& reason,
-                        const std::unordered_set<uint64_t>& keep) {
+                        const std::unordered_map<uint64_t, uint64_t>& keep) {
   std::optional<WorkerSession> s = sessions_.Remove(id);
   if (!s) return;
   const bool unproven = s->results == 0;
@@ -316,7 +316,7 @@ void Broker::EndSession(SessionId id, const std::string& reason,
   for (auto& [task_id, token] : s->in_flight) {
     TaskEntry* t = tasks_.Find(task_id);
     if (t == nullptr || t->holder != id) continue;
-    if (keep.count(task_id)) {
+    if (auto k = keep.find(task_id); k != keep.end() && k->second == token) {
       t->holder = 0;  // the replacing session reclaims it
       continue;
     }

@@ -43,6 +43,7 @@ Status StatusFromWireError(const wire::Error& error) {
   switch (error.code()) {
     case wire::STORE_UNAVAILABLE:
     case wire::SHUTTING_DOWN:
+    case wire::RATE_LIMITED:
       return Status::Unavailable(std::move(message));
     case wire::INVALID_ARGUMENT:
       return Status::InvalidArgument(std::move(message));

@@ -1,5 +1,6 @@
 #include "common/log.h"
 
+#include <google/protobuf/stubs/logging.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
@@ -16,6 +17,13 @@ Status SetupLogging(const std::string& program, const std::string& level) {
   logger->set_level(parsed);
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
+  // protobuf writes its own complaints (e.g. a string field that is not
+  // UTF-8) straight to stderr, once per bad message: a hostile peer could
+  // flood the log past our limiter. The codec reports every refusal itself.
+  google::protobuf::SetLogHandler([](google::protobuf::LogLevel, const char*,
+                                     int, const std::string& message) {
+    spdlog::debug("protobuf: {}", message);
+  });
   return Status::Ok();
 }
 

@@ -204,3 +204,42 @@ TEST_CASE("PeerThatKeepsLosingLeasesTakesOneTaskAtATime", "[broker]") {
 
 }  // namespace
 }  // namespace tq
+
+namespace tq {
+namespace {
+
+size_t CountBody(const std::vector<Outgoing>& out, const std::string& peer,
+                 wire::Envelope::BodyCase body) {
+  size_t n = 0;
+  for (const Outgoing& o : out) {
+    if (o.peer == peer && o.envelope.body_case() == body) ++n;
+  }
+  return n;
+}
+
+TEST_CASE("PeerAskingForListsTooFastIsAnsweredRateLimited", "[broker]") {
+  BrokerOptions o = testing::TestOptions();
+  o.reads_per_second = 10;
+  o.read_burst = 5;
+  testing::Harness h(o);
+  wire::Envelope list;
+  list.mutable_list_queues();
+  for (int i = 0; i < 10; ++i) h.Send("eager", list, 100 + i);
+  h.Send("calm", list, 1);
+  auto out = h.Turn();
+  CHECK(CountBody(out, "eager", wire::Envelope::kQueueList) == 5);
+  CHECK(CountBody(out, "eager", wire::Envelope::kError) == 5);
+  const wire::Envelope* error =
+      testing::Harness::Find(out, "eager", wire::Envelope::kError);
+  REQUIRE(error != nullptr);
+  CHECK(error->error().code() == wire::RATE_LIMITED);
+  CHECK(error->error().retryable());
+  CHECK(CountBody(out, "calm", wire::Envelope::kQueueList) == 1);
+  // A second later its bucket has refilled by ten.
+  h.clock().Advance(Millis(1000));
+  for (int i = 0; i < 5; ++i) h.Send("eager", list, 200 + i);
+  CHECK(CountBody(h.Turn(), "eager", wire::Envelope::kQueueList) == 5);
+}
+
+}  // namespace
+}  // namespace tq
