@@ -85,8 +85,8 @@ struct BrokerOptions {
   Millis loss_throttle_window{10 * 60 * 1000};
   // Reads that cost work (queue and worker lists, batch status, results)
   // one peer may ask for: a second's worth on average, and a burst.
-  double reads_per_second = 200;
-  double read_burst = 400;
+  double reads_per_second = 2000;
+  double read_burst = 4000;
 };
 
 // One message for one peer (a ZeroMQ routing id).

@@ -446,7 +446,7 @@ TEST_CASE("ThousandConnectDisconnectPeersLeaveBatchAndMemoryAlone",
 // messages whoever sent them, and this peer's FetchResults (a page of every
 // result so far) filled the turns; its replies piled up unread in the broker
 // (ROUTER SNDHWM 1,000,000). The broker now answers one peer's reads past
-// 200/s (bursts of 400) with a short RATE_LIMITED error.
+// 2,000/s (bursts of 4,000) with a short RATE_LIMITED error.
 TEST_CASE("PeerThatSendsFastAndNeverReadsDoesNotStopABatch", "[e2e][hostile]") {
   TempDir dir;
   BrokerProcess broker(dir);
