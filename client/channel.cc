@@ -9,6 +9,7 @@
 #include <zmq.hpp>
 
 #include "common/codec.h"
+#include "common/curve_keys.h"
 #include "common/defaults.h"
 
 namespace tq {
@@ -33,6 +34,27 @@ std::shared_ptr<zmq::context_t> SharedContext() {
     weak = context;
   }
   return context;
+}
+
+// All three keys or none, well-formed, the public key the secret one's: a
+// mismatch would only show up as a broker that never answers.
+Status CheckCurveKeys(const CurveClientKeys& keys) {
+  if (!IsZ85Key(keys.broker_public_key)) {
+    return Status::InvalidArgument(
+        "CURVE: the broker's public key is not 40 characters of Z85");
+  }
+  if (!IsZ85Key(keys.client_public_key) || !IsZ85Key(keys.client_secret_key)) {
+    return Status::InvalidArgument(
+        "CURVE: the client's public and secret keys must both be 40 "
+        "characters of Z85");
+  }
+  char derived[kZ85KeyLength + 1] = {};
+  if (zmq_curve_public(derived, keys.client_secret_key.c_str()) != 0 ||
+      keys.client_public_key != derived) {
+    return Status::InvalidArgument(
+        "CURVE: the client's public key is not the one of its secret key");
+  }
+  return Status::Ok();
 }
 
 }  // namespace
@@ -75,6 +97,15 @@ Result<std::unique_ptr<Channel>> Channel::Open(const ClientOptions& options) {
   if (options.request_timeout.count() <= 0) {
     return Status::InvalidArgument("request timeout must be positive");
   }
+  const CurveClientKeys& keys = options.curve;
+  if (keys.enabled()) {
+    if (!CurveAvailable()) {
+      return Status::Unavailable(
+          "CURVE keys given but this libzmq has no "
+          "CURVE support");
+    }
+    if (Status s = CheckCurveKeys(keys); !s.ok()) return s;
+  }
   try {
     auto context = SharedContext();
     auto socket =
@@ -83,6 +114,14 @@ Result<std::unique_ptr<Channel>> Channel::Open(const ClientOptions& options) {
     // unsent when the Client goes away; don't hang the process on exit.
     socket->set(zmq::sockopt::linger, 0);
     socket->set(zmq::sockopt::maxmsgsize, kMaxMessageBytes + kMaxMessageSlack);
+    if (keys.enabled()) {
+      CurveCert own;
+      own.public_key = keys.client_public_key;
+      own.secret_key = keys.client_secret_key;
+      Status s =
+          ApplyCurveClient(socket->handle(), own, keys.broker_public_key);
+      if (!s.ok()) return s;
+    }
     socket->connect(options.endpoint);
     return std::unique_ptr<Channel>(
         new Channel(options, std::move(context), std::move(socket)));

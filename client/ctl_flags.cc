@@ -35,6 +35,7 @@ void AddCtlFlags(CLI::App& app, CtlFlags* flags) {
   app.add_option("--log-level", flags->log_level,
                  "trace, debug, info, warn, error, off")
       ->capture_default_str();
+  AddCurveFlags(app, &flags->curve);
   app.footer(kExitCodesHelp);
   app.require_subcommand(1);
   // Global flags may also follow the subcommand: `tq-ctl queues --json`.
@@ -89,7 +90,18 @@ Status ValidateCtlFlags(const CtlFlags& flags) {
   if (!flags.queue.empty()) {
     if (Status s = ValidateQueueName(flags.queue); !s.ok()) return s;
   }
-  return Status::Ok();
+  return ValidateCurveFlags(flags.curve);
+}
+
+Result<ClientOptions> ClientOptionsFromFlags(const CtlFlags& flags) {
+  ClientOptions options;
+  options.endpoint = flags.broker;
+  options.request_timeout = std::chrono::milliseconds(
+      static_cast<int64_t>(flags.request_timeout_s * 1000.0 + 0.5));
+  auto curve = CurveKeysFromFlags(flags.curve);
+  if (!curve.ok()) return curve.status();
+  options.curve = std::move(curve).value();
+  return options;
 }
 
 }  // namespace tq

@@ -4,7 +4,9 @@
 
 #include <string>
 
+#include "client/curve_flags.h"
 #include "common/defaults.h"
+#include "tq/client.h"
 #include "tq/status.h"
 
 namespace CLI {
@@ -35,17 +37,25 @@ struct CtlFlags {
   std::string queue;     // purge, retry --queue
   std::string out_dir;   // results --out
   std::string layout = "tasks";
+  CurveFlags curve;  // --broker-key, --key
 };
 
 // Adds tq-ctl's global flags, its subcommands with theirs and the exit codes'
 // help to `app`, each writing into `*flags` (which must outlive the parse);
 // the subcommand given sets flags->command. The values already in `*flags`
-// are the defaults --help shows; $TQ_BROKER is read at parse time.
+// are the defaults --help shows; $TQ_BROKER, $TQ_BROKER_KEY and $TQ_KEY are
+// read at parse time.
 void AddCtlFlags(CLI::App& app, CtlFlags* flags);
 
 // Refuses here, as a usage error, what the broker would refuse later:
-// retry without a batch or queue, a malformed batch id, a bad queue name.
-// The message is what tq-ctl prints after "tq-ctl: ".
+// retry without a batch or queue, a malformed batch id, a bad queue name,
+// --key without --broker-key or the reverse. The message is what tq-ctl
+// prints after "tq-ctl: ".
 Status ValidateCtlFlags(const CtlFlags& flags);
+
+// How to reach the broker: --broker, --timeout and the CURVE keys
+// (CurveKeysFromFlags: InvalidArgument naming the flag for a key file that
+// is missing, malformed, public-only or readable by others).
+Result<ClientOptions> ClientOptionsFromFlags(const CtlFlags& flags);
 
 }  // namespace tq

@@ -279,11 +279,10 @@ int Run(const CtlFlags& flags) {
   }
   // Malformed ids and names exit 2 (usage), not 4.
   if (Status s = ValidateCtlFlags(flags); !s.ok()) return Usage(s);
-  ClientOptions options;
-  options.endpoint = flags.broker;
-  options.request_timeout = std::chrono::milliseconds(
-      static_cast<int64_t>(flags.request_timeout_s * 1000.0 + 0.5));
-  auto connected = Client::Connect(options);
+  // So are unusable key files.
+  Result<ClientOptions> options = ClientOptionsFromFlags(flags);
+  if (!options.ok()) return Usage(options.status());
+  auto connected = Client::Connect(*options);
   if (!connected.ok()) return Usage(connected.status());
   return RunCommand(**connected, flags);
 }

@@ -68,6 +68,7 @@ void AddSubmitFlags(CLI::App& app, SubmitFlags* flags) {
   app.add_option("--log-level", flags->log_level,
                  "trace, debug, info, warn, error, off")
       ->capture_default_str();
+  AddCurveFlags(app, &flags->curve);
   app.footer(kExitCodesHelp);
 }
 
@@ -94,8 +95,20 @@ Result<std::vector<std::string>> ParseCountries(const std::string& list) {
 Status ValidateSubmitFlags(const SubmitFlags& flags) {
   auto queues = ParseCountries(flags.countries);
   if (!queues.ok()) return queues.status();
-  if (!flags.batch_id.empty()) return ValidateBatchId(flags.batch_id);
-  return Status::Ok();
+  if (!flags.batch_id.empty()) {
+    if (Status s = ValidateBatchId(flags.batch_id); !s.ok()) return s;
+  }
+  return ValidateCurveFlags(flags.curve);
+}
+
+Result<ClientOptions> ClientOptionsFromFlags(const SubmitFlags& flags) {
+  ClientOptions options;
+  options.endpoint = flags.broker;
+  options.request_timeout = SecondsToMs(flags.request_timeout_s);
+  auto curve = CurveKeysFromFlags(flags.curve);
+  if (!curve.ok()) return curve.status();
+  options.curve = std::move(curve).value();
+  return options;
 }
 
 Result<SubmitOptions> SubmitOptionsFromFlags(const SubmitFlags& flags) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "client/curve_flags.h"
 #include "common/defaults.h"
 #include "tq/client.h"
 #include "tq/status.h"
@@ -35,12 +36,14 @@ struct SubmitFlags {
   std::vector<std::string> options;  // KEY=VALUE, handed to the workers
   std::string out_dir;               // --wait --out: results and files
   std::string layout = "tasks";
+  CurveFlags curve;  // --broker-key, --key
 };
 
 // Adds every tq-submit flag, the FILE argument and the exit codes' help to
 // `app`, each writing into `*flags` (which must outlive the parse); the
 // values already in `*flags` are the defaults --help shows. CLI11 itself
-// checks ranges and choices; $TQ_BROKER is read at parse time.
+// checks ranges and choices; $TQ_BROKER, $TQ_BROKER_KEY and $TQ_KEY are
+// read at parse time.
 void AddSubmitFlags(CLI::App& app, SubmitFlags* flags);
 
 // "IT, IN" -> {"IT", "IN"}: entries trimmed, duplicates dropped, order kept;
@@ -48,8 +51,15 @@ void AddSubmitFlags(CLI::App& app, SubmitFlags* flags);
 Result<std::vector<std::string>> ParseCountries(const std::string& list);
 
 // What can be checked before the URL file is read: --country, then
-// --batch-id. The message is what tq-submit prints after "tq-submit: ".
+// --batch-id, then --key and --broker-key together (their files are read
+// by ClientOptionsFromFlags). The message is what tq-submit prints after
+// "tq-submit: ".
 Status ValidateSubmitFlags(const SubmitFlags& flags);
+
+// How to reach the broker: --broker, --request-timeout and the CURVE keys
+// (CurveKeysFromFlags: InvalidArgument naming the flag for a key file that
+// is missing, malformed, public-only or readable by others).
+Result<ClientOptions> ClientOptionsFromFlags(const SubmitFlags& flags);
 
 // The options of the batch: queues, priority, limits, the task options from
 // --option (InvalidArgument for one that is not KEY=VALUE with a KEY) and

@@ -155,13 +155,6 @@ Result<int> CheckLines(const UrlFile& parsed, const std::string& shown_name,
   return exit_code;
 }
 
-Result<std::unique_ptr<Client>> Connect(const SubmitFlags& flags) {
-  ClientOptions client_options;
-  client_options.endpoint = flags.broker;
-  client_options.request_timeout = SecondsToMs(flags.request_timeout_s);
-  return Client::Connect(client_options);
-}
-
 // Names the items the broker refused and says what was queued: the batch id
 // on stdout (stderr with --wait, where stdout carries the results). Returns
 // the exit code so far.
@@ -247,6 +240,9 @@ int Run(const SubmitFlags& flags) {
     return Usage(s);
   }
   if (Status s = ValidateSubmitFlags(flags); !s.ok()) return Usage(s);
+  // Key files are read before the URLs, which may be a long stdin.
+  Result<ClientOptions> client_options = ClientOptionsFromFlags(flags);
+  if (!client_options.ok()) return Usage(client_options.status());
   const std::string shown_name = flags.file == "-" ? "<stdin>" : flags.file;
   Result<UrlFile> parsed = ReadUrls(flags.file);
   if (!parsed.ok()) return Usage(parsed.status());
@@ -262,7 +258,7 @@ int Run(const SubmitFlags& flags) {
   urls.reserve(parsed->urls.size());
   for (const auto& line : parsed->urls) urls.push_back(line.url);
 
-  auto client = Connect(flags);
+  auto client = Client::Connect(*client_options);
   // A malformed endpoint is a usage error.
   if (!client.ok()) return Usage(client.status());
   auto receipt = (*client)->Submit(urls, *options);

@@ -157,9 +157,10 @@ int RunWorker(tq::WorkerOptions options, int signal_fd) {
   try {
     const tq::WorkerConfig& identity = options.identity;
     spdlog::info(
-        "worker {} starting: broker {}, country {}, concurrency {}, "
+        "worker {} starting: broker {}{}, country {}, concurrency {}, "
         "handler {}",
         identity.worker_id, options.endpoint,
+        options.curve.enabled() ? " (CURVE)" : "",
         identity.country.empty() ? (identity.country_auto ? "auto" : "none")
                                  : identity.country,
         identity.concurrency, HandlerName(options.handler));

@@ -17,6 +17,7 @@
 
 #include "analyser/analyse_one_main.h"
 #include "common/codec.h"
+#include "common/curve_keys.h"
 #include "common/defaults.h"
 #include "worker/outdir_gather.h"
 
@@ -71,6 +72,17 @@ Status Worker::OpenSocket() {
     socket_.set(zmq::sockopt::linger, kLingerMs);
     socket_.set(zmq::sockopt::maxmsgsize, kMaxMessageBytes + kMaxMessageSlack);
     socket_.set(zmq::sockopt::ipv6, 1);  // brokers at IPv6 addresses
+    if (options_.curve.enabled()) {
+      CurveCert own;
+      own.public_key = options_.curve.client_public_key;
+      own.secret_key = options_.curve.client_secret_key;
+      Status s = ApplyCurveClient(socket_.handle(), own,
+                                  options_.curve.broker_public_key);
+      if (!s.ok()) {
+        CloseSocket();
+        return Status::InvalidArgument("CURVE keys: " + s.message());
+      }
+    }
     socket_.connect(options_.endpoint);
   } catch (const zmq::error_t& e) {
     CloseSocket();

@@ -11,6 +11,7 @@
 
 #include "common/clock.h"
 #include "common/status.h"
+#include "tq/client.h"
 #include "worker/command_line.h"
 #include "worker/exec_runner.h"
 #include "worker/worker_core.h"
@@ -34,6 +35,7 @@ struct WorkerOptions {
   std::string work_dir;
   bool remove_work_dir = false;  // made by us: removed at exit if empty
   size_t max_output_bytes = kDefaultMaxOutputBytes;
+  CurveClientKeys curve;  // empty: plain TCP
 };
 
 class Worker {

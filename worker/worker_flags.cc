@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <utility>
 
-#include "geo/ip_address.h"
 #include "common/queue_name.h"
+#include "geo/ip_address.h"
 #include "worker/command_line.h"
 
 namespace tq {
@@ -125,6 +125,7 @@ void AddWorkerFlags(CLI::App& app, WorkerFlags* flags) {
   app.add_option("--log-level", flags->log_level,
                  "trace, debug, info, warn, error or off")
       ->capture_default_str();
+  AddCurveFlags(app, &flags->curve);
 }
 
 Status ValidateWorkerFlags(const WorkerFlags& flags) {
@@ -155,7 +156,7 @@ Status ValidateWorkerFlags(const WorkerFlags& flags) {
   if (flags.broker.empty()) {
     return Status::InvalidArgument("--broker: empty endpoint");
   }
-  return Status::Ok();
+  return ValidateCurveFlags(flags.curve);
 }
 
 Result<WorkerOptions> WorkerOptionsFromFlags(const WorkerFlags& flags,
@@ -163,6 +164,9 @@ Result<WorkerOptions> WorkerOptionsFromFlags(const WorkerFlags& flags,
   WorkerOptions options;
   if (Status s = SetHandler(flags, self_exe, &options); !s.ok()) return s;
   if (Status s = ValidateWorkerFlags(flags); !s.ok()) return s;
+  auto curve = CurveKeysFromFlags(flags.curve);
+  if (!curve.ok()) return curve.status();
+  options.curve = std::move(curve).value();
   options.endpoint = flags.broker;
   options.max_output_bytes = flags.max_output;
   options.work_dir = flags.work_dir.value_or("");

@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 
+#include "client/curve_flags.h"
 #include "common/defaults.h"
 #include "common/status.h"
 #include "worker/exec_runner.h"
@@ -46,6 +47,7 @@ struct WorkerFlags {
   std::string analyse_one;
   std::string options_json = "{}";
   uint32_t time_limit_ms = 0;
+  CurveFlags curve;  // --broker-key, --key
 };
 
 // The defaults, with --broker from $TQ_BROKER when that is set.
@@ -59,13 +61,15 @@ void AddWorkerFlags(CLI::App& app, WorkerFlags* flags);
 // The checks CLI11 cannot make, bar the handler's, in the order tq-worker
 // reports them: --geoip-db, --geo-resolver and --public-ip only with
 // --country auto, a resolver with what it needs, --public-ip an address,
-// --country a code (or auto or none), --broker not empty. Returns
+// --country a code (or auto or none), --broker not empty, --key and
+// --broker-key together. Returns
 // InvalidArgument with the message tq-worker prints after "tq-worker: ".
 Status ValidateWorkerFlags(const WorkerFlags& flags);
 
 // The options the flags ask for, or the usage error as above: first the
 // handler (the analyser's child is `self_exe`, this program, "" when unknown;
-// --exec must parse), then ValidateWorkerFlags. The identity's country is ""
+// --exec must parse), then ValidateWorkerFlags, then the CURVE key files
+// (CurveKeysFromFlags). The identity's country is ""
 // for auto and none. Left to the caller: what the host decides (hostname, pid,
 // the default worker id and work dir) and the country --country auto finds.
 Result<WorkerOptions> WorkerOptionsFromFlags(const WorkerFlags& flags,

@@ -3,10 +3,17 @@
 // tq-ctl prints.
 #include "client/ctl_flags.h"
 
+#include <sys/stat.h>
+
 #include <CLI/CLI.hpp>
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdlib>
 #include <string>
 #include <vector>
+
+#include "common/curve_keys.h"
+#include "tests/support/temp_dir.h"
 
 namespace tq {
 namespace {
@@ -33,6 +40,29 @@ CtlFlags Parsed(const std::vector<std::string>& args) {
   REQUIRE(error.empty());
   return flags;
 }
+
+// A key pair saved as DIR/NAME.key and DIR/NAME.key_secret.
+CurveCert SaveKeyPair(const testing::TempDir& dir, const std::string& name) {
+  auto cert = GenerateCurveCert();
+  REQUIRE(cert.ok());
+  REQUIRE(SaveCurveCert(*cert, dir.File(name + kPublicKeySuffix), false, false)
+              .ok());
+  REQUIRE(SaveCurveCert(*cert, dir.File(name + kSecretKeySuffix), true, false)
+              .ok());
+  return std::move(cert).value();
+}
+
+// Sets an environment variable for one scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) {
+    setenv(name, value.c_str(), 1);
+  }
+  ~ScopedEnv() { unsetenv(name_); }
+
+ private:
+  const char* name_;
+};
 
 }  // namespace
 
@@ -95,6 +125,58 @@ TEST_CASE("MalformedIdsAndQueueNamesAreUsageErrors", "[ctl_flags]") {
         "queue 'bad!' is neither 'generic' nor an ISO 3166-1 alpha-2 country "
         "code");
   CHECK(ValidateCtlFlags(Parsed({"cancel", "fixed-1"})).ok());
+}
+
+TEST_CASE("CtlKeyAndBrokerKeyGoTogether", "[ctl_flags]") {
+  CHECK(ValidateCtlFlags(Parsed({"queues", "--key", "me.key_secret"}))
+            .message() ==
+        "--key (or $TQ_KEY) needs --broker-key KEY_OR_FILE (or "
+        "$TQ_BROKER_KEY): the broker's public key, e.g. broker.key");
+  CHECK(ValidateCtlFlags(Parsed({"--broker-key", "b.key", "workers"}))
+            .message() ==
+        "--broker-key (or $TQ_BROKER_KEY) needs --key FILE (or $TQ_KEY): "
+        "this client's NAME.key_secret, made by tq-keygen NAME");
+}
+
+TEST_CASE("CtlClientOptionsCarryTheBrokerTimeoutAndKeys", "[ctl_flags]") {
+  testing::TempDir dir;
+  const CurveCert broker = SaveKeyPair(dir, "broker");
+  const CurveCert ops = SaveKeyPair(dir, "ops");
+  auto plain = ClientOptionsFromFlags(
+      Parsed({"--broker", "tcp://127.0.0.1:9", "--timeout", "0.25", "queues"}));
+  REQUIRE(plain.ok());
+  CHECK(plain->endpoint == "tcp://127.0.0.1:9");
+  CHECK(plain->request_timeout == std::chrono::milliseconds(250));
+  CHECK_FALSE(plain->curve.enabled());
+
+  // Global flags, so they may follow the subcommand too.
+  auto keyed = ClientOptionsFromFlags(
+      Parsed({"purge", "IT", "--broker-key", dir.File("broker.key"), "--key",
+              dir.File("ops.key_secret")}));
+  REQUIRE(keyed.ok());
+  CHECK(keyed->curve.broker_public_key == broker.public_key);
+  CHECK(keyed->curve.client_public_key == ops.public_key);
+
+  const std::string secret = dir.File("ops.key_secret");
+  REQUIRE(chmod(secret.c_str(), 0604) == 0);
+  auto refused = ClientOptionsFromFlags(Parsed(
+      {"queues", "--broker-key", dir.File("broker.key"), "--key", secret}));
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.status().message() ==
+        "--key: " + secret +
+            " holds a secret key but its mode 0604 lets others read it: "
+            "chmod 600 " +
+            secret);
+}
+
+TEST_CASE("CtlKeysComeFromTheEnvironmentUnlessGiven", "[ctl_flags]") {
+  ScopedEnv broker_key(kBrokerKeyEnvVar, "env-broker.key");
+  ScopedEnv key(kKeyEnvVar, "env.key_secret");
+  CtlFlags flags = Parsed({"queues"});
+  CHECK(flags.curve.broker_key == "env-broker.key");
+  CHECK(flags.curve.key == "env.key_secret");
+  CHECK(Parsed({"queues", "--broker-key", "b.key"}).curve.broker_key ==
+        "b.key");
 }
 
 }  // namespace tq

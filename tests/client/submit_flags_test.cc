@@ -3,10 +3,17 @@
 // prints.
 #include "client/submit_flags.h"
 
+#include <sys/stat.h>
+
 #include <CLI/CLI.hpp>
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdlib>
 #include <string>
 #include <vector>
+
+#include "common/curve_keys.h"
+#include "tests/support/temp_dir.h"
 
 namespace tq {
 namespace {
@@ -47,6 +54,29 @@ SubmitFlags WithOptions(std::vector<std::string> options) {
   flags.options = std::move(options);
   return flags;
 }
+
+// A key pair saved as DIR/NAME.key and DIR/NAME.key_secret.
+CurveCert SaveKeyPair(const testing::TempDir& dir, const std::string& name) {
+  auto cert = GenerateCurveCert();
+  REQUIRE(cert.ok());
+  REQUIRE(SaveCurveCert(*cert, dir.File(name + kPublicKeySuffix), false, false)
+              .ok());
+  REQUIRE(SaveCurveCert(*cert, dir.File(name + kSecretKeySuffix), true, false)
+              .ok());
+  return std::move(cert).value();
+}
+
+// Sets an environment variable for one scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) {
+    setenv(name, value.c_str(), 1);
+  }
+  ~ScopedEnv() { unsetenv(name_); }
+
+ private:
+  const char* name_;
+};
 
 }  // namespace
 
@@ -149,6 +179,67 @@ TEST_CASE("SecondsAreRoundedToMilliseconds", "[submit_flags]") {
   CHECK(SecondsToMs(0.0004).count() == 0);
   CHECK(SecondsToMs(0.0005).count() == 1);
   CHECK(SecondsToMs(2.5).count() == 2500);
+}
+
+TEST_CASE("KeyAndBrokerKeyGoTogetherBeforeTheFileIsRead", "[submit_flags]") {
+  SubmitFlags flags;
+  REQUIRE(Parse({"urls.txt", "--key", "me.key_secret"}, &flags).empty());
+  CHECK(ValidateSubmitFlags(flags).message() ==
+        "--key (or $TQ_KEY) needs --broker-key KEY_OR_FILE (or "
+        "$TQ_BROKER_KEY): the broker's public key, e.g. broker.key");
+  SubmitFlags reverse;
+  REQUIRE(Parse({"urls.txt", "--broker-key", "b.key"}, &reverse).empty());
+  CHECK(ValidateSubmitFlags(reverse).message() ==
+        "--broker-key (or $TQ_BROKER_KEY) needs --key FILE (or $TQ_KEY): "
+        "this client's NAME.key_secret, made by tq-keygen NAME");
+}
+
+TEST_CASE("ClientOptionsCarryTheBrokerTimeoutAndKeys", "[submit_flags]") {
+  testing::TempDir dir;
+  const CurveCert broker = SaveKeyPair(dir, "broker");
+  const CurveCert me = SaveKeyPair(dir, "me");
+  SubmitFlags plain;
+  REQUIRE(Parse({"urls.txt", "--broker", "tcp://127.0.0.1:9",
+                 "--request-timeout", "1.5"},
+                &plain)
+              .empty());
+  auto options = ClientOptionsFromFlags(plain);
+  REQUIRE(options.ok());
+  CHECK(options->endpoint == "tcp://127.0.0.1:9");
+  CHECK(options->request_timeout == std::chrono::milliseconds(1500));
+  CHECK_FALSE(options->curve.enabled());
+
+  SubmitFlags keyed;
+  REQUIRE(Parse({"urls.txt", "--broker-key", broker.public_key, "--key",
+                 dir.File("me.key_secret")},
+                &keyed)
+              .empty());
+  options = ClientOptionsFromFlags(keyed);
+  REQUIRE(options.ok());
+  CHECK(options->curve.broker_public_key == broker.public_key);
+  CHECK(options->curve.client_public_key == me.public_key);
+  CHECK(options->curve.client_secret_key == me.secret_key);
+
+  keyed.curve.key = dir.File("me.key");
+  options = ClientOptionsFromFlags(keyed);
+  REQUIRE_FALSE(options.ok());
+  CHECK(options.status().message() ==
+        "--key: " + dir.File("me.key") +
+            " holds only a public key (its secret is in " +
+            dir.File("me.key_secret") + ")");
+}
+
+TEST_CASE("SubmitKeysComeFromTheEnvironmentUnlessGiven", "[submit_flags]") {
+  ScopedEnv broker_key(kBrokerKeyEnvVar, "env-broker.key");
+  ScopedEnv key(kKeyEnvVar, "env.key_secret");
+  SubmitFlags flags;
+  REQUIRE(Parse({"urls.txt"}, &flags).empty());
+  CHECK(flags.curve.broker_key == "env-broker.key");
+  CHECK(flags.curve.key == "env.key_secret");
+  SubmitFlags given;
+  REQUIRE(Parse({"urls.txt", "--key", "mine.key_secret"}, &given).empty());
+  CHECK(given.curve.key == "mine.key_secret");
+  CHECK(given.curve.broker_key == "env-broker.key");
 }
 
 }  // namespace tq

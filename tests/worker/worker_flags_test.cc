@@ -2,10 +2,17 @@
 // from what it accepts. The messages are the ones tq-worker prints.
 #include "worker/worker_flags.h"
 
+#include <sys/stat.h>
+
 #include <CLI/CLI.hpp>
 #include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdlib>
 #include <string>
 #include <vector>
+
+#include "common/curve_keys.h"
+#include "tests/support/temp_dir.h"
 
 namespace tq {
 namespace {
@@ -48,6 +55,29 @@ WorkerOptions Options(const std::vector<std::string>& args) {
   REQUIRE(options.ok());
   return std::move(options).value();
 }
+
+// A key pair saved as DIR/NAME.key and DIR/NAME.key_secret.
+CurveCert SaveKeyPair(const testing::TempDir& dir, const std::string& name) {
+  auto cert = GenerateCurveCert();
+  REQUIRE(cert.ok());
+  REQUIRE(SaveCurveCert(*cert, dir.File(name + kPublicKeySuffix), false, false)
+              .ok());
+  REQUIRE(SaveCurveCert(*cert, dir.File(name + kSecretKeySuffix), true, false)
+              .ok());
+  return std::move(cert).value();
+}
+
+// Sets an environment variable for one scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) {
+    setenv(name, value.c_str(), 1);
+  }
+  ~ScopedEnv() { unsetenv(name_); }
+
+ private:
+  const char* name_;
+};
 
 }  // namespace
 
@@ -205,6 +235,60 @@ TEST_CASE("AnalyseOneFlagsAreParsedForTheChild", "[worker_flags]") {
   CHECK(flags.options_json == R"({"timeout":"5"})");
   CHECK(flags.time_limit_ms == 2500);
   CHECK(Parsed({}).options_json == "{}");
+}
+
+TEST_CASE("KeyAndBrokerKeyGoTogether", "[worker_flags]") {
+  CHECK(UsageError({"--key", "me.key_secret"}) ==
+        "--key (or $TQ_KEY) needs --broker-key KEY_OR_FILE (or "
+        "$TQ_BROKER_KEY): the broker's public key, e.g. broker.key");
+  CHECK(UsageError({"--broker-key", "broker.key"}) ==
+        "--broker-key (or $TQ_BROKER_KEY) needs --key FILE (or $TQ_KEY): "
+        "this client's NAME.key_secret, made by tq-keygen NAME");
+  // After the other checks, and before any file is read.
+  CHECK(UsageError({"--key", "me.key_secret", "--broker", ""}) ==
+        "--broker: empty endpoint");
+  CHECK_FALSE(Options({}).curve.enabled());
+}
+
+TEST_CASE("KeyFilesBecomeTheWorkersCurveKeys", "[worker_flags]") {
+  testing::TempDir dir;
+  const CurveCert broker = SaveKeyPair(dir, "broker");
+  const CurveCert me = SaveKeyPair(dir, "it-box");
+  WorkerOptions options = Options({"--broker-key", dir.File("broker.key"),
+                                   "--key", dir.File("it-box.key_secret")});
+  CHECK(options.curve.broker_public_key == broker.public_key);
+  CHECK(options.curve.client_public_key == me.public_key);
+  CHECK(options.curve.client_secret_key == me.secret_key);
+}
+
+TEST_CASE("UnusableKeyFilesAreUsageErrors", "[worker_flags]") {
+  testing::TempDir dir;
+  SaveKeyPair(dir, "broker");
+  SaveKeyPair(dir, "it-box");
+  const std::string secret = dir.File("it-box.key_secret");
+  CHECK(UsageError({"--broker-key", dir.File("broker.key"), "--key",
+                    dir.File("it-box.key")}) ==
+        "--key: " + dir.File("it-box.key") +
+            " holds only a public key (its secret is in " + secret + ")");
+  REQUIRE(chmod(secret.c_str(), 0644) == 0);
+  CHECK(UsageError({"--broker-key", dir.File("broker.key"), "--key", secret}) ==
+        "--key: " + secret +
+            " holds a secret key but its mode 0644 lets others read it: "
+            "chmod 600 " +
+            secret);
+}
+
+TEST_CASE("CurveKeysComeFromTheEnvironmentUnlessGiven", "[worker_flags]") {
+  testing::TempDir dir;
+  const CurveCert broker = SaveKeyPair(dir, "broker");
+  const CurveCert me = SaveKeyPair(dir, "it-box");
+  const CurveCert other = SaveKeyPair(dir, "other");
+  ScopedEnv broker_key(kBrokerKeyEnvVar, dir.File("broker.key"));
+  ScopedEnv key(kKeyEnvVar, dir.File("it-box.key_secret"));
+  CHECK(Options({}).curve.client_public_key == me.public_key);
+  CHECK(Options({}).curve.broker_public_key == broker.public_key);
+  CHECK(Options({"--key", dir.File("other.key_secret")})
+            .curve.client_public_key == other.public_key);
 }
 
 }  // namespace tq

@@ -15,7 +15,10 @@
 #include <thread>
 #include <zmq.hpp>
 
+#include "broker/authorized_keys.h"
+#include "broker/zap_handler.h"
 #include "common/codec.h"
+#include "common/curve_keys.h"
 #include "worker/worker.h"
 
 namespace tq {
@@ -26,12 +29,25 @@ using Steady = std::chrono::steady_clock;
 struct Frame {
   std::string peer;
   wire::Envelope envelope;
+  std::optional<std::string> user_id;  // the CURVE key's name, from ZAP
 };
 
 class FakeBroker {
  public:
   FakeBroker() : socket_(context_, zmq::socket_type::router) {
     socket_.set(zmq::sockopt::linger, 0);
+    socket_.bind("tcp://127.0.0.1:*");
+    endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
+  }
+  // A CURVE broker admitting the keys in `keys`, as the real one will be:
+  // the ZAP handler is bound before the socket.
+  FakeBroker(const CurveCert& own, AuthorizedKeysPtr keys) {
+    auto zap = ZapHandler::Start(context_.handle(), std::move(keys));
+    REQUIRE(zap.ok());
+    zap_ = std::move(zap).value();
+    socket_ = zmq::socket_t(context_, zmq::socket_type::router);
+    socket_.set(zmq::sockopt::linger, 0);
+    REQUIRE(ApplyCurveServer(socket_.handle(), own, "tq").ok());
     socket_.bind("tcp://127.0.0.1:*");
     endpoint_ = socket_.get(zmq::sockopt::last_endpoint);
   }
@@ -53,7 +69,8 @@ class FakeBroker {
       Decoded d = Decode(std::string_view(body.data<char>(), body.size()));
       REQUIRE(d.error == DecodeError::kNone);
       if (d.envelope.body_case() == want) {
-        return Frame{id.to_string(), d.envelope};
+        return Frame{id.to_string(), d.envelope,
+                     MessageProperty(body.handle(), kUserIdProperty)};
       }
     }
     return std::nullopt;
@@ -99,7 +116,9 @@ class FakeBroker {
   }
 
  private:
+  // Declared first, destroyed last; the socket goes before the handler.
   zmq::context_t context_;
+  std::unique_ptr<ZapHandler> zap_;  // null without CURVE
   zmq::socket_t socket_;
   std::string endpoint_;
 };
@@ -203,6 +222,43 @@ TEST_CASE("NoopWorkerCompletesTasksAndDrainsOnSignal", "[worker_loop]") {
   auto pause = broker.Expect(wire::Envelope::kCredit);
   REQUIRE(pause);
   CHECK(pause->envelope.credit().pause());
+  CHECK(broker.Expect(wire::Envelope::kGoodbye));
+  CHECK(worker.Join() == 0);
+}
+
+TEST_CASE("WorkerWithCurveKeysJoinsUnderItsKeysName", "[worker_loop]") {
+  auto broker_cert = GenerateCurveCert();
+  auto worker_cert = GenerateCurveCert();
+  REQUIRE(broker_cert.ok());
+  REQUIRE(worker_cert.ok());
+  AuthorizedKey key;
+  key.name = "it-box";
+  key.public_key = worker_cert->public_key;
+  key.file = "it-box.key";
+  key.roles.Add(Role::kWorker);
+  std::vector<KeyFileProblem> problems;
+  auto table = std::make_shared<const AuthorizedKeys>(
+      AuthorizedKeys::FromKeys({key}, &problems));
+  REQUIRE(problems.empty());
+  FakeBroker broker(*broker_cert, table);
+
+  WorkerOptions options = Options(broker.endpoint(), true);
+  options.curve.broker_public_key = broker_cert->public_key;
+  options.curve.client_public_key = worker_cert->public_key;
+  options.curve.client_secret_key = worker_cert->secret_key;
+  WorkerThread worker(std::move(options));
+  auto hello = broker.Expect(wire::Envelope::kHello);
+  REQUIRE(hello);
+  CHECK(hello->user_id == "it-box");
+  broker.Welcome(hello->peer);
+  REQUIRE(broker.Expect(wire::Envelope::kCredit));
+  broker.Assign(hello->peer, 1, 1);
+  auto result = broker.Expect(wire::Envelope::kResult);
+  REQUIRE(result);
+  CHECK(result->envelope.result().ok());
+  CHECK(result->user_id == "it-box");
+  broker.Ack(hello->peer, result->envelope.result());
+  worker.Signal();
   CHECK(broker.Expect(wire::Envelope::kGoodbye));
   CHECK(worker.Join() == 0);
 }

@@ -29,12 +29,30 @@
 
 namespace tq {
 
+// CURVE keys (CurveZMQ: the broker is authenticated by its public key, the
+// client by its key pair, every frame is encrypted), each 40 Z85 characters
+// as in the key files tq-keygen writes (docs/security.md). All three empty:
+// plain TCP. Otherwise all three are needed and the client's public key must
+// be the one of its secret key; Client::Connect checks that
+// (kInvalidArgument). A broker with another public key never answers: the
+// requests end in kUnavailable, like a broker that is down.
+struct CurveClientKeys {
+  std::string broker_public_key;
+  std::string client_public_key;
+  std::string client_secret_key;
+  bool enabled() const {
+    return !broker_public_key.empty() || !client_public_key.empty() ||
+           !client_secret_key.empty();
+  }
+};
+
 struct ClientOptions {
   std::string endpoint = "tcp://127.0.0.1:7070";
   // How long one attempt of a request waits for its reply, and how many
   // attempts are made before giving up with kUnavailable.
   std::chrono::milliseconds request_timeout{5000};
   int attempts = 3;
+  CurveClientKeys curve;  // empty: no CURVE
 };
 
 struct SubmitOptions {
