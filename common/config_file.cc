@@ -42,16 +42,14 @@ std::string UnknownKey(const std::string& key,
          "lists them)";
 }
 
-// The keys CLI11 would accept for `app`: every long name but help's and
-// --config's own.
+// The keys of `app`'s flags: every long name but help's; --config and flags
+// made not configurable are there to be refused by name.
 std::map<std::string, ConfigKey> KeysOf(const CLI::App& app) {
   std::map<std::string, ConfigKey> keys;
   for (const CLI::Option* opt : app.get_options()) {
-    if (opt == app.get_help_ptr() || opt == app.get_help_all_ptr() ||
-        opt == app.get_config_ptr() || !opt->get_configurable()) {
-      continue;
-    }
+    if (opt == app.get_help_ptr() || opt == app.get_help_all_ptr()) continue;
     ConfigKey key;
+    key.allowed = opt != app.get_config_ptr() && opt->get_configurable();
     key.takes_value = opt->get_expected_min() > 0;
     key.single = opt->get_items_expected_max() <= 1;
     for (const std::string& name : opt->get_lnames()) keys[name] = key;
@@ -122,6 +120,9 @@ Status CheckConfigText(const std::string& text, const std::string& file,
     if (key.empty()) return error("a line with no key");
     if (found == keys.end()) return error(UnknownKey(key, keys));
     const ConfigKey& spec = found->second;
+    if (!spec.allowed) {
+      return error("'" + key + "' cannot be set in a config file");
+    }
     if (eq == std::string::npos) {
       if (spec.takes_value) return error("'" + key + "' needs a value");
       continue;

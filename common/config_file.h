@@ -20,13 +20,15 @@ namespace tq {
 struct ConfigKey {
   bool takes_value = true;  // false: a flag (`noop` or `noop = true`)
   bool single = true;       // false: a list (`[a, b]`) is fine
+  bool allowed = true;      // false: a flag for the command line only
 };
 
 // Checks `text` (the contents of `file`, named in messages) against the keys
 // allowed: comments (#, ;), blank lines and `key = value` only. Returns
 // InvalidArgument "FILE:LINE: ..." for the first line that is not right:
-// an unknown key, a section, a value missing, or an unquoted single value
-// with spaces or commas (CLI11 would split it and keep a part).
+// an unknown key, a command-line-only one, a section, a value missing, or an
+// unquoted single value with spaces or commas (CLI11 would split it and keep a
+// part).
 Status CheckConfigText(const std::string& text, const std::string& file,
                        const std::map<std::string, ConfigKey>& keys);
 

@@ -130,6 +130,14 @@ void AddWorkerFlags(CLI::App& app, WorkerFlags* flags) {
 }
 
 void AddWorkerConfigFile(CLI::App& app, const std::string& default_path) {
+  // The analyser child's own flags: a file that set them would turn the
+  // worker into one analysis.
+  for (const char* child :
+       {"--analyse-one", "--options-json", "--time-limit-ms"}) {
+    if (CLI::Option* opt = app.get_option_no_throw(child)) {
+      opt->configurable(false);
+    }
+  }
   AddConfigFile(app, default_path, "--analyse-one");
 }
 

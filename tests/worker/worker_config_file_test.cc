@@ -128,6 +128,13 @@ TEST_CASE("AnalyserChildReadsNoConfigFile", "[worker_config]") {
               &f) == "");
   CHECK(f.analyse_one == "http://127.0.0.1/");
   CHECK(f.max_output == kDefaultMaxOutputBytes);
+
+  // Nor can a file make the worker one.
+  testing::WriteFile(dir.File("child.conf"), "analyse-one = http://x/\n");
+  WorkerFlags g;
+  CHECK(Parse({"--config", dir.File("child.conf")}, dir.File("absent.conf"),
+              &g) == dir.File("child.conf") +
+                         ":1: 'analyse-one' cannot be set in a config file");
 }
 
 }  // namespace tq
