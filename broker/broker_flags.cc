@@ -3,6 +3,8 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 
+#include "common/config_file.h"
+
 namespace tq {
 namespace {
 
@@ -96,7 +98,8 @@ void AddRestFlags(CLI::App& app, BrokerFlags& f) {
 
 }  // namespace
 
-std::optional<int> ParseBrokerFlags(int argc, char** argv, BrokerFlags* flags) {
+std::optional<int> ParseBrokerFlags(int argc, char** argv, BrokerFlags* flags,
+                                    const std::string& default_config) {
   CLI::App app{
       "tq-broker: keeps the durable task queues ('generic' and one per ISO "
       "country code) in SQLite and serves workers and clients over ZeroMQ."};
@@ -107,6 +110,7 @@ std::optional<int> ParseBrokerFlags(int argc, char** argv, BrokerFlags* flags) {
   AddTaskFlags(app, *flags);
   AddDurabilityFlags(app, *flags);
   AddRestFlags(app, *flags);
+  AddConfigFile(app, default_config);
   app.footer(
       "Exit status: 0 after a clean stop (SIGTERM/SIGINT), 1 if the database "
       "cannot be opened or the endpoint bound, 2 on a usage error.");

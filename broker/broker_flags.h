@@ -33,10 +33,17 @@ struct BrokerFlags {
   std::string keep_results = "0";
 };
 
-// Parses argv into *flags. Returns the status main should exit with at once
-// (0 after --help, 2 on a usage error; CLI11 has printed the text), or
-// nullopt to go on.
-std::optional<int> ParseBrokerFlags(int argc, char** argv, BrokerFlags* flags);
+// Read when --config is not given, if it exists.
+inline constexpr char kDefaultBrokerConfig[] = "/etc/tq/broker.conf";
+
+// Parses argv into *flags, after the config file (--config FILE, else
+// `default_config` if present; see common/config_file.h): flags win over the
+// file, the file over $TQ_BROKER. Returns the status main should exit with at
+// once (0 after --help, 2 on a usage error or a bad config file; CLI11 has
+// printed the text), or nullopt to go on.
+std::optional<int> ParseBrokerFlags(
+    int argc, char** argv, BrokerFlags* flags,
+    const std::string& default_config = kDefaultBrokerConfig);
 
 // "30d", "12h", "90m", "45s" or plain seconds; 0 keeps results forever.
 Result<Millis> ParseKeepResults(const std::string& text);

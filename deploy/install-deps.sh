@@ -24,6 +24,10 @@ packages=(
   # the fuzz targets (tests/fuzz): libFuzzer is clang-only, and its runtime
   # and the sanitizers' are only a Recommends of clang-14
   clang libclang-rt-14-dev
+  # the Debian packages (deploy/package.sh: CPack's DEB generator and
+  # dpkg-shlibdeps), their man pages, and the tests that check the systemd
+  # units (systemd-analyze verify) and render the man pages
+  dpkg-dev help2man systemd man-db
 )
 
 missing=()

@@ -178,6 +178,7 @@ int main(int argc, char** argv) {
   CLI::App app{"tq-worker: takes tasks from a tq broker and runs them"};
   tq::WorkerFlags flags = tq::DefaultWorkerFlags();
   tq::AddWorkerFlags(app, &flags);
+  tq::AddWorkerConfigFile(app);
   const CLI::Option* one_opt = app.get_option("--analyse-one");
   try {
     app.parse(argc, argv);

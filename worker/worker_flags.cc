@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <utility>
 
+#include "common/config_file.h"
 #include "common/queue_name.h"
 #include "geo/ip_address.h"
 #include "worker/command_line.h"
@@ -126,6 +127,18 @@ void AddWorkerFlags(CLI::App& app, WorkerFlags* flags) {
                  "trace, debug, info, warn, error or off")
       ->capture_default_str();
   AddCurveFlags(app, &flags->curve);
+}
+
+void AddWorkerConfigFile(CLI::App& app, const std::string& default_path) {
+  // The analyser child's own flags: a file that set them would turn the
+  // worker into one analysis.
+  for (const char* child :
+       {"--analyse-one", "--options-json", "--time-limit-ms"}) {
+    if (CLI::Option* opt = app.get_option_no_throw(child)) {
+      opt->configurable(false);
+    }
+  }
+  AddConfigFile(app, default_path, "--analyse-one");
 }
 
 Status ValidateWorkerFlags(const WorkerFlags& flags) {

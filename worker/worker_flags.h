@@ -58,6 +58,17 @@ WorkerFlags DefaultWorkerFlags();
 // shows. CLI11 itself checks ranges, choices and mutually exclusive handlers.
 void AddWorkerFlags(CLI::App& app, WorkerFlags* flags);
 
+// Read when --config is not given, if it exists; tq-worker@NAME.service
+// passes --config /etc/tq/worker-NAME.conf.
+inline constexpr char kDefaultWorkerConfig[] = "/etc/tq/worker.conf";
+
+// Adds --config FILE to an `app` that has the flags already (see
+// common/config_file.h): flags win over the file, the file over $TQ_BROKER.
+// The analyser's child (--analyse-one) reads no file: its parent passes all
+// it needs.
+void AddWorkerConfigFile(
+    CLI::App& app, const std::string& default_path = kDefaultWorkerConfig);
+
 // The checks CLI11 cannot make, bar the handler's, in the order tq-worker
 // reports them: --geoip-db, --geo-resolver and --public-ip only with
 // --country auto, a resolver with what it needs, --public-ip an address,
