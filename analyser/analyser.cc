@@ -132,10 +132,23 @@ class Analysis {
         {"limits_reached", json::array()}};
   }
 
+  // The main page's outcome (docs/analysis-json.md): set once, by the
+  // first thing that went wrong with it.
+  static void SetOutcome(AnalysisReport* report, const char* outcome,
+                         const json& reason) {
+    if (report->outcome != "ok") return;
+    report->outcome = outcome;
+    report->outcome_reason = reason.is_string() ? reason.get<std::string>() : "";
+  }
+
   AnalysisReport Run() {
     AnalysisReport report;
     const Page page = FetchChain(url_, options_.referer, "", &report);
     if (page.ok) AnalysePage(page);
+    log_["outcome"] = report.outcome;
+    if (!report.outcome_reason.empty()) {
+      log_["outcome_reason"] = report.outcome_reason;
+    }
     report.log = std::move(log_);
     return report;
   }
@@ -264,6 +277,7 @@ class Analysis {
             (scheme.empty() ? std::string("none") : scheme) + "')";
         if (method.empty()) {
           log_["error"] = hop == 0 ? why : "redirect " + why;
+          SetOutcome(report, "unreachable", log_["error"]);
         }
         if (hop > 0) Behavior("redirect to a non-http(s) URL refused", url);
         log_["refused"].push_back({{"url", url}, {"reason", why}});
@@ -287,11 +301,19 @@ class Analysis {
           log_["error"] = r.error_kind + ": " + r.error + " (at " + url + ")";
           report->network_error = true;
         }
+        if (method.empty()) {
+          SetOutcome(report, r.error_kind == "timeout" ? "timeout" : "unreachable",
+                     log_["error"]);
+        }
         return page;
       }
       const bool redirect =
           r.status >= 300 && r.status < 400 && !r.redirect_url.empty();
       if (!redirect) {
+        if (method.empty() && r.status >= 400) {
+          SetOutcome(report, "http_error",
+                     "HTTP " + std::to_string(r.status) + " (at " + url + ")");
+        }
         page.ok = true;
         page.url = url;
         page.mime = mime;
@@ -305,6 +327,7 @@ class Analysis {
         if (method.empty()) {
           log_["error"] = "too many redirects (limit " +
                           std::to_string(options_.max_redirects) + ")";
+          SetOutcome(report, "http_error", log_["error"]);
         }
         return page;
       }

@@ -46,6 +46,11 @@ struct AnalysisReport {
   // The main URL could not be fetched because of the network (DNS, refused,
   // TLS, timeout); a refused scheme is not a network error.
   bool network_error = false;
+  // How the main page went: "ok", "unreachable" (DNS, refused, reset, TLS,
+  // a refused scheme), "timeout" or "http_error" (status >= 400, too many
+  // redirects); also in the log as "outcome" and "outcome_reason".
+  std::string outcome = "ok";
+  std::string outcome_reason;
 };
 
 AnalysisReport AnalyseUrl(const std::string& url,

@@ -37,7 +37,9 @@ Broker::Broker(TaskStore& store, const Clock& clock, BrokerOptions options)
     : store_(store),
       clock_(clock),
       options_(options),
-      reads_(options.reads_per_second, options.read_burst) {}
+      reads_(options.reads_per_second, options.read_burst) {
+  sessions_.set_health_options(options.health);
+}
 
 Status Broker::Start() { return ReloadFromStore(/*first_load=*/true); }
 
@@ -46,11 +48,16 @@ Status Broker::Start() { return ReloadFromStore(/*first_load=*/true); }
 Status Broker::ReloadFromStore(bool first_load) {
   auto finished = store_.LoadFinishedSummary();
   if (!finished.ok()) return finished.status();
+  if (first_load) {
+    auto workers = store_.LoadWorkers();
+    if (!workers.ok()) return workers.status();
+    sessions_.LoadRecords(std::move(*workers));
+  }
 
   tasks_.Clear();
   last_finish_seq_ = std::max(last_finish_seq_, finished->max_finish_seq);
   for (const StateCount& c : finished->counts) {
-    tasks_.CountFinished(c.batch_id, c.queue, c.state, c.count);
+    tasks_.CountFinished(c.batch_id, c.queue, c.state, c.count, c.outcome);
   }
   // Which session holds which lease, as the sessions see it.
   std::unordered_map<uint64_t, std::pair<SessionId, uint64_t>> held;
@@ -141,6 +148,8 @@ void Broker::OnMessage(const std::string& peer, const wire::Envelope& env,
       return HandleRetryDead(peer, seq, env.retry_dead());
     case B::kPurgeQueue:
       return HandlePurge(peer, seq, env.purge_queue());
+    case B::kReleaseWorker:
+      return HandleReleaseWorker(peer, seq, env.release_worker());
     case B::kCredit:
     case B::kHeartbeat:
     case B::kResult:
@@ -235,6 +244,7 @@ TimePoint Broker::OnTick() {
   for (const ParkedFetch& p : parked_) next = std::min(next, p.deadline);
   if (!store_ok()) next = std::min(next, next_probe_);
   if (auto due = warnings_.NextDue()) next = std::min(next, *due);
+  if (auto probe = sessions_.OpenDueProbes(now)) next = std::min(next, *probe);
   if (!bulk_.empty() && store_ok()) next = now;  // its next step
   return next;
 }
@@ -257,10 +267,12 @@ void Broker::CheckLiveness(TimePoint now) {
 void Broker::ExpireLeases(TimePoint now) {
   while (TaskEntry* t = tasks_.PopExpiredLease(now)) {
     if (t->holder != 0) {
-      LoseLease(*t, "lease expired after " +
-                        FormatSeconds(Millis(t->time_limit_ms) +
-                                      options_.lease_grace) +
-                        " (time limit + grace)");
+      LoseLease(*t,
+                "lease expired after " +
+                    FormatSeconds(Millis(t->time_limit_ms) +
+                                  options_.lease_grace) +
+                    " (time limit + grace)",
+                /*unproven=*/false, sessions_.Find(t->holder));
       continue;
     }
     // Leased before a restart and not reclaimed: the attempt never ran to an
@@ -302,6 +314,7 @@ std::vector<Outgoing> Broker::Flush() {
 }
 
 std::vector<Outgoing> Broker::Commit() {
+  SaveDirtyWorkers();
   Status st = store_.Commit();
   if (st.ok()) {
     ++stats_.commits;
@@ -398,7 +411,8 @@ void Broker::Lease(TaskEntry& t, WorkerSession& s, wire::Assign* assign) {
   OptionsFromJson(payload->options_json, w->mutable_options());
 }
 
-void Broker::LoseLease(TaskEntry& t, const std::string& reason, bool unproven) {
+void Broker::LoseLease(TaskEntry& t, const std::string& reason, bool unproven,
+                       WorkerSession* holder) {
   Detach(t);
   if (!store_ok()) return;  // leased to nobody: the reload re-reads it
   ++stats_.redeliveries;
@@ -412,7 +426,19 @@ void Broker::LoseLease(TaskEntry& t, const std::string& reason, bool unproven) {
         t.id, reason);
     return Requeue(t, reason);
   }
-  if (t.attempts >= t.max_attempts) {
+  const bool retried = t.attempts < t.max_attempts;
+  if (holder != nullptr) {
+    RecordAttempt(t.id, t.attempts, holder->worker_id, false, "", reason);
+    // Only an expired lease says something about the worker (a lost
+    // connection may be the network's).
+    if (holder->id != 0 && sessions_.Find(holder->id) == holder) {
+      const uint64_t id = t.id;
+      AccountLoss(*holder, id, retried, /*timed_out=*/true, reason);
+      // Accounting may have quarantined the holder: `t` is still pending
+      // (it was detached first), so the reference holds.
+    }
+  }
+  if (!retried) {
     AttemptResult outcome;
     outcome.error = reason;
     outcome.exit_code = -1;
@@ -461,12 +487,21 @@ void Broker::Finish(TaskEntry& t, TaskState final_state,
     spdlog::info("task {} dead after {} attempts: {}", t.id, t.attempts,
                  outcome.error);
   }
+  std::vector<AttemptRecord> history;
+  if (auto h = history_.find(t.id); h != history_.end()) {
+    history = std::move(h->second);
+    history_.erase(h);
+  }
+  int counted_outcome = -1;
+  if (final_state == TaskState::kDone) {
+    counted_outcome = int(ParseOutcome(outcome.outcome).value_or(Outcome::kOk));
+  }
   const uint64_t seq = last_finish_seq_ + 1;
   Status st = store_.MarkFinished(t.id, final_state, t.attempts, seq, outcome,
-                                  clock_.WallMs());
+                                  clock_.WallMs(), history);
   if (!st.ok()) return OnStoreFailure(st);
   last_finish_seq_ = seq;
-  tasks_.Finish(t, final_state);
+  tasks_.Finish(t, final_state, counted_outcome);
 }
 
 // Hands ready tasks to workers with credit, round-robin one task at a time so
@@ -478,10 +513,17 @@ void Broker::Dispatch() {
   while (WorkerSession* s = sessions_.PopRing()) {
     TaskEntry* task = nullptr;
     for (const std::string& q : s->queues) {
-      if ((task = tasks_.NextReady(q)) != nullptr) break;
+      if ((task = NextTaskFor(*s, q)) != nullptr) break;
     }
     if (task == nullptr) continue;  // idle until work is added
     Lease(*task, *s, assigns[s->id].mutable_assign());
+    if (s->quarantined() && store_ok()) {
+      // Its one probe task: the quarantine ends if it succeeds.
+      s->health->probe_open = false;
+      s->health->probe_task = task->id;
+      spdlog::info("worker {} (quarantined): probe task {}", s->worker_id,
+                   task->id);
+    }
     if (!store_ok()) {
       // These assignments are never sent: the credit they used goes back.
       for (auto& [sid, env] : assigns) {

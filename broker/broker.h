@@ -87,6 +87,8 @@ struct BrokerOptions {
   // one peer may ask for: a second's worth on average, and a burst.
   double reads_per_second = 2000;
   double read_burst = 4000;
+  // Worker health: the quarantine rule and its probes (docs/lifecycle.md).
+  HealthOptions health;
 };
 
 // One message for one peer (a ZeroMQ routing id).
@@ -126,7 +128,8 @@ class Broker {
   // Whether a Commit() has anything to do: writes or acknowledgements wait,
   // or a store failure waits for its reload.
   bool CommitPending() const {
-    return !after_commit_.empty() || store_.HasUncommitted() || reload_due_;
+    return !after_commit_.empty() || store_.HasUncommitted() || reload_due_ ||
+           !dirty_workers_.empty();
   }
 
   const BrokerStats& stats() const { return stats_; }
@@ -181,6 +184,8 @@ class Broker {
                        const wire::RetryDead& req);
   void HandlePurge(const std::string& peer, uint64_t seq,
                    const wire::PurgeQueue& req);
+  void HandleReleaseWorker(const std::string& peer, uint64_t seq,
+                           const wire::ReleaseWorker& req);
 
   // --- the pieces of Hello and Result ---
   // Why a Hello is refused, or empty.
@@ -207,7 +212,7 @@ class Broker {
   // unless the holder was `unproven` (had finished no task) and the task has
   // free losses left.
   void LoseLease(TaskEntry& t, const std::string& reason,
-                 bool unproven = false);
+                 bool unproven = false, WorkerSession* holder = nullptr);
   // Back to its queue, the attempt not counted (handed back unrun, leased
   // before a restart and never reclaimed, lost unproven).
   void Requeue(TaskEntry& t, std::optional<std::string> reason = std::nullopt);
@@ -222,6 +227,36 @@ class Broker {
   void EndSession(SessionId id, const std::string& reason,
                   const std::unordered_map<uint64_t, uint64_t>& keep = {});
   void Dispatch();
+
+  // --- worker health (broker_health.cc) ---
+  // An attempt of task `id` ended: its record joins the task's history.
+  void RecordAttempt(uint64_t id, uint32_t attempt, const std::string& worker,
+                     bool ok, const std::string& outcome,
+                     const std::string& error);
+  // The workers other than `except` whose attempts at task `id` failed.
+  std::vector<std::string> FailedBy(uint64_t id,
+                                    const std::string& except) const;
+  // Accounting of an accepted result of task `id` from `s`; may quarantine
+  // workers (`failed_by`: those whose attempts at it failed, when it
+  // succeeded), or end the quarantine of `s` when it was its probe.
+  void AccountResult(WorkerSession& s, uint64_t id, bool ok, bool retried,
+                     const std::string& error,
+                     const std::vector<std::string>& failed_by);
+  // A failed attempt that was no result: the lease expired in the hands of
+  // `s` (timed_out), or `s` was lost holding the task.
+  void AccountLoss(WorkerSession& s, uint64_t id, bool retried,
+                   bool timed_out, const std::string& reason);
+  // Stops granting the worker tasks and gives back what it holds.
+  void QuarantineWorker(WorkerHealth& h, const std::string& why);
+  // The next ready task of `queue` for `s`: passes over a retry that `s`
+  // failed while a worker that has not serves the queue.
+  TaskEntry* NextTaskFor(const WorkerSession& s, const std::string& queue);
+  void MarkDirty(const WorkerHealth& h) {
+    dirty_workers_.insert(h.record.worker_id);
+  }
+  // Writes the changed accounting into the turn's transaction.
+  void SaveDirtyWorkers();
+  void FillHealth(const WorkerSession& s, wire::WorkerInfo* w) const;
 
   // --- bulk jobs (bulk_jobs.cc) ---
   // Joins the running job `key` if there is one; true if it did.
@@ -300,6 +335,12 @@ class Broker {
   LogLimiter warnings_;  // repeated warnings about peers
   PeerRateLimit reads_;
   uint64_t reads_refused_ = 0;
+  // Ended attempts of pending tasks that have any (task id -> oldest
+  // first), written with the result; in memory, so a restart starts them
+  // afresh.
+  std::unordered_map<uint64_t, std::vector<AttemptRecord>> history_;
+  // Worker ids whose accounting changed this turn.
+  std::unordered_set<std::string> dirty_workers_;
 };
 
 }  // namespace tq

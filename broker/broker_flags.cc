@@ -1,5 +1,7 @@
 #include "broker/broker_flags.h"
 
+#include <algorithm>
+#include <cstdint>
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 
@@ -50,6 +52,21 @@ void AddTaskFlags(CLI::App& app, BrokerFlags& f) {
                  "each time, at most 60 s)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 3600.0));
+  app.add_option("--quarantine-after", f.quarantine_after,
+                 "quarantine a worker after this many failed attempts in a "
+                 "row when a task that failed there succeeded on another "
+                 "worker within --quarantine-window (0: never)")
+      ->capture_default_str();
+  app.add_option("--quarantine-window", f.quarantine_window_s,
+                 "seconds within which another worker's success proves a "
+                 "failure the failing worker's fault")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 86400.0 * 7));
+  app.add_option("--probe-backoff", f.probe_backoff_s,
+                 "seconds before a quarantined worker gets one probe task "
+                 "(doubles with each failed probe, at most 300 s)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 3600.0));
 }
 
 void AddDurabilityFlags(CLI::App& app, BrokerFlags& f) {
@@ -176,6 +193,12 @@ Result<BrokerConfig> MakeBrokerConfig(const BrokerFlags& f) {
       uint32_t(SecondsToMillis(f.time_limit_s).count());
   c.core.lease_grace = SecondsToMillis(f.lease_grace_s);
   c.core.retry_backoff = SecondsToMillis(f.retry_backoff_s);
+  c.core.health.quarantine_after =
+      f.quarantine_after == 0 ? UINT32_MAX : f.quarantine_after;
+  c.core.health.quarantine_window = SecondsToMillis(f.quarantine_window_s);
+  c.core.health.probe_backoff = SecondsToMillis(f.probe_backoff_s);
+  c.core.health.max_probe_backoff =
+      std::max(c.core.health.probe_backoff, Millis(300'000));
   c.core.keep_results = *keep;
 
   c.server.listen = f.listen;

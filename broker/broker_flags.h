@@ -26,6 +26,12 @@ struct BrokerFlags {
   double time_limit_s = kDefaultTimeLimitMs / 1000.0;
   double lease_grace_s = kLeaseGraceMs / 1000.0;
   double retry_backoff_s = kDefaultRetryBackoffMs / 1000.0;
+  // Worker health (docs/lifecycle.md): quarantine after this many failed
+  // attempts in a row, one of whose tasks then succeeded elsewhere within
+  // the window; 0 never quarantines.
+  uint32_t quarantine_after = 5;
+  double quarantine_window_s = 600;
+  double probe_backoff_s = 5;
   int64_t max_message = kMaxMessageBytes;
   int64_t db_max_pages = 0;
   double commit_interval_ms = 0;

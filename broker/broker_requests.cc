@@ -384,8 +384,8 @@ void Broker::HandleListWorkers(const std::string& peer, uint64_t seq) {
     w->set_in_flight(uint32_t(s->in_flight.size()));
     w->set_last_seen_ms_ago(uint64_t((now - s->last_seen).count()));
     w->set_hostname(s->hostname);
-    w->set_tasks_done(s->tasks_done);
     w->set_peer_address(s->peer_address);
+    FillHealth(*s, w);
   }
   Send(peer, std::move(env));
 }

@@ -7,6 +7,7 @@
 
 #include "broker/broker.h"
 #include "common/digest.h"
+#include "common/outcome.h"
 #include "common/queue_name.h"
 #include "common/result_wire.h"
 
@@ -111,6 +112,10 @@ void Broker::HandleHello(const std::string& peer, uint64_t seq,
                           : std::max<uint32_t>(1, options_.slow_start_window);
   fresh.last_seen = now;
   fresh.last_sent = now;
+  WorkerHealth& health = sessions_.Health(wid, clock_.WallMs());
+  health.record.session_start_ms = clock_.WallMs();
+  MarkDirty(health);
+  fresh.health = &health;
   WorkerSession& s = sessions_.Add(std::move(fresh));
   const size_t reclaimed = ReclaimLeases(s, hello);
 
@@ -125,6 +130,11 @@ void Broker::HandleHello(const std::string& peer, uint64_t seq,
       s.country.empty() ? "none" : s.country + " (" + s.country_source + ")",
       s.concurrency, fmt::join(s.queues, ", "),
       reclaimed ? fmt::format("; reclaimed {} tasks in hand", reclaimed) : "");
+  if (s.quarantined()) {
+    spdlog::warn("worker {} rejoined while quarantined ({}): it gets a probe "
+                 "task only",
+                 wid, health.reason);
+  }
 
   wire::Envelope welcome;
   welcome.set_seq(seq);
@@ -221,10 +231,14 @@ void Broker::HandleResult(WorkerSession& s, uint64_t seq,
     AckResult(s, seq, r, false, "the lease is held by another session");
   } else if (t->state == TaskState::kRetryWait) {
     AckResult(s, seq, r, true, "already recorded");  // a resent failure
+  } else if (!r.ok() && s.quarantined() && t->holder != s.id) {
+    // Taken back when the worker was quarantined: its failure costs the
+    // task no attempt.
+    AckResult(s, seq, r, false, "worker is quarantined: the task was given "
+                                "back to its queue");
   } else {
     DeliverResult(*t, s, seq, r);
   }
-  s.tasks_done += 1;
   sessions_.Grant(s, r.credit());
   sessions_.Requeue(s);  // a result may have widened its window
 }
@@ -235,13 +249,28 @@ void Broker::DeliverResult(TaskEntry& t, WorkerSession& s, uint64_t seq,
                            const wire::Result& r) {
   AttemptResult outcome = FromWire(r);
   outcome.worker = s.worker_id;
+  if (outcome.ok) {
+    // A done task always has an outcome: an older worker's none is "ok".
+    if (!ParseOutcome(outcome.outcome)) outcome.outcome = "ok";
+  } else {
+    outcome.outcome.clear();
+    outcome.outcome_reason.clear();
+  }
   if (Status st = StoreResultFiles(t, s, &outcome); !st.ok()) {
     spdlog::error("task {}: cannot store a file: {}", t.id, st.message());
     SendError(s.peer, seq, wire::STORE_UNAVAILABLE,
               "broker cannot store a file: " + st.message(), true);
     return;
   }
-  if (outcome.ok) {
+  // `t` is gone once finished: what accounting needs, first.
+  const uint64_t id = t.id;
+  const bool ok = outcome.ok;
+  const bool retried = !ok && t.attempts < t.max_attempts;
+  const std::string error = outcome.error;
+  RecordAttempt(id, t.attempts, s.worker_id, ok, outcome.outcome, error);
+  const std::vector<std::string> failed_by =
+      ok ? FailedBy(id, s.worker_id) : std::vector<std::string>();
+  if (ok) {
     Finish(t, TaskState::kDone, std::move(outcome));
   } else {
     FailAttempt(t, std::move(outcome));
@@ -249,6 +278,7 @@ void Broker::DeliverResult(TaskEntry& t, WorkerSession& s, uint64_t seq,
   if (store_ok()) {
     AckResult(s, seq, r, true, "");
     ++s.results;
+    AccountResult(s, id, ok, retried, error, failed_by);
   } else {  // the store failed just now: the worker resends later
     SendStoreError(s.peer, seq);
   }
@@ -311,6 +341,9 @@ void Broker::EndSession(SessionId id, const std::string& reason,
                         const std::unordered_map<uint64_t, uint64_t>& keep) {
   std::optional<WorkerSession> s = sessions_.Remove(id);
   if (!s) return;
+  if (s->quarantined() && s->health->probe_task != 0) {
+    sessions_.ProbeFailed(*s->health, clock_.Now());  // lost with it
+  }
   const bool unproven = s->results == 0;
   size_t requeued = 0;
   for (auto& [task_id, token] : s->in_flight) {
@@ -320,7 +353,8 @@ void Broker::EndSession(SessionId id, const std::string& reason,
       t->holder = 0;  // the replacing session reclaims it
       continue;
     }
-    LoseLease(*t, "worker " + s->worker_id + " lost: " + reason, unproven);
+    LoseLease(*t, "worker " + s->worker_id + " lost: " + reason, unproven,
+              &*s);
     ++requeued;
   }
   spdlog::info("worker {} left: {}; {} tasks back to their queues",

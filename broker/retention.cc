@@ -35,7 +35,7 @@ void Broker::Sweep(TimePoint now) {
   auto digests = store_.DeleteFinished(ids);
   if (!digests.ok()) return OnStoreFailure(digests.status());
   for (const ExpiredTask& e : *expired) {
-    tasks_.UncountFinished(e.batch_id, e.queue, e.state);
+    tasks_.UncountFinished(e.batch_id, e.queue, e.state, e.outcome);
   }
   sweep_candidates_ = std::move(*digests);
   spdlog::info("retention: deleted {} results older than {}", ids.size(),

@@ -91,6 +91,9 @@ Result<std::vector<ExpiredTask>> SqliteTaskStore::LoadExpired(
     t.batch_id = ColumnText(stmt, 1);
     t.queue = ColumnText(stmt, 2);
     t.state = static_cast<TaskState>(ColumnInt(stmt, 3));
+    t.outcome = sqlite3_column_type(stmt, 4) == SQLITE_NULL
+                    ? -1
+                    : static_cast<int>(ColumnInt(stmt, 4));
   }
   if (rc != SQLITE_DONE) return ReadError("load expired");
   return tasks;

@@ -17,7 +17,10 @@
 #include <map>
 #include <utility>
 
+#include <nlohmann/json.hpp>
+
 #include "broker/sqlite_util.h"
+#include "common/outcome.h"
 
 namespace tq {
 namespace {
@@ -96,6 +99,28 @@ DROP INDEX tasks_finished;
 CREATE INDEX tasks_finished ON tasks(batch_id, finish_seq, queue, state)
   WHERE finish_seq IS NOT NULL;
 )sql",
+    // 3 -> 4: worker health (#18). A done task's outcome (tq::Outcome) and
+    // its attempts with their workers; per-worker accounting. The finished
+    // index covers the outcome, so start-up counts stay one covering scan.
+    R"sql(
+ALTER TABLE tasks ADD COLUMN outcome INTEGER;
+ALTER TABLE tasks ADD COLUMN outcome_reason TEXT;
+ALTER TABLE tasks ADD COLUMN history TEXT;
+CREATE TABLE workers(
+  worker_id TEXT PRIMARY KEY,
+  succeeded INTEGER NOT NULL DEFAULT 0,
+  failed INTEGER NOT NULL DEFAULT 0,
+  retried INTEGER NOT NULL DEFAULT 0,
+  timed_out INTEGER NOT NULL DEFAULT 0,
+  consecutive_failures INTEGER NOT NULL DEFAULT 0,
+  last_failure TEXT NOT NULL DEFAULT '',
+  first_seen_ms INTEGER NOT NULL,
+  session_start_ms INTEGER NOT NULL
+);
+DROP INDEX tasks_finished;
+CREATE INDEX tasks_finished ON tasks(batch_id, finish_seq, queue, state,
+  outcome) WHERE finish_seq IS NOT NULL;
+)sql",
 };
 static_assert(std::size(kMigrations) == SqliteTaskStore::kSchemaVersion);
 
@@ -106,7 +131,7 @@ static_assert(std::size(kMigrations) == SqliteTaskStore::kSchemaVersion);
 #define TQ_FINISHED_COLUMNS                                                \
   "id, batch_id, item_index, queue, url, state, attempts, ok, output, "    \
   "output_truncated, error, exit_code, stderr_tail, duration_ms, worker, " \
-  "submitted_ms, finished_ms, finish_seq"
+  "submitted_ms, finished_ms, finish_seq, outcome, outcome_reason, history"
 
 constexpr const char* kStatementSql[] = {
     /* kBegin */ "BEGIN IMMEDIATE",
@@ -128,21 +153,22 @@ constexpr const char* kStatementSql[] = {
     "last_error = COALESCE(?5, last_error), finished_ms = NULL, finish_seq = "
     "NULL, ok = NULL, "
     "output = NULL, output_truncated = NULL, error = NULL, exit_code = NULL, "
-    "stderr_tail = NULL, duration_ms = NULL WHERE id = ?1",
+    "stderr_tail = NULL, duration_ms = NULL, outcome = NULL, "
+    "outcome_reason = NULL, history = NULL WHERE id = ?1",
     /* kMarkFinished */
     // An outcome without a worker (e.g. cancelled) keeps the last lessee.
     "UPDATE tasks SET state = ?2, attempts = ?3, finish_seq = ?4, ok = ?5, "
     "output = ?6, output_truncated = ?7, error = ?8, exit_code = ?9, "
     "stderr_tail = ?10, duration_ms = ?11, "
-    "worker = COALESCE(NULLIF(?12, ''), worker), finished_ms = ?13 "
-    "WHERE id = ?1",
+    "worker = COALESCE(NULLIF(?12, ''), worker), finished_ms = ?13, "
+    "outcome = ?14, outcome_reason = ?15, history = ?16 WHERE id = ?1",
     /* kProbe */ "INSERT OR REPLACE INTO meta(key, value) VALUES('probe', ?1)",
     /* kLoadPending */
     "SELECT " TQ_PENDING_COLUMNS
     " FROM tasks INDEXED BY tasks_pending WHERE state <= 2 ORDER BY id",
     /* kLoadFinishedSummary */
     // Rows come grouped by batch; the caller sums them.
-    "SELECT batch_id, queue, state, finish_seq FROM tasks "
+    "SELECT batch_id, queue, state, finish_seq, outcome FROM tasks "
     "INDEXED BY tasks_finished WHERE finish_seq IS NOT NULL",
     /* kReadFinished */
     "SELECT " TQ_FINISHED_COLUMNS
@@ -164,15 +190,53 @@ constexpr const char* kStatementSql[] = {
     /* kDeleteFinishedTask */
     "DELETE FROM tasks WHERE id = ?1 AND finish_seq IS NOT NULL",
     /* kLoadExpired */
-    "SELECT id, batch_id, queue, state FROM tasks "
+    "SELECT id, batch_id, queue, state, outcome FROM tasks "
     "WHERE finish_seq IS NOT NULL AND finished_ms < ?1 "
     "ORDER BY finished_ms LIMIT ?2",
     /* kResultFileerenced */
     "SELECT 1 FROM task_files WHERE sha256 = ?1 LIMIT 1",
+    /* kSaveWorker */
+    "INSERT OR REPLACE INTO workers(worker_id, succeeded, failed, retried, "
+    "timed_out, consecutive_failures, last_failure, first_seen_ms, "
+    "session_start_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    /* kLoadWorkers */
+    "SELECT worker_id, succeeded, failed, retried, timed_out, "
+    "consecutive_failures, last_failure, first_seen_ms, session_start_ms "
+    "FROM workers",
 };
 
 #undef TQ_PENDING_COLUMNS
 #undef TQ_FINISHED_COLUMNS
+
+// A task's ended attempts, as kept in tasks.history.
+std::string HistoryJson(const std::vector<AttemptRecord>& history) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const AttemptRecord& a : history) {
+    list.push_back({{"attempt", a.attempt},
+                    {"worker", a.worker},
+                    {"ok", a.ok},
+                    {"outcome", a.outcome},
+                    {"error", a.error}});
+  }
+  return list.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::vector<AttemptRecord> HistoryFromJson(const std::string& text) {
+  std::vector<AttemptRecord> history;
+  if (text.empty()) return history;
+  auto list = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!list.is_array()) return history;
+  for (const auto& a : list) {
+    if (!a.is_object()) continue;
+    AttemptRecord& r = history.emplace_back();
+    r.attempt = a.value("attempt", 0u);
+    r.worker = a.value("worker", std::string());
+    r.ok = a.value("ok", false);
+    r.outcome = a.value("outcome", std::string());
+    r.error = a.value("error", std::string());
+  }
+  return history;
+}
 
 // Runs the missing migration steps in one transaction, so a crash leaves
 // either the old schema or the new one.
@@ -462,10 +526,10 @@ Status SqliteTaskStore::MarkWaiting(uint64_t id, TaskState state,
   return DeleteFileRefs(id);  // RetryDead: the dead result's files go
 }
 
-Status SqliteTaskStore::MarkFinished(uint64_t id, TaskState state,
-                                     uint32_t attempts, uint64_t finish_seq,
-                                     const AttemptResult& outcome,
-                                     int64_t now_ms) {
+Status SqliteTaskStore::MarkFinished(
+    uint64_t id, TaskState state, uint32_t attempts, uint64_t finish_seq,
+    const AttemptResult& outcome, int64_t now_ms,
+    const std::vector<AttemptRecord>& history) {
   if (!IsTerminal(state)) {
     return Status::InvalidArgument("mark finished: state " +
                                    std::string(TaskStateName(state)) +
@@ -486,10 +550,59 @@ Status SqliteTaskStore::MarkFinished(uint64_t id, TaskState state,
   BindInt(stmt, 11, outcome.duration_ms);
   BindText(stmt, 12, outcome.worker);
   BindInt(stmt, 13, now_ms);
+  if (auto o = ParseOutcome(outcome.outcome); o && state == TaskState::kDone) {
+    BindInt(stmt, 14, int(*o));
+  } else {
+    sqlite3_bind_null(stmt, 14);
+  }
+  BindText(stmt, 15, outcome.outcome_reason);
+  if (history.empty()) {
+    sqlite3_bind_null(stmt, 16);
+  } else {
+    BindText(stmt, 16, HistoryJson(history));
+  }
   if (Status st = StepUpdate(stmt, "mark finished", id); !st.ok()) return st;
   // Only a finished task has references, and none finishes twice without a
   // MarkWaiting (which deletes them) in between: nothing to replace.
   return AddFileRefs(id, outcome.files);
+}
+
+Status SqliteTaskStore::SaveWorker(const WorkerRecord& w) {
+  if (Status s = BeginWrite(); !s.ok()) return s;
+  sqlite3_stmt* stmt = stmts_[kSaveWorker];
+  ResetOnExit reset(stmt);
+  BindText(stmt, 1, w.worker_id);
+  BindInt(stmt, 2, static_cast<int64_t>(w.succeeded));
+  BindInt(stmt, 3, static_cast<int64_t>(w.failed));
+  BindInt(stmt, 4, static_cast<int64_t>(w.retried));
+  BindInt(stmt, 5, static_cast<int64_t>(w.timed_out));
+  BindInt(stmt, 6, static_cast<int64_t>(w.consecutive_failures));
+  BindText(stmt, 7, w.last_failure);
+  BindInt(stmt, 8, w.first_seen_ms);
+  BindInt(stmt, 9, w.session_start_ms);
+  if (sqlite3_step(stmt) != SQLITE_DONE) return FailWrite("save worker");
+  return Status::Ok();
+}
+
+Result<std::vector<WorkerRecord>> SqliteTaskStore::LoadWorkers() {
+  sqlite3_stmt* stmt = stmts_[kLoadWorkers];
+  ResetOnExit reset(stmt);
+  std::vector<WorkerRecord> workers;
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    WorkerRecord& w = workers.emplace_back();
+    w.worker_id = ColumnText(stmt, 0);
+    w.succeeded = static_cast<uint64_t>(ColumnInt(stmt, 1));
+    w.failed = static_cast<uint64_t>(ColumnInt(stmt, 2));
+    w.retried = static_cast<uint64_t>(ColumnInt(stmt, 3));
+    w.timed_out = static_cast<uint64_t>(ColumnInt(stmt, 4));
+    w.consecutive_failures = static_cast<uint64_t>(ColumnInt(stmt, 5));
+    w.last_failure = ColumnText(stmt, 6);
+    w.first_seen_ms = ColumnInt(stmt, 7);
+    w.session_start_ms = ColumnInt(stmt, 8);
+  }
+  if (rc != SQLITE_DONE) return ReadError("load workers");
+  return workers;
 }
 
 Status SqliteTaskStore::Commit() {
@@ -718,12 +831,15 @@ Result<FinishedSummary> SqliteTaskStore::LoadFinishedSummary() {
     const auto state = static_cast<TaskState>(ColumnInt(stmt, 2));
     summary.max_finish_seq = std::max(
         summary.max_finish_seq, static_cast<uint64_t>(ColumnInt(stmt, 3)));
+    const int outcome = sqlite3_column_type(stmt, 4) == SQLITE_NULL
+                            ? -1
+                            : static_cast<int>(ColumnInt(stmt, 4));
     if (summary.counts.empty() || summary.counts.back().batch_id != batch) {
       in_batch.clear();
     }
-    auto [it, added] =
-        in_batch.try_emplace({queue, int(state)}, summary.counts.size());
-    if (added) summary.counts.push_back({batch, queue, state, 0});
+    auto [it, added] = in_batch.try_emplace(
+        {queue, int(state) * 16 + outcome + 1}, summary.counts.size());
+    if (added) summary.counts.push_back({batch, queue, state, 0, outcome});
     ++summary.counts[it->second].count;
   }
   if (rc != SQLITE_DONE) return ReadError("load finished counts");
@@ -759,6 +875,14 @@ Result<std::vector<TaskResult>> SqliteTaskStore::ReadFinished(
     t.submitted_ms = ColumnInt(stmt, 15);
     t.finished_ms = ColumnInt(stmt, 16);
     t.finish_seq = static_cast<uint64_t>(ColumnInt(stmt, 17));
+    if (sqlite3_column_type(stmt, 18) != SQLITE_NULL) {
+      const auto o = ColumnInt(stmt, 18);
+      if (o >= 0 && o < kOutcomeCount) {
+        t.outcome = std::string(OutcomeName(Outcome(o)));
+      }
+    }
+    t.outcome_reason = ColumnText(stmt, 19);
+    t.history = HistoryFromJson(ColumnText(stmt, 20));
   }
   if (rc != SQLITE_DONE) return ReadError("read finished");
   for (TaskResult& t : tasks) {

@@ -48,7 +48,7 @@ class SqliteTaskStore final : public TaskStore {
  public:
   // The schema version this code writes; older databases are migrated at
   // Open, newer ones refused.
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   // Opens or creates the database at `path` and migrates it to
   // kSchemaVersion. Fails with IoError naming the path if the file cannot be
@@ -69,9 +69,12 @@ class SqliteTaskStore final : public TaskStore {
   Status MarkWaiting(uint64_t id, TaskState state, uint32_t attempts,
                      int64_t not_before_ms,
                      std::optional<std::string> last_error) override;
+  Status SaveWorker(const WorkerRecord& worker) override;
+  Result<std::vector<WorkerRecord>> LoadWorkers() override;
   Status MarkFinished(uint64_t id, TaskState state, uint32_t attempts,
                       uint64_t finish_seq, const AttemptResult& outcome,
-                      int64_t now_ms) override;
+                      int64_t now_ms,
+                      const std::vector<AttemptRecord>& history) override;
 
   Result<std::vector<std::string>> DeleteFinished(
       const std::vector<uint64_t>& ids) override;
@@ -142,6 +145,8 @@ class SqliteTaskStore final : public TaskStore {
     kDeleteFinishedTask,
     kLoadExpired,
     kResultFileerenced,
+    kSaveWorker,
+    kLoadWorkers,
     kStmtCount,
   };
 

@@ -62,14 +62,30 @@ struct ExpiredTask {
   std::string batch_id;
   std::string queue;
   TaskState state = TaskState::kDone;
+  int outcome = -1;  // a done task's tq::Outcome, -1 for none
 };
 
-// Counts of tasks per (batch, queue, state), loaded at start-up.
+// Counts of tasks per (batch, queue, state, outcome), loaded at start-up.
 struct StateCount {
   std::string batch_id;
   std::string queue;
   TaskState state = TaskState::kQueued;
   uint64_t count = 0;
+  int outcome = -1;  // a done task's tq::Outcome, -1 for none
+};
+
+// One worker's accounting, kept by worker id across sessions and restarts
+// (WorkerSessions holds it in memory; see docs/lifecycle.md).
+struct WorkerRecord {
+  std::string worker_id;
+  uint64_t succeeded = 0;  // accepted ok results
+  uint64_t failed = 0;     // failed attempts it reported
+  uint64_t retried = 0;    // of those, the ones given another attempt
+  uint64_t timed_out = 0;  // leases that expired in its hands
+  uint64_t consecutive_failures = 0;  // failed attempts since its last success
+  std::string last_failure;
+  int64_t first_seen_ms = 0;     // wall clock
+  int64_t session_start_ms = 0;  // wall clock, of its current session
 };
 
 // What start-up needs to know of the finished tasks.
@@ -103,9 +119,15 @@ class TaskStore {
   // state := done, dead or cancelled, storing the outcome (its files, each
   // PutFile'd before, by reference: their content is not read here).
   // finish_seq orders results for FetchResults cursors.
-  virtual Status MarkFinished(uint64_t id, TaskState state, uint32_t attempts,
-                              uint64_t finish_seq, const AttemptResult& outcome,
-                              int64_t now_ms) = 0;
+  // `history`: the task's ended attempts (kept with the result; an
+  // AttemptResult's outcome is parsed with ParseOutcome, unknown names are
+  // kept as none).
+  virtual Status MarkFinished(
+      uint64_t id, TaskState state, uint32_t attempts, uint64_t finish_seq,
+      const AttemptResult& outcome, int64_t now_ms,
+      const std::vector<AttemptRecord>& history = {}) = 0;
+  // Inserts or replaces a worker's accounting.
+  virtual Status SaveWorker(const WorkerRecord& worker) = 0;
 
   // Deletes finished tasks and their file references; returns the digests
   // those references named (candidates for RemoveUnreferencedFiles).
@@ -154,6 +176,8 @@ class TaskStore {
   // oldest first.
   virtual Result<std::vector<ExpiredTask>> LoadExpired(
       int64_t finished_before_ms, uint32_t limit) = 0;
+  // Every worker's accounting, at start-up.
+  virtual Result<std::vector<WorkerRecord>> LoadWorkers() = 0;
   // Dead tasks of a batch (batch_id non-empty) or of a queue, for RetryDead.
   virtual Result<std::vector<PendingTask>> LoadDead(
       const std::string& batch_id, const std::string& queue) = 0;

@@ -26,6 +26,10 @@ void Counts::ToWire(wire::BatchCounts* out) const {
   out->set_done(by_state[int(TaskState::kDone)]);
   out->set_dead(by_state[int(TaskState::kDead)]);
   out->set_cancelled(by_state[int(TaskState::kCancelled)]);
+  out->set_ok(by_outcome[int(Outcome::kOk)]);
+  out->set_unreachable(by_outcome[int(Outcome::kUnreachable)]);
+  out->set_http_error(by_outcome[int(Outcome::kHttpError)]);
+  out->set_timeout(by_outcome[int(Outcome::kTimeout)]);
 }
 
 void TaskTable::Clear() {
@@ -71,17 +75,24 @@ TaskEntry* TaskTable::Find(uint64_t id) {
 
 void TaskTable::CountFinished(const std::string& batch_id,
                               const std::string& queue, TaskState state,
-                              uint64_t n) {
-  Batch(batch_id).second.by_state[int(state)] += n;
-  Queue(queue).second.counts.by_state[int(state)] += n;
+                              uint64_t n, int outcome) {
+  Counts& b = Batch(batch_id).second;
+  Counts& q = Queue(queue).second.counts;
+  b.by_state[int(state)] += n;
+  q.by_state[int(state)] += n;
+  b.AddOutcome(outcome, int64_t(n));
+  q.AddOutcome(outcome, int64_t(n));
 }
 
 void TaskTable::UncountFinished(const std::string& batch_id,
-                                const std::string& queue, TaskState state) {
+                                const std::string& queue, TaskState state,
+                                int outcome) {
   --Queue(queue).second.counts.by_state[int(state)];
+  Queue(queue).second.counts.AddOutcome(outcome, -1);
   auto b = batches_.find(batch_id);
   if (b == batches_.end()) return;
   --b->second.by_state[int(state)];
+  b->second.AddOutcome(outcome, -1);
   if (b->second.total() == 0) batches_.erase(b);
 }
 
@@ -124,9 +135,11 @@ void TaskTable::WaitForRetry(TaskEntry& t, TimePoint when) {
   SetState(t, TaskState::kRetryWait);
 }
 
-void TaskTable::Finish(TaskEntry& t, TaskState final_state) {
+void TaskTable::Finish(TaskEntry& t, TaskState final_state, int outcome) {
   if (t.state == TaskState::kQueued) RemoveReady(t);
   SetState(t, final_state);
+  t.queue->second.counts.AddOutcome(outcome, 1);
+  t.batch->second.AddOutcome(outcome, 1);
   batches_with_news_.insert(t.batch_id());
   tasks_.erase(t.id);
 }
@@ -197,6 +210,40 @@ void TaskTable::RemoveReady(TaskEntry& t) {
   if (lane->second.fresh.empty() && lane->second.returned.empty()) {
     lanes.erase(lane);
   }
+}
+
+TaskEntry* TaskTable::NextReadyExcept(
+    const std::string& queue, const std::function<bool(const TaskEntry&)>& skip,
+    int max_checks) {
+  TaskEntry* first = NextReady(queue);  // also drops empty lanes
+  if (first == nullptr || !skip(*first)) return first;
+  auto& lanes = queues_.at(queue).lanes;
+  int checks = 1;
+  for (auto& [priority, lane] : lanes) {
+    // Candidates in id order: the returned set, then the fresh deque (whose
+    // stale entries are skipped).
+    uint64_t best = 0;
+    for (uint64_t id : lane.returned) {
+      if (checks++ >= max_checks) return first;
+      TaskEntry& t = tasks_.at(id);
+      if (&t != first && !skip(t)) {
+        best = id;
+        break;
+      }
+    }
+    for (uint64_t id : lane.fresh) {
+      if (best != 0 && id > best) break;
+      if (checks++ >= max_checks) return first;
+      auto it = tasks_.find(id);
+      if (it == tasks_.end() || !it->second.in_fresh_lane) continue;
+      if (&it->second != first && !skip(it->second)) {
+        best = id;
+        break;
+      }
+    }
+    if (best != 0) return &tasks_.at(best);
+  }
+  return nullptr;  // everything ready here waits for another worker
 }
 
 TaskEntry* TaskTable::NextReady(const std::string& queue) {

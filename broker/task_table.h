@@ -20,6 +20,7 @@
 
 #include "broker/task_store.h"
 #include "common/clock.h"
+#include "common/outcome.h"
 #include "common/task_state.h"
 #include "tq.pb.h"
 
@@ -30,6 +31,11 @@ using SessionId = uint64_t;
 // Per-state task counts, for a batch or a queue.
 struct Counts {
   uint64_t by_state[6] = {0, 0, 0, 0, 0, 0};
+  // Done tasks by tq::Outcome (common/outcome.h).
+  uint64_t by_outcome[kOutcomeCount] = {0, 0, 0, 0};
+  void AddOutcome(int outcome, int64_t n) {
+    if (outcome >= 0 && outcome < kOutcomeCount) by_outcome[outcome] += n;
+  }
   uint64_t total() const;
   uint64_t pending() const;  // queued + leased + retry_wait
   void ToWire(wire::BatchCounts* out) const;
@@ -97,10 +103,11 @@ class TaskTable {
 
   // Finished tasks are not held, only counted: loaded at start-up, dropped by
   // the retention sweep, moved back to the table by RetryDead.
+  // `outcome`: a done task's tq::Outcome, -1 for none.
   void CountFinished(const std::string& batch_id, const std::string& queue,
-                     TaskState state, uint64_t n);
+                     TaskState state, uint64_t n, int outcome = -1);
   void UncountFinished(const std::string& batch_id, const std::string& queue,
-                       TaskState state);
+                       TaskState state, int outcome = -1);
 
   // --- transitions ---
 
@@ -115,7 +122,7 @@ class TaskTable {
   void WaitForRetry(TaskEntry& t, TimePoint when);
   // -> done, dead or cancelled: the task leaves the table (and its batch has
   // news for parked fetches).
-  void Finish(TaskEntry& t, TaskState final_state);
+  void Finish(TaskEntry& t, TaskState final_state, int outcome = -1);
 
   // --- time ---
 
@@ -130,6 +137,12 @@ class TaskTable {
 
   // The next ready task of `queue` (highest priority, then oldest), or null.
   TaskEntry* NextReady(const std::string& queue);
+  // Like NextReady, passing over the tasks `skip` names (a retry waiting
+  // for a worker that has not failed it); looks at most `max_checks` of
+  // them, then takes what NextReady would.
+  TaskEntry* NextReadyExcept(const std::string& queue,
+                             const std::function<bool(const TaskEntry&)>& skip,
+                             int max_checks);
   // Whether tasks became ready since the last call.
   bool TakeWorkAdded();
 

@@ -1,5 +1,7 @@
 // The connected workers as the broker sees them, and the rules of their
-// sessions: credit, the dispatch ring and liveness. No I/O.
+// sessions: credit, the dispatch ring and liveness; and, by worker id across
+// sessions, each worker's health: its accounting (WorkerRecord, durable) and
+// the quarantine rule (docs/lifecycle.md, "Worker health"). No I/O.
 //
 // Session states: a Hello creates a session in kActive; Credit{pause} moves it
 // to kDraining (no more tasks). It ends (and is erased) on Goodbye, on a
@@ -17,12 +19,46 @@
 #include <utility>
 #include <vector>
 
+#include "broker/task_store.h"
 #include "broker/task_table.h"
 #include "common/clock.h"
 
 namespace tq {
 
 enum class WorkerState { kActive, kDraining };
+
+// What the quarantine rule works with.
+struct HealthOptions {
+  // Quarantine after this many failed attempts in a row...
+  uint32_t quarantine_after = 5;
+  // ...when a task that failed here succeeded on another worker within
+  // this long of failing here.
+  Millis quarantine_window{10 * 60 * 1000};
+  // A quarantined worker gets one probe task after this, doubling with each
+  // failed probe, up to the cap.
+  Millis probe_backoff{5000};
+  Millis max_probe_backoff{5 * 60 * 1000};
+};
+
+// One worker's health, by worker id: outlives its sessions (a quarantined
+// worker that reconnects stays quarantined). Only `record` is durable.
+struct WorkerHealth {
+  WorkerRecord record;
+  // Failed attempts since the last success or release (the rule's count;
+  // record.consecutive_failures at start-up).
+  uint64_t run_failures = 0;
+  // Tasks that failed here in this run, and when: another worker's success
+  // with one of them proves the fault is this worker's. Bounded.
+  std::unordered_map<uint64_t, TimePoint> failed_tasks;
+  uint32_t proven = 0;  // failures of this run so proven
+
+  bool quarantined = false;
+  std::string reason;
+  Millis backoff{0};
+  TimePoint probe_at{};    // when it may take its next probe task
+  bool probe_open = false;  // it may take one task now
+  uint64_t probe_task = 0;  // the probe in its hands, 0: none
+};
 
 struct WorkerSession {
   SessionId id = 0;
@@ -44,7 +80,10 @@ struct WorkerSession {
 
   TimePoint last_seen{};  // any message refreshes it
   TimePoint last_sent{};
-  uint64_t tasks_done = 0;
+  // Its worker's health (WorkerSessions::Health; never null once added, and
+  // stable: health entries are never erased).
+  WorkerHealth* health = nullptr;
+  bool quarantined() const { return health != nullptr && health->quarantined; }
   // Slow start: a session holds at most `window()` tasks; the window starts
   // at window_base and doubles with each result it delivers, up to its
   // concurrency, so a peer that takes tasks and vanishes takes few.
@@ -115,6 +154,40 @@ class WorkerSessions {
   LivenessScan ScanLiveness(TimePoint now, Millis interval,
                             Millis silence_limit);
 
+  // --- health: accounting and quarantine (by worker id) ---
+
+  void set_health_options(const HealthOptions& o) { health_options_ = o; }
+  const HealthOptions& health_options() const { return health_options_; }
+  // Start-up: the accounting the store kept.
+  void LoadRecords(std::vector<WorkerRecord> records);
+  // The health of `worker_id`, created (first seen now) if unknown.
+  WorkerHealth& Health(const std::string& worker_id, int64_t wall_now_ms);
+  WorkerHealth* FindHealth(const std::string& worker_id);
+
+  // An accepted ok result of `task_id`. `failed_by`: the other workers whose
+  // attempts at it failed. Returns those of them that the rule now
+  // quarantines (the caller calls Quarantine).
+  std::vector<std::string> NoteSuccess(WorkerHealth& h, uint64_t task_id,
+                                       const std::vector<std::string>& failed_by,
+                                       TimePoint now);
+  // A failed attempt (reported, or its lease expired: `timed_out`);
+  // `retried`: the task gets another attempt. True if the rule now
+  // quarantines the worker.
+  bool NoteFailure(WorkerHealth& h, uint64_t task_id, const std::string& error,
+                   bool retried, bool timed_out, TimePoint now);
+  // Whether the rule says quarantine: run_failures >= quarantine_after and
+  // at least one of them proven.
+  bool ShouldQuarantine(const WorkerHealth& h) const;
+  void Quarantine(WorkerHealth& h, std::string reason, TimePoint now);
+  // Ends the quarantine (a probe succeeded, or tq-ctl release); its
+  // sessions may take tasks again.
+  void Release(WorkerHealth& h);
+  // The probe failed (or was lost): the next one after twice the wait.
+  void ProbeFailed(WorkerHealth& h, TimePoint now);
+  // Opens the probes due by `now` (those sessions join the ring); returns
+  // when the next one is due, if any.
+  std::optional<TimePoint> OpenDueProbes(TimePoint now);
+
   // --- peers that keep losing leases ---
 
   // A session of `key` ended holding leases before it finished any task;
@@ -137,6 +210,9 @@ class WorkerSessions {
   SessionId next_id_ = 1;
   std::deque<SessionId> ring_;  // may hold ended sessions' ids
   std::unordered_map<std::string, LossRecord> losses_;  // bounded
+  // By worker id; never erased (WorkerSession::health points in).
+  std::unordered_map<std::string, WorkerHealth> health_;
+  HealthOptions health_options_;
 };
 
 }  // namespace tq

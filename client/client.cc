@@ -221,6 +221,16 @@ Result<uint64_t> Client::RetryDead(const std::string& batch_id,
   return reply->admin_ack().affected();
 }
 
+Status Client::ReleaseWorker(const std::string& worker_id) {
+  if (worker_id.empty()) return Status::InvalidArgument("give a worker id");
+  wire::Envelope request;
+  request.mutable_release_worker()->set_worker_id(worker_id);
+  auto reply = impl_->channel->Call(std::move(request));
+  if (!reply.ok()) return reply.status();
+  if (!reply->has_admin_ack()) return UnexpectedReply(*reply, "ReleaseWorker");
+  return Status::Ok();
+}
+
 Result<uint64_t> Client::Purge(const std::string& queue) {
   if (Status s = ValidateQueueName(queue); !s.ok()) return s;
   wire::Envelope request;

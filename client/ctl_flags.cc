@@ -27,7 +27,7 @@ void AddCtlFlags(CLI::App& app, CtlFlags* flags) {
       ->capture_default_str();
   app.add_flag("--json", flags->json,
                "one JSON document instead of columns (queues, workers, "
-               "batch, cancel, retry, purge)");
+               "batch, cancel, retry, purge, release)");
   app.add_option("--timeout", flags->request_timeout_s,
                  "seconds to wait for each broker reply (3 attempts)")
       ->check(CLI::Range(0.01, 3600.0))
@@ -77,6 +77,11 @@ void AddCtlFlags(CLI::App& app, CtlFlags* flags) {
       app, "purge", "cancel every queued and retry-waiting task of a queue",
       CtlCommand::kPurge, flags);
   purge->add_option("QUEUE", flags->queue, "queue name")->required();
+  CLI::App* release = AddCommand(
+      app, "release",
+      "end a quarantined worker's quarantine now (it takes tasks again)",
+      CtlCommand::kRelease, flags);
+  release->add_option("WORKER", flags->worker_id, "worker id")->required();
 }
 
 Status ValidateCtlFlags(const CtlFlags& flags) {

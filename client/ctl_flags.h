@@ -24,6 +24,7 @@ enum class CtlCommand {
   kCancel,
   kRetry,
   kPurge,
+  kRelease,  // end a worker's quarantine
 };
 
 // What the command line says, as given.
@@ -37,6 +38,7 @@ struct CtlFlags {
   std::string queue;     // purge, retry --queue
   std::string out_dir;   // results --out
   std::string layout = "tasks";
+  std::string worker_id;  // release
   CurveFlags curve;  // --broker-key, --key
 };
 

@@ -1,5 +1,6 @@
 // tq-ctl: look at and steer a tq broker (queues, workers, batches).
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -74,7 +75,38 @@ ordered_json CountsJson(const BatchProgress& p) {
   j["done"] = p.done;
   j["dead"] = p.dead;
   j["cancelled"] = p.cancelled;
+  ordered_json outcomes;
+  outcomes["ok"] = p.ok;
+  outcomes["unreachable"] = p.unreachable;
+  outcomes["http_error"] = p.http_error;
+  outcomes["timeout"] = p.timeout;
+  j["outcomes"] = std::move(outcomes);
   return j;
+}
+
+// "3d 4h", "2h 5m", "7m", "42s": a worker's uptime.
+std::string FormatUptime(int64_t ms) {
+  if (ms < 0) ms = 0;
+  const int64_t s = ms / 1000;
+  char buf[32];
+  if (s >= 86400) {
+    snprintf(buf, sizeof buf, "%lldd %lldh", (long long)(s / 86400),
+             (long long)(s / 3600 % 24));
+  } else if (s >= 3600) {
+    snprintf(buf, sizeof buf, "%lldh %lldm", (long long)(s / 3600),
+             (long long)(s / 60 % 60));
+  } else if (s >= 60) {
+    snprintf(buf, sizeof buf, "%lldm", (long long)(s / 60));
+  } else {
+    snprintf(buf, sizeof buf, "%llds", (long long)s);
+  }
+  return buf;
+}
+
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 int ShowQueues(Client& client, bool json) {
@@ -106,15 +138,19 @@ int ShowQueues(Client& client, bool json) {
     return kExitOk;
   }
   Table t;
-  t.header = {"QUEUE", "QUEUED", "LEASED",    "RETRY_WAIT",
-              "DONE",  "DEAD",   "CANCELLED", "WORKERS"};
-  t.right_align = {false, true, true, true, true, true, true, true};
+  t.header = {"QUEUE",     "QUEUED",  "LEASED", "RETRY_WAIT",
+              "DONE",      "DEAD",    "CANCELLED", "WORKERS",
+              "OK",        "UNREACHABLE", "HTTP_ERROR", "TIMEOUT"};
+  t.right_align = {false, true, true, true, true, true,
+                   true,  true, true, true, true, true};
   for (const auto& q : *queues) {
     const auto& c = q.counts;
     t.rows.push_back({q.name, std::to_string(c.queued),
                       std::to_string(c.leased), std::to_string(c.retry_wait),
                       std::to_string(c.done), std::to_string(c.dead),
-                      std::to_string(c.cancelled), std::to_string(q.workers)});
+                      std::to_string(c.cancelled), std::to_string(q.workers),
+                      std::to_string(c.ok), std::to_string(c.unreachable),
+                      std::to_string(c.http_error), std::to_string(c.timeout)});
   }
   std::cout << FormatTable(t);
   std::cout << "broker: " << counters.messages_in << " messages in, "
@@ -130,6 +166,7 @@ int ShowQueues(Client& client, bool json) {
 int ShowWorkers(Client& client, bool json) {
   auto workers = client.Workers();
   if (!workers.ok()) return ExitFor(workers.status());
+  const int64_t now_ms = NowMs();
   if (json) {
     ordered_json list = ordered_json::array();
     for (const auto& w : *workers) {
@@ -145,6 +182,17 @@ int ShowWorkers(Client& client, bool json) {
       j["tasks_done"] = w.tasks_done;
       j["hostname"] = w.hostname;
       j["peer_address"] = w.peer_address;
+      j["state"] = w.state;
+      if (!w.state_reason.empty()) j["state_reason"] = w.state_reason;
+      j["succeeded"] = w.succeeded;
+      j["failed"] = w.failed;
+      j["retried"] = w.retried;
+      j["timed_out"] = w.timed_out;
+      j["consecutive_failures"] = w.consecutive_failures;
+      j["last_failure"] = w.last_failure;
+      j["first_seen_ms"] = w.first_seen_ms;
+      j["session_start_ms"] = w.session_start_ms;
+      j["uptime_ms"] = std::max<int64_t>(0, now_ms - w.session_start_ms);
       list.push_back(std::move(j));
     }
     ordered_json doc;
@@ -154,17 +202,31 @@ int ShowWorkers(Client& client, bool json) {
   }
   Table t;
   t.header = {"ID",        "COUNTRY",   "SOURCE",     "QUEUES", "SLOTS",
-              "IN-FLIGHT", "LAST SEEN", "TASKS DONE", "HOST"};
-  t.right_align = {false, false, false, false, true, true, true, true, false};
+              "IN-FLIGHT", "LAST SEEN", "TASKS DONE", "FAILED", "RETRIED",
+              "TIMED OUT", "IN A ROW",  "UPTIME",     "STATE",  "HOST"};
+  t.right_align = {false, false, false, false, true, true,  true, true,
+                   true,  true,  true,  true,  true, false, false};
+  std::vector<std::string> notes;
   for (const auto& w : *workers) {
     t.rows.push_back(
         {w.worker_id, w.country.empty() ? "-" : w.country,
          w.country_source.empty() ? "-" : w.country_source, Join(w.queues, ","),
          std::to_string(w.concurrency), std::to_string(w.in_flight),
          FormatAgo(w.last_seen_ms_ago), std::to_string(w.tasks_done),
+         std::to_string(w.failed), std::to_string(w.retried),
+         std::to_string(w.timed_out), std::to_string(w.consecutive_failures),
+         FormatUptime(now_ms - w.session_start_ms), w.state,
          w.hostname.empty() ? "-" : w.hostname});
+    if (w.state == "quarantined") {
+      notes.push_back(w.worker_id + " quarantined: " + w.state_reason +
+                      (w.last_failure.empty()
+                           ? ""
+                           : "; last failure: " + w.last_failure) +
+                      " (tq-ctl release " + w.worker_id + ")");
+    }
   }
   std::cout << FormatTable(t);
+  for (const std::string& n : notes) std::cout << n << "\n";
   return kExitOk;
 }
 
@@ -187,7 +249,11 @@ int ShowBatch(Client& client, const std::string& batch_id, bool json) {
             {"retry_wait", std::to_string(p->retry_wait)},
             {"done", std::to_string(p->done)},
             {"dead", std::to_string(p->dead)},
-            {"cancelled", std::to_string(p->cancelled)}};
+            {"cancelled", std::to_string(p->cancelled)},
+            {"  ok", std::to_string(p->ok)},
+            {"  unreachable", std::to_string(p->unreachable)},
+            {"  http_error", std::to_string(p->http_error)},
+            {"  timeout", std::to_string(p->timeout)}};
   std::cout << "batch " << batch_id << ": "
             << (p->complete() ? "complete" : "in progress") << "\n";
   std::cout << FormatTable(t);
@@ -266,6 +332,12 @@ int RunCommand(Client& client, const CtlFlags& flags) {
       return PrintCount(
           flags.json, "purged", *n,
           "purged " + std::to_string(*n) + " tasks from queue " + flags.queue);
+    }
+    case CtlCommand::kRelease: {
+      Status released = client.ReleaseWorker(flags.worker_id);
+      if (!released.ok()) return ExitFor(released);
+      return PrintCount(flags.json, "released", 1,
+                        "released worker " + flags.worker_id);
     }
     case CtlCommand::kNone:
       break;

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <utility>
 
 namespace tq {
 
@@ -43,6 +44,22 @@ std::string FormatProgressLine(const BatchProgress& p, double rate,
     eta = static_cast<double>(p.total - finished) / rate;
   }
   line += "  ETA " + FormatEta(eta);
+  return line;
+}
+
+std::string FormatBatchSummary(const BatchProgress& p) {
+  std::string line = std::to_string(p.done) + " done: " +
+                     std::to_string(p.ok) + " ok";
+  const std::pair<const char*, uint64_t> others[] = {
+      {"unreachable", p.unreachable},
+      {"http_error", p.http_error},
+      {"timeout", p.timeout}};
+  for (const auto& [name, n] : others) {
+    if (n > 0) line += ", " + std::to_string(n) + " " + name;
+  }
+  line += "; " + std::to_string(p.dead) + " dead, " +
+          std::to_string(p.cancelled) + " cancelled of " +
+          std::to_string(p.total);
   return line;
 }
 

@@ -18,4 +18,8 @@ std::string FormatEta(double seconds);
 std::string FormatProgressLine(const BatchProgress& progress, double rate,
                                size_t bar_width = 20);
 
+// The --wait summary: "200 done: 163 ok, 30 unreachable, 7 http_error; 0
+// dead, 0 cancelled of 200" (outcomes other than ok only when there are any).
+std::string FormatBatchSummary(const BatchProgress& progress);
+
 }  // namespace tq

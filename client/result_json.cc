@@ -81,6 +81,8 @@ std::string ToJsonLine(const TaskResult& r) {
   j["queue"] = r.queue;
   j["status"] = r.state;
   j["ok"] = r.ok;
+  if (!r.outcome.empty()) j["outcome"] = r.outcome;
+  if (!r.outcome_reason.empty()) j["outcome_reason"] = r.outcome_reason;
   j["attempts"] = r.attempts;
   j["worker"] = r.worker;
   j["duration_ms"] = r.duration_ms;
@@ -104,6 +106,19 @@ std::string ToJsonLine(const TaskResult& r) {
       files.push_back(std::move(e));
     }
     j["files"] = std::move(files);
+  }
+  if (!r.history.empty()) {
+    nlohmann::ordered_json history = nlohmann::ordered_json::array();
+    for (const AttemptRecord& a : r.history) {
+      nlohmann::ordered_json e;
+      e["attempt"] = a.attempt;
+      e["worker"] = a.worker;
+      e["ok"] = a.ok;
+      if (!a.outcome.empty()) e["outcome"] = a.outcome;
+      if (!a.error.empty()) e["error"] = a.error;
+      history.push_back(std::move(e));
+    }
+    j["history"] = std::move(history);
   }
   // replace: a stray invalid byte in another field becomes U+FFFD instead of
   // an exception.

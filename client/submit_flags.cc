@@ -4,6 +4,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/outcome.h"
 #include "common/queue_name.h"
 
 namespace tq {
@@ -13,7 +14,7 @@ constexpr const char* kExitCodesHelp =
     "Exit codes (when several apply, the largest wins):\n"
     "  0  everything submitted (with --wait: every task done ok)\n"
     "  1  --wait: some tasks ended dead or cancelled, or were unfinished at "
-    "--timeout\n"
+    "--timeout, or (--fail-on) a done task had an outcome it names\n"
     "  2  usage error, unreadable file, or (--strict) bad lines\n"
     "  3  some lines were bad and skipped; the others were submitted\n"
     "  4  broker unreachable or refused the submit";
@@ -43,6 +44,11 @@ void AddSubmitFlags(CLI::App& app, SubmitFlags* flags) {
       ->check(CLI::Range(0.001, 4'000'000.0));
   app.add_flag("--wait", flags->wait,
                "wait for the results and print them as JSON lines on stdout");
+  app.add_option("--fail-on", flags->fail_on_list,
+                 "with --wait: exit 1 if any done task has one of these "
+                 "outcomes (comma-separated: unreachable, http_error, "
+                 "timeout); by default a batch whose tasks are all done "
+                 "exits 0 whatever their outcomes");
   app.add_option("--out", flags->out_dir,
                  "with --wait: also write each result and its files under "
                  "DIR (see tq-ctl results --out)");
@@ -92,9 +98,33 @@ Result<std::vector<std::string>> ParseCountries(const std::string& list) {
   return queues;
 }
 
+Result<std::set<std::string>> ParseFailOn(const std::string& list) {
+  std::set<std::string> names;
+  std::stringstream in(list);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    const size_t b = item.find_first_not_of(" \t");
+    const size_t e = item.find_last_not_of(" \t");
+    if (b == std::string::npos) continue;
+    item = item.substr(b, e - b + 1);
+    if (!ParseOutcome(item)) {
+      return Status::InvalidArgument(
+          "--fail-on: unknown outcome '" + item +
+          "' (expected unreachable, http_error, timeout or ok)");
+    }
+    names.insert(item);
+  }
+  return names;
+}
+
 Status ValidateSubmitFlags(const SubmitFlags& flags) {
   auto queues = ParseCountries(flags.countries);
   if (!queues.ok()) return queues.status();
+  auto fail_on = ParseFailOn(flags.fail_on_list);
+  if (!fail_on.ok()) return fail_on.status();
+  if (!fail_on->empty() && !flags.wait) {
+    return Status::InvalidArgument("--fail-on needs --wait");
+  }
   if (!flags.batch_id.empty()) {
     if (Status s = ValidateBatchId(flags.batch_id); !s.ok()) return s;
   }

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -37,7 +38,15 @@ struct SubmitFlags {
   std::string out_dir;               // --wait --out: results and files
   std::string layout = "tasks";
   CurveFlags curve;  // --broker-key, --key
+  // --wait --fail-on unreachable,http_error: outcomes of done tasks that
+  // make the exit status 1 (ParseFailOn fills it).
+  std::string fail_on_list;
+  std::set<std::string> fail_on;
 };
+
+// "unreachable, http_error" -> the outcome names; InvalidArgument naming an
+// unknown one.
+Result<std::set<std::string>> ParseFailOn(const std::string& list);
 
 // Adds every tq-submit flag, the FILE argument and the exit codes' help to
 // `app`, each writing into `*flags` (which must outlive the parse); the

@@ -190,6 +190,7 @@ int WaitForBatch(Client& client, const std::string& batch_id,
   const OutLayout layout = *ParseOutLayout(flags.layout);
   ProgressBar bar(draw, isatty(STDOUT_FILENO));
   uint64_t failed = 0;
+  uint64_t failed_outcomes = 0;  // done, with an outcome --fail-on names
   BatchProgress last;
   const milliseconds deadline =
       flags.timeout_s > 0 ? SecondsToMs(flags.timeout_s) : kForever;
@@ -206,6 +207,9 @@ int WaitForBatch(Client& client, const std::string& batch_id,
           }
         }
         if (r.state != "done" || !r.ok) ++failed;
+        if (r.state == "done" && flags.fail_on.count(r.outcome) > 0) {
+          ++failed_outcomes;
+        }
         return true;
       },
       [&](const BatchProgress& p) {
@@ -214,7 +218,9 @@ int WaitForBatch(Client& client, const std::string& batch_id,
       },
       deadline, /*with_files=*/!flags.out_dir.empty());
   bar.Clear();
-  if (failed > 0) exit_code = std::max(exit_code, kExitTasksFailed);
+  if (failed > 0 || failed_outcomes > 0) {
+    exit_code = std::max(exit_code, kExitTasksFailed);
+  }
   if (!waited.ok()) {
     if (Clock::now() >= wait_end) {
       char shown[32];
@@ -228,9 +234,8 @@ int WaitForBatch(Client& client, const std::string& batch_id,
     return std::max(exit_code, kExitBroker);
   }
   if (!flags.quiet) {
-    std::cerr << "batch " << batch_id << ": " << last.done << " done, "
-              << last.dead << " dead, " << last.cancelled << " cancelled of "
-              << last.total << "\n";
+    std::cerr << "batch " << batch_id << ": " << FormatBatchSummary(last)
+              << "\n";
   }
   return exit_code;
 }
@@ -291,6 +296,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? tq::kExitOk : tq::kExitUsage;
+  }
+  if (auto fail_on = tq::ParseFailOn(flags.fail_on_list); fail_on.ok()) {
+    flags.fail_on = std::move(*fail_on);  // else Run reports the usage error
   }
   return tq::Run(flags);
 }

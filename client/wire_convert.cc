@@ -11,6 +11,10 @@ BatchProgress ToBatchProgress(const wire::BatchCounts& counts) {
   p.done = counts.done();
   p.dead = counts.dead();
   p.cancelled = counts.cancelled();
+  p.ok = counts.ok();
+  p.unreachable = counts.unreachable();
+  p.http_error = counts.http_error();
+  p.timeout = counts.timeout();
   return p;
 }
 
@@ -35,6 +39,16 @@ WorkerSummary ToWorkerSummary(const wire::WorkerInfo& info) {
   w.hostname = info.hostname();
   w.tasks_done = info.tasks_done();
   w.peer_address = info.peer_address();
+  w.succeeded = info.succeeded();
+  w.failed = info.failed();
+  w.retried = info.retried();
+  w.timed_out = info.timed_out();
+  w.consecutive_failures = info.consecutive_failures();
+  w.last_failure = info.last_failure();
+  w.first_seen_ms = info.first_seen_ms();
+  w.session_start_ms = info.session_start_ms();
+  w.state = info.state().empty() ? "active" : info.state();
+  w.state_reason = info.state_reason();
   return w;
 }
 

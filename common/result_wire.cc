@@ -23,6 +23,8 @@ void AttemptToWire(AttemptResult&& r, Wire* out) {
     file->set_size(f.size);
     file->set_content(std::move(f.content));
   }
+  out->set_outcome(std::move(r.outcome));
+  out->set_outcome_reason(std::move(r.outcome_reason));
 }
 
 template <typename Wire>
@@ -38,6 +40,8 @@ void AttemptFromWire(const Wire& w, AttemptResult* r) {
   for (const wire::File& f : w.files()) {
     r->files.push_back({f.name(), f.sha256(), f.size(), f.content()});
   }
+  r->outcome = w.outcome();
+  r->outcome_reason = w.outcome_reason();
 }
 
 TaskState StateNamed(const std::string& name) {
@@ -71,6 +75,14 @@ void ToWire(TaskResult&& t, wire::TaskInfo* out) {
   out->set_submitted_ms(t.submitted_ms);
   out->set_finished_ms(t.finished_ms);
   out->set_finish_seq(t.finish_seq);
+  for (AttemptRecord& a : t.history) {
+    wire::Attempt* w = out->add_history();
+    w->set_attempt(a.attempt);
+    w->set_worker(std::move(a.worker));
+    w->set_ok(a.ok);
+    w->set_outcome(std::move(a.outcome));
+    w->set_error(std::move(a.error));
+  }
   AttemptToWire(std::move(t), out);
 }
 
@@ -88,6 +100,10 @@ TaskResult FromWire(const wire::TaskInfo& info) {
   r.submitted_ms = info.submitted_ms();
   r.finished_ms = info.finished_ms();
   r.finish_seq = info.finish_seq();
+  r.history.reserve(info.history_size());
+  for (const wire::Attempt& a : info.history()) {
+    r.history.push_back({a.attempt(), a.worker(), a.ok(), a.outcome(), a.error()});
+  }
   return r;
 }
 

@@ -24,6 +24,7 @@
 #include "geo/local_country.h"
 #include "worker/command_line.h"
 #include "worker/exec_runner.h"
+#include "worker/self_check.h"
 #include "worker/worker.h"
 #include "worker/worker_flags.h"
 
@@ -201,6 +202,16 @@ int main(int argc, char** argv) {
   if (!country.ok()) return Usage(country.message());
   AddHostIdentity(&*options);
   if (!flags.noop) RaiseFdLimit(flags.concurrency);
+  if (flags.check) {
+    const uint32_t limit_ms =
+        flags.time_limit_ms > 0 ? flags.time_limit_ms : 30'000;
+    return tq::RunSelfCheck(*options, flags.check_url, tq::Millis(limit_ms),
+                            stdout);
+  }
+  // A worker that cannot run its handler would fail every task it takes.
+  if (tq::Status handler = tq::CheckHandler(*options); !handler.ok()) {
+    return Usage(handler.message());
+  }
   if (options->handler == tq::Handler::kExec && !options->command.uses_url()) {
     spdlog::warn("--exec command has no {}: tasks' URLs are not passed",
                  "{url}");

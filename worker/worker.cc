@@ -16,6 +16,7 @@
 #include <utility>
 
 #include "analyser/analyse_one_main.h"
+#include "worker/handler_outcome.h"
 #include "common/codec.h"
 #include "common/curve_keys.h"
 #include "common/defaults.h"
@@ -274,6 +275,7 @@ void Worker::CollectFinished() {
   runner_->TakeFinished(&outcomes_);
   for (auto& o : outcomes_) {
     FinishOutcome(&o);
+    ApplyHandlerOutcome(options_.handler, &o);
     core_.OnTaskFinished(std::move(o));
   }
   outcomes_.clear();

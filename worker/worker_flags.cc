@@ -100,13 +100,26 @@ void AddWorkerFlags(CLI::App& app, WorkerFlags* flags) {
       "command run per task, split like a shell splits quoted words (never "
       "run through one); {url}, {outdir}, {referer}, {useragent}, {proxy} and "
       "{timeout} are replaced by the task's values, each within its word; "
-      "what the command writes to {outdir} comes back in the result");
+      "what the command writes to {outdir} comes back in the result. The "
+      "program must be on PATH (or a path) and executable, else the worker "
+      "exits 2. Exit status 0: done; 3: done, target unreachable (outcome "
+      "unreachable); other: a failed attempt. A JSON object on stdout may "
+      "also set \"outcome\" (ok, unreachable, http_error, timeout) and "
+      "\"outcome_reason\"");
   auto* noop_opt = app.add_flag("--noop", flags->noop,
                                 "complete every task at once (benchmarks)");
   auto* analyse_opt = app.add_flag(
       "--analyse", flags->analyse,
       "run the built-in analyser on each URL (the default handler): fetch "
       "over http(s), parse the HTML, report JSON shaped like Thug's log");
+  app.add_flag("--check", flags->check,
+               "check the handler (--exec's program, or --analyse's fetcher "
+               "and work dir), run one probe task with --check-url, print a "
+               "verdict and exit: 0 pass, 2 fail. Does not contact the "
+               "broker");
+  app.add_option("--check-url", flags->check_url,
+                 "with --check: a URL the handler must analyse with outcome "
+                 "ok");
   exec_opt->excludes(noop_opt);
   analyse_opt->excludes(noop_opt)->excludes(exec_opt);
   app.add_option("--work-dir", flags->work_dir,

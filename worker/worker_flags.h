@@ -48,6 +48,9 @@ struct WorkerFlags {
   std::string options_json = "{}";
   uint32_t time_limit_ms = 0;
   CurveFlags curve;  // --broker-key, --key
+  // --check [--check-url URL]: the self-check alone (worker/self_check.h).
+  bool check = false;
+  std::string check_url;
 };
 
 // The defaults, with --broker from $TQ_BROKER when that is set.

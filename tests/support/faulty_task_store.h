@@ -44,10 +44,15 @@ class FaultyTaskStore final : public TaskStore {
   }
   Status MarkFinished(uint64_t id, TaskState state, uint32_t attempts,
                       uint64_t finish_seq, const AttemptResult& outcome,
-                      int64_t now_ms) override {
+                      int64_t now_ms,
+                      const std::vector<AttemptRecord>& history) override {
     if (fail_writes_) return WriteError();
     return inner_.MarkFinished(id, state, attempts, finish_seq, outcome,
-                               now_ms);
+                               now_ms, history);
+  }
+  Status SaveWorker(const WorkerRecord& worker) override {
+    if (fail_writes_) return WriteError();
+    return inner_.SaveWorker(worker);
   }
 
   Result<std::vector<std::string>> DeleteFinished(
@@ -98,6 +103,9 @@ class FaultyTaskStore final : public TaskStore {
   Result<std::vector<ExpiredTask>> LoadExpired(int64_t finished_before_ms,
                                                uint32_t limit) override {
     return inner_.LoadExpired(finished_before_ms, limit);
+  }
+  Result<std::vector<WorkerRecord>> LoadWorkers() override {
+    return inner_.LoadWorkers();
   }
   Result<std::vector<PendingTask>> LoadDead(const std::string& batch_id,
                                             const std::string& queue) override {

@@ -87,6 +87,11 @@ struct BatchProgress {
   uint64_t done = 0;
   uint64_t dead = 0;
   uint64_t cancelled = 0;
+  // Done tasks by outcome (they add up to done; see TaskResult::outcome).
+  uint64_t ok = 0;
+  uint64_t unreachable = 0;
+  uint64_t http_error = 0;
+  uint64_t timeout = 0;
   uint64_t finished() const { return done + dead + cancelled; }
   bool complete() const { return total > 0 && finished() >= total; }
 };
@@ -102,7 +107,9 @@ std::string NewBatchId();
 // instead when it is not UTF-8), output_truncated (only when true), error
 // (only when non-empty), exit_code, stderr_tail (only when non-empty),
 // finished_ms, files (name, sha256, size; never content; only when there
-// are any). Never throws; invalid UTF-8 in other fields becomes U+FFFD.
+// are any), outcome and outcome_reason (done tasks; the reason only when
+// non-empty), history (each ended attempt: attempt, worker, ok, outcome or
+// error). Never throws; invalid UTF-8 in other fields becomes U+FFFD.
 std::string ToJsonLine(const TaskResult& result);
 
 struct ResultPage {
@@ -127,8 +134,19 @@ struct WorkerSummary {
   uint32_t in_flight = 0;
   uint64_t last_seen_ms_ago = 0;
   std::string hostname;
-  uint64_t tasks_done = 0;
+  uint64_t tasks_done = 0;  // accepted ok results (= succeeded)
   std::string peer_address;
+  // The broker's accounting of this worker id, kept across restarts.
+  uint64_t succeeded = 0;
+  uint64_t failed = 0;     // failed attempts it reported
+  uint64_t retried = 0;    // of those, the ones given another attempt
+  uint64_t timed_out = 0;  // leases that expired in its hands
+  uint64_t consecutive_failures = 0;
+  std::string last_failure;
+  int64_t first_seen_ms = 0;     // wall clock, ms since the epoch
+  int64_t session_start_ms = 0;  // wall clock: uptime is now - this
+  std::string state;             // "active", "draining" or "quarantined"
+  std::string state_reason;      // why quarantined
 };
 
 class Client {
@@ -191,6 +209,9 @@ class Client {
                              const std::string& queue);
   // Cancels every queued and retry-waiting task of the queue.
   Result<uint64_t> Purge(const std::string& queue);
+  // Ends the quarantine of a worker at once; kNotFound if it is not
+  // quarantined.
+  Status ReleaseWorker(const std::string& worker_id);
 
  private:
   struct Impl;

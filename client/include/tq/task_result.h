@@ -31,6 +31,21 @@ struct AttemptResult {
   uint32_t duration_ms = 0;
   std::string worker;  // the worker id; set by the broker
   std::vector<ResultFile> files;
+  // For an attempt that ran (ok): whether the analysis reached its target.
+  // "ok", "unreachable" (DNS, refused, reset, TLS), "http_error" (status
+  // >= 400 on the main page) or "timeout"; "" when not known (a failed
+  // attempt, or an older worker: the broker then takes "ok").
+  std::string outcome;
+  std::string outcome_reason;  // e.g. "connect: Connection refused"
+};
+
+// One ended attempt of a task, as the task's history lists it.
+struct AttemptRecord {
+  uint32_t attempt = 0;  // 1 for the first
+  std::string worker;
+  bool ok = false;
+  std::string outcome;  // as AttemptResult::outcome
+  std::string error;    // why it failed, or why its lease ended
 };
 
 // A finished task with the result of its last attempt.
@@ -45,6 +60,10 @@ struct TaskResult : AttemptResult {
   int64_t submitted_ms = 0;  // wall clock, ms since the epoch
   int64_t finished_ms = 0;
   uint64_t finish_seq = 0;  // the results cursor at this task
+  // Every attempt that ended, oldest first, each with its worker (the last
+  // one is the result above). Attempts of a task that was pending across a
+  // broker restart are listed from the restart on.
+  std::vector<AttemptRecord> history;
 };
 
 // The broker's counters, as `tq-ctl queues` shows them.
