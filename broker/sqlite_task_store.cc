@@ -96,6 +96,12 @@ DROP INDEX tasks_finished;
 CREATE INDEX tasks_finished ON tasks(batch_id, finish_seq, queue, state)
   WHERE finish_seq IS NOT NULL;
 )sql",
+    // 3 -> 4: the web console's batch pages (broker/read_model.cc): one
+    // batch's tasks in one state, in item order, by keyset; and per-batch
+    // counts from the index alone.
+    R"sql(
+CREATE INDEX tasks_by_batch_state ON tasks(batch_id, state, item_index);
+)sql",
 };
 static_assert(std::size(kMigrations) == SqliteTaskStore::kSchemaVersion);
 
