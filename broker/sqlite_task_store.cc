@@ -250,7 +250,7 @@ Result<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(
 Status SqliteTaskStore::Configure(const SqliteOptions& options) {
   // One process owns the database: exclusive locking spares the fcntl()
   // lock calls of every transaction (and the shared-memory index).
-  if (options.deferred_sync) {
+  if (options.deferred_sync && options.exclusive_lock) {
     if (Status s = Exec(db_, "PRAGMA locking_mode = EXCLUSIVE"); !s.ok()) {
       return s;
     }

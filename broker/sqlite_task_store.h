@@ -30,6 +30,10 @@ struct SqliteOptions {
   // Commit() with full syncing, so the WAL is never reset before the
   // database file holds its contents durably.
   bool deferred_sync = false;
+  // With deferred_sync the store takes the file's lock for good (no fcntl()
+  // per transaction); false leaves it shared, so that other connections can
+  // read (the web console's read-only ones).
+  bool exclusive_lock = true;
   // With deferred_sync: the WAL is checkpointed and restarted once it holds
   // this many frames (4,000: about 16 MB).
   int checkpoint_frames = 4000;
