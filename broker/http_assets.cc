@@ -27,6 +27,10 @@ th, td { text-align:left; padding:6px 10px; border-bottom:1px solid var(--line);
   vertical-align:top; }
 thead th { background:#eef0f4; font-weight:600; font-size:13px; }
 td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }
+table.numeric thead th:not(:first-child), table.workers thead th:nth-child(n+6),
+table.batches thead th:nth-child(n+4), table.tasks thead th:nth-child(1),
+table.tasks thead th:nth-child(5), table.tasks thead th:nth-child(7) {
+  text-align:right; }
 td.url { max-width:420px; word-break:break-all; }
 td.err, .err { color:var(--failed); word-break:break-word; }
 table.kv { width:auto; min-width:50%; } table.kv th { width:140px; }
@@ -80,16 +84,19 @@ pre { background:#fff; border:1px solid var(--line); padding:10px; overflow:auto
 
 const char kConsoleJs[] = R"js(
 // The live part of each page is fetched again every second (X-Live: 1
-// returns only that part, rendered and escaped by the server).
+// returns only that part, rendered and escaped by the server); a page that
+// takes long to make is asked for less often (4x its time), so viewers of a
+// slow page cannot keep the server busy.
 (function () {
   "use strict";
   var live = document.getElementById("live");
   var dot = document.getElementById("live-dot");
-  var last = null, busy = false;
+  var last = null;
   function mark(ok) { if (dot) dot.className = "live-dot " + (ok ? "on" : "off"); }
+  function schedule(ms) { setTimeout(refresh, Math.max(1000, ms)); }
   function refresh() {
-    if (busy || document.hidden) return;
-    busy = true;
+    if (document.hidden) return schedule(1000);
+    var started = Date.now();
     fetch(location.href, { headers: { "X-Live": "1" }, cache: "no-store",
                            credentials: "same-origin" })
       .then(function (r) {
@@ -101,9 +108,9 @@ const char kConsoleJs[] = R"js(
         mark(true);
       })
       .catch(function () { mark(false); })
-      .then(function () { busy = false; });
+      .then(function () { schedule(4 * (Date.now() - started)); });
   }
-  if (live) { mark(true); setInterval(refresh, 1000); }
+  if (live) { mark(true); schedule(1000); }
   document.addEventListener("submit", function (e) {
     var message = e.target.getAttribute("data-confirm");
     if (message && !window.confirm(message)) e.preventDefault();

@@ -180,6 +180,12 @@ struct SubmitOutcome {
   SubmitReceipt receipt;
 };
 
+int64_t NowMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
 }  // namespace
 
 struct HttpConsole::Impl {
@@ -197,6 +203,14 @@ struct HttpConsole::Impl {
   // Idle clients to the broker (one per request at a time).
   std::mutex clients_mu;
   std::vector<std::unique_ptr<Client>> clients;
+
+  // The overview's chart: past minutes are recounted once a minute (they
+  // change only when dead tasks are retried or old results deleted), the
+  // current one on every request.
+  std::mutex chart_mu;
+  std::vector<MinuteCount> chart;
+  int64_t chart_full_at = 0;
+  Result<std::vector<MinuteCount>> Minutes(sqlite3* db);
 
   // Upload reports by batch, for the batch page the upload lands on.
   std::mutex reports_mu;
@@ -585,6 +599,24 @@ void HttpConsole::Impl::ApiSubmit(const Request& req, Response& res) {
 
 // ---------------------------------------------------------------- reads
 
+Result<std::vector<MinuteCount>> HttpConsole::Impl::Minutes(sqlite3* db) {
+  const int64_t now = NowMs();
+  const int64_t minute = now / 60'000 * 60'000;
+  std::lock_guard lock(chart_mu);  // one count at a time, shared by all
+  if (chart.empty() || now - chart_full_at >= 60'000 ||
+      chart.back().minute_ms != minute) {
+    auto all = FinishedPerMinute(db, now, 60);
+    if (!all.ok()) return all.status();
+    chart = std::move(*all);
+    chart_full_at = now;
+  } else {
+    auto current = FinishedPerMinute(db, now, 1);
+    if (!current.ok()) return current.status();
+    chart.back() = current->back();
+  }
+  return chart;
+}
+
 void HttpConsole::Impl::Overview(const Request& req, Response& res) {
   OverviewData d;
   auto queues = WithClient([&](Client& c) { return c.Queues(&d.stats); });
@@ -596,10 +628,7 @@ void HttpConsole::Impl::Overview(const Request& req, Response& res) {
   auto workers = WithClient([](Client& c) { return c.Workers(); });
   if (workers.ok()) d.workers = std::move(*workers);
   if (auto db = Db(); db.ok()) {
-    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
-    if (auto m = FinishedPerMinute((*db)->get(), now); m.ok()) {
+    if (auto m = Minutes((*db)->get()); m.ok()) {
       d.minutes = std::move(*m);
     }
   }
@@ -627,10 +656,7 @@ void HttpConsole::Impl::Queues(const Request&, Response& res) {
 void HttpConsole::Impl::Chart(const Request&, Response& res) {
   auto db = Db();
   if (!db.ok()) return SendJson(res, {{"error", db.status().message()}}, 500);
-  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                          std::chrono::system_clock::now().time_since_epoch())
-                          .count();
-  auto m = FinishedPerMinute((*db)->get(), now);
+  auto m = Minutes((*db)->get());
   if (!m.ok()) return SendJson(res, {{"error", m.status().message()}}, 500);
   json list = json::array();
   for (const auto& x : *m) {
@@ -1017,7 +1043,8 @@ void HttpConsole::Impl::Routes() {
     ++requests;
     res.set_header("Content-Security-Policy", kCsp);
     res.set_header("X-Content-Type-Options", "nosniff");
-    res.set_header("Referrer-Policy", "no-referrer");
+    // Not no-referrer: Chromium then sends "Origin: null" on our own forms.
+    res.set_header("Referrer-Policy", "same-origin");
     res.set_header("X-Frame-Options", "DENY");
     res.set_header("Cache-Control", "no-store");
     return Authorize(req, res) ? httplib::Server::HandlerResponse::Unhandled

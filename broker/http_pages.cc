@@ -201,7 +201,8 @@ Page RenderOverview(const OverviewData& d) {
 
   h += "<h2>Tasks per minute</h2>" + Chart(d.minutes);
 
-  h += "<h2>Queues</h2><table><thead><tr><th>queue</th><th>queued</th>"
+  h += "<h2>Queues</h2><table "
+       "class=\"numeric\"><thead><tr><th>queue</th><th>queued</th>"
        "<th>leased</th><th>retry wait</th><th>done</th><th>dead</th>"
        "<th>cancelled</th><th>workers</th></tr></thead><tbody>";
   for (const auto& q : d.queues) {
@@ -226,7 +227,8 @@ Page RenderOverview(const OverviewData& d) {
     c.slots += w.concurrency;
     c.in_flight += w.in_flight;
   }
-  h += "<h2>Workers per country</h2><table><thead><tr><th>country</th>"
+  h += "<h2>Workers per country</h2><table "
+       "class=\"numeric\"><thead><tr><th>country</th>"
        "<th>workers</th><th>slots</th><th>in flight</th></tr></thead><tbody>";
   for (const auto& [name, c] : by_country) {
     h += "<tr><td>" + E(name) + "</td><td class=\"num\">" + N(c.workers) +
@@ -246,7 +248,9 @@ Page RenderWorkers(const std::vector<WorkerSummary>& workers,
   if (!broker_error.empty()) {
     h += "<p class=\"error\">broker: " + E(broker_error) + "</p>";
   }
-  h += "<table><thead><tr><th>worker</th><th>host</th><th>address</th>"
+  h += "<table "
+       "class=\"workers\"><thead><tr><th>worker</th><th>host</th><th>address</"
+       "th>"
        "<th>country</th><th>queues</th><th>slots</th><th>in flight</th>"
        "<th>credit</th><th>last heard</th><th>tasks done</th></tr></thead>"
        "<tbody>";
@@ -272,7 +276,9 @@ Page RenderBatchList(const BatchListPage& page) {
   Page p;
   p.title = "Batches";
   std::string& h = p.live;
-  h += "<table><thead><tr><th>batch</th><th>submitted</th><th>progress</th>"
+  h += "<table "
+       "class=\"batches\"><thead><tr><th>batch</th><th>submitted</"
+       "th><th>progress</th>"
        "<th>done</th><th>dead</th><th>cancelled</th><th>pending</th></tr>"
        "</thead><tbody>";
   for (const auto& b : page.batches) {
