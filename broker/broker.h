@@ -181,6 +181,9 @@ class Broker {
                        const wire::RetryDead& req);
   void HandlePurge(const std::string& peer, uint64_t seq,
                    const wire::PurgeQueue& req);
+  // DrainWorker / DisconnectWorker (the web console's worker actions).
+  void HandleWorkerAction(const std::string& peer, uint64_t seq,
+                          const std::string& worker_id, bool disconnect);
 
   // --- the pieces of Hello and Result ---
   // Why a Hello is refused, or empty.

@@ -104,7 +104,9 @@ const char kConsoleJs[] = R"js(
         return r.text();
       })
       .then(function (html) {
-        if (html !== last) { live.innerHTML = html; last = html; }
+        // Not under the pointer's button: a click must not lose its form.
+        var held = live.querySelector("button:hover, button:focus, input:focus");
+        if (html !== last && !held) { live.innerHTML = html; last = html; }
         mark(true);
       })
       .catch(function () { mark(false); })

@@ -19,9 +19,11 @@
 #include "broker/http_archive.h"
 #include "broker/http_pages.h"
 #include "broker/read_model.h"
+#include "client/channel.h"
 #include "client/result_files.h"
 #include "client/submit_flags.h"
 #include "client/url_file.h"
+#include "client/wire_convert.h"
 #include "tq/client.h"
 
 namespace tq {
@@ -286,6 +288,18 @@ struct HttpConsole::Impl {
   // Handlers.
   void Overview(const Request& req, Response& res);
   void Workers(const Request& req, Response& res, bool api);
+  void WorkerAction(const Request& req, Response& res, bool api,
+                    bool disconnect);
+  // A request the client library has no call for, on a channel of its own.
+  Result<wire::Envelope> Call(wire::Envelope request) const {
+    ClientOptions o;
+    o.endpoint = options.broker_endpoint;
+    o.request_timeout = std::chrono::milliseconds(5000);
+    o.attempts = 2;
+    auto channel = Channel::Open(o);
+    if (!channel.ok()) return channel.status();
+    return (*channel)->Call(std::move(request));
+  }
   void Batches(const Request& req, Response& res, bool api);
   void Batch(const Request& req, Response& res, bool api);
   void BatchTasks(const Request& req, Response& res);
@@ -337,7 +351,11 @@ bool HttpConsole::Impl::Authorize(const Request& req, Response& res) {
   Role need = Role::kViewer;
   if (req.method == "POST") {
     need = Role::kSubmit;
-    if (req.path.rfind("/api/v1/queues/", 0) == 0) need = Role::kAdmin;
+    if (req.path.rfind("/api/v1/queues/", 0) == 0 ||
+        req.path.rfind("/api/v1/workers/", 0) == 0 ||
+        req.path.rfind("/workers/", 0) == 0) {
+      need = Role::kAdmin;
+    }
   }
   std::string token;
   const std::string auth = req.get_header_value("Authorization");
@@ -667,17 +685,58 @@ void HttpConsole::Impl::Chart(const Request&, Response& res) {
 }
 
 void HttpConsole::Impl::Workers(const Request& req, Response& res, bool api) {
-  auto workers = WithClient([](Client& c) { return c.Workers(); });
+  // Straight from the wire: the list carries the draining flag too.
+  wire::Envelope ask;
+  ask.mutable_list_workers();
+  auto reply = Call(std::move(ask));
+  WorkersView v;
+  v.csrf = csrf;
+  if (reply.ok()) {
+    for (const auto& w : reply->worker_list().workers()) {
+      v.workers.push_back(ToWorkerSummary(w));
+      v.draining.push_back(w.draining());
+    }
+  }
   if (api) {
-    if (!workers.ok()) return SendError(req, res, workers.status(), true);
+    if (!reply.ok()) return SendError(req, res, reply.status(), true);
     json list = json::array();
-    for (const auto& w : *workers) list.push_back(WorkerJson(w));
+    for (size_t i = 0; i < v.workers.size(); ++i) {
+      json w = WorkerJson(v.workers[i]);
+      w["draining"] = bool(v.draining[i]);
+      list.push_back(w);
+    }
     return SendJson(res, {{"workers", list}});
   }
-  SendPage(req, res,
-           RenderWorkers(workers.ok() ? *workers : std::vector<WorkerSummary>{},
-                         workers.ok() ? "" : workers.status().message()),
-           "Workers");
+  if (!reply.ok()) v.broker_error = reply.status().message();
+  const std::string done = Param(req, "done");
+  if (done == "drained" || done == "disconnected") {
+    v.notice = "worker " + Param(req, "worker") + " " + done;
+  }
+  SendPage(req, res, RenderWorkers(v), "Workers");
+}
+
+void HttpConsole::Impl::WorkerAction(const Request& req, Response& res,
+                                     bool api, bool disconnect) {
+  if (!CheckCsrf(req, res, api)) return;
+  const std::string worker = req.matches[1];
+  wire::Envelope ask;
+  if (disconnect) {
+    ask.mutable_disconnect_worker()->set_worker_id(worker);
+  } else {
+    ask.mutable_drain_worker()->set_worker_id(worker);
+  }
+  auto reply = Call(std::move(ask));
+  if (!reply.ok()) return SendError(req, res, reply.status(), api);
+  const char* done = disconnect ? "disconnected" : "drained";
+  const uint64_t held = reply->admin_ack().affected();
+  if (api) {
+    return SendJson(res, {{"worker_id", worker},
+                          {done, true},
+                          {disconnect ? "requeued" : "in_flight", held}});
+  }
+  res.status = 303;
+  res.set_header("Location", "/workers?done=" + std::string(done) +
+                                 "&worker=" + UrlEncode(worker));
 }
 
 void HttpConsole::Impl::Batches(const Request& req, Response& res, bool api) {
@@ -1086,6 +1145,23 @@ void HttpConsole::Impl::Routes() {
              [this](const Request& q, Response& r) { Workers(q, r, false); });
   server.Get("/batches",
              [this](const Request& q, Response& r) { Batches(q, r, false); });
+  const std::string w = "([^/]{1,128})";
+  server.Post("/workers/" + w + "/drain",
+              [this](const Request& q, Response& r) {
+                WorkerAction(q, r, false, false);
+              });
+  server.Post("/workers/" + w + "/disconnect",
+              [this](const Request& q, Response& r) {
+                WorkerAction(q, r, false, true);
+              });
+  server.Post("/api/v1/workers/" + w + "/drain",
+              [this](const Request& q, Response& r) {
+                WorkerAction(q, r, true, false);
+              });
+  server.Post("/api/v1/workers/" + w + "/disconnect",
+              [this](const Request& q, Response& r) {
+                WorkerAction(q, r, true, true);
+              });
   server.Get("/batches/" + b,
              [this](const Request& q, Response& r) { Batch(q, r, false); });
   server.Get("/batches/" + b + "/results.jsonl",

@@ -240,21 +240,26 @@ Page RenderOverview(const OverviewData& d) {
   return p;
 }
 
-Page RenderWorkers(const std::vector<WorkerSummary>& workers,
-                   const std::string& broker_error) {
+Page RenderWorkers(const WorkersView& v) {
   Page p;
   p.title = "Workers";
+  const auto& workers = v.workers;
+  if (!v.notice.empty())
+    p.body += "<p class=\"notice\">" + E(v.notice) + "</p>";
   std::string& h = p.live;
-  if (!broker_error.empty()) {
-    h += "<p class=\"error\">broker: " + E(broker_error) + "</p>";
+  if (!v.broker_error.empty()) {
+    h += "<p class=\"error\">broker: " + E(v.broker_error) + "</p>";
   }
   h += "<table "
        "class=\"workers\"><thead><tr><th>worker</th><th>host</th><th>address</"
        "th>"
        "<th>country</th><th>queues</th><th>slots</th><th>in flight</th>"
-       "<th>credit</th><th>last heard</th><th>tasks done</th></tr></thead>"
-       "<tbody>";
-  for (const auto& w : workers) {
+       "<th>credit</th><th>last heard</th><th>tasks done</th><th>state</th>"
+       "<th></th></tr></thead><tbody>";
+  for (size_t i = 0; i < workers.size(); ++i) {
+    const WorkerSummary& w = workers[i];
+    const bool draining = i < v.draining.size() && v.draining[i];
+    const std::string base = "/workers/" + UrlEncode(w.worker_id);
     h += "<tr><td>" + E(w.worker_id) + "</td><td>" + E(w.hostname) +
          "</td><td>" + E(w.peer_address) + "</td><td>" +
          E(w.country.empty() ? "-" : w.country) +
@@ -265,9 +270,21 @@ Page RenderWorkers(const std::vector<WorkerSummary>& workers,
          N(w.concurrency) + "</td><td class=\"num\">" + N(w.in_flight) +
          "</td><td class=\"num\">" + N(w.credit) + "</td><td class=\"num\">" +
          E(std::to_string(w.last_seen_ms_ago / 1000.0).substr(0, 4)) +
-         " s ago</td><td class=\"num\">" + N(w.tasks_done) + "</td></tr>";
+         " s ago</td><td class=\"num\">" + N(w.tasks_done) + "</td><td>" +
+         (draining ? "<span class=\"state retry_wait\">draining</span>"
+                   : "<span class=\"state done\">active</span>") +
+         "</td><td class=\"actions\">" +
+         (draining ? ""
+                   : "<form method=\"post\" action=\"" + E(base) +
+                         "/drain\" data-confirm=\"Drain this worker? It "
+                         "finishes what it holds and takes nothing new.\">" +
+                         CsrfField(v.csrf) + "<button>drain</button></form> ") +
+         "<form method=\"post\" action=\"" + E(base) +
+         "/disconnect\" data-confirm=\"Disconnect this worker? Its tasks "
+         "go back to their queues.\">" +
+         CsrfField(v.csrf) + "<button>disconnect</button></form></td></tr>";
   }
-  if (workers.empty()) h += "<tr><td colspan=\"10\">no workers</td></tr>";
+  if (workers.empty()) h += "<tr><td colspan=\"12\">no workers</td></tr>";
   h += "</tbody></table>";
   return p;
 }

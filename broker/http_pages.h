@@ -41,8 +41,14 @@ struct OverviewData {
 };
 Page RenderOverview(const OverviewData& d);
 
-Page RenderWorkers(const std::vector<WorkerSummary>& workers,
-                   const std::string& broker_error);
+struct WorkersView {
+  std::vector<WorkerSummary> workers;
+  std::vector<bool> draining;  // per worker
+  std::string broker_error;
+  std::string notice;
+  std::string csrf;
+};
+Page RenderWorkers(const WorkersView& v);
 
 Page RenderBatchList(const BatchListPage& page);
 

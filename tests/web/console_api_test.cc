@@ -387,6 +387,41 @@ TEST_CASE("HostileUrlsAndResultsRenderAsInertText", "[web]") {
         std::string::npos);
 }
 
+TEST_CASE("DrainedWorkerTakesNothingNewAndDisconnectEndsItsSession",
+          "[web]") {
+  Console c;
+  auto workers = [&] { return Body(c.Http().Get("/api/v1/workers")); };
+  auto start = [&](const char* id) {
+    WorkerSpec spec;
+    spec.id = id;
+    return StartWorker(c.dir, c.broker->endpoint(), spec);
+  };
+  auto w1 = start("w1");
+  REQUIRE(WaitUntil([&] { return workers()["workers"].size() == 1; }, 20s));
+  auto drained = Body(c.Http().Post("/api/v1/workers/w1/drain", "{}",
+                                    "application/json"));
+  CHECK(drained["drained"] == true);
+  CHECK(workers()["workers"][0]["draining"] == true);
+
+  // Only the second worker may run what comes now.
+  json receipt = SubmitJson(c, {{"urls", {"https://a.example/"}}});
+  const std::string batch = receipt["batch_id"];
+  auto w2 = start("w2");
+  REQUIRE(WaitUntil([&] { return BatchComplete(c, batch); }, 30s));
+  auto tasks = Body(c.Http().Get("/api/v1/batches/" + batch + "/tasks"));
+  CHECK(tasks["tasks"][0]["worker"] == "w2");
+
+  auto gone = Body(c.Http().Post("/api/v1/workers/w2/disconnect", "{}",
+                                 "application/json"));
+  CHECK(gone["disconnected"] == true);
+  CHECK(c.broker->Log().find("worker w2 disconnected by an admin") !=
+        std::string::npos);
+  auto unknown = c.Http().Post("/api/v1/workers/nobody/drain", "{}",
+                               "application/json");
+  REQUIRE(unknown);
+  CHECK(unknown->status == 404);
+}
+
 TEST_CASE("HttpAddressesAndTokenFilesParse", "[web]") {
   auto v6 = ParseHttpAddress("[::1]:8080");
   REQUIRE(v6.ok());

@@ -165,6 +165,14 @@ async function main() {
     // The other pages, for the record.
     await page.goto(base + "/workers", { waitUntil: "load" });
     check((await page.$$eval("tbody tr", (r) => r.length)) === 2, "the workers page lists both workers");
+    await Promise.all([page.waitForNavigation({ waitUntil: "load" }),
+                       page.click("form[action='/workers/w1/drain'] button")]);
+    check(dialogs.length === 1 && dialogs[0].startsWith("confirm"), "drain asks first");
+    dialogs.length = 0;
+    check((await page.$eval(".notice", (e) => e.textContent)) === "worker w1 drained",
+          "the worker is drained");
+    await until("w1 shown draining", () => page.$$eval("tbody tr",
+      (rows) => rows.some((r) => r.textContent.includes("w1") && r.textContent.includes("draining"))), 10000);
     await page.screenshot({ path: path.join(shotDir, "workers.png"), fullPage: true });
     await page.goto(base + "/batches", { waitUntil: "load" });
     await page.screenshot({ path: path.join(shotDir, "batches.png"), fullPage: true });
