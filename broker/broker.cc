@@ -150,6 +150,12 @@ void Broker::OnMessage(const std::string& peer, const wire::Envelope& env,
       return HandlePurge(peer, seq, env.purge_queue());
     case B::kReleaseWorker:
       return HandleReleaseWorker(peer, seq, env.release_worker());
+    case B::kDrainWorker:
+      return HandleWorkerAction(peer, seq, env.drain_worker().worker_id(),
+                                /*disconnect=*/false);
+    case B::kDisconnectWorker:
+      return HandleWorkerAction(peer, seq, env.disconnect_worker().worker_id(),
+                                /*disconnect=*/true);
     case B::kCredit:
     case B::kHeartbeat:
     case B::kResult:

@@ -186,6 +186,9 @@ class Broker {
                    const wire::PurgeQueue& req);
   void HandleReleaseWorker(const std::string& peer, uint64_t seq,
                            const wire::ReleaseWorker& req);
+  // DrainWorker / DisconnectWorker (the web console's worker actions).
+  void HandleWorkerAction(const std::string& peer, uint64_t seq,
+                          const std::string& worker_id, bool disconnect);
 
   // --- the pieces of Hello and Result ---
   // Why a Hello is refused, or empty.

@@ -6,6 +6,7 @@
 #include <cstdlib>
 
 #include "common/config_file.h"
+#include "broker/http_access.h"
 
 namespace tq {
 namespace {
@@ -113,6 +114,18 @@ void AddRestFlags(CLI::App& app, BrokerFlags& f) {
       ->capture_default_str();
 }
 
+void AddHttpFlags(CLI::App& app, BrokerFlags& f) {
+  app.add_option("--http", f.http,
+                 "web console and HTTP API address HOST:PORT (port 0 picks "
+                 "one), or 'off'; off loopback it needs --http-token-file")
+      ->capture_default_str();
+  app.add_option("--http-token-file", f.http_token_file,
+                 "lines 'ROLE TOKEN' (viewer, submit, admin): the console "
+                 "then asks every request for a token");
+  app.add_option("--http-ready-file", f.http_ready_file,
+                 "write the console's URL to this file once listening");
+}
+
 }  // namespace
 
 std::optional<int> ParseBrokerFlags(int argc, char** argv, BrokerFlags* flags,
@@ -128,6 +141,7 @@ std::optional<int> ParseBrokerFlags(int argc, char** argv, BrokerFlags* flags,
   AddDurabilityFlags(app, *flags);
   AddRestFlags(app, *flags);
   AddConfigFile(app, default_config);
+  AddHttpFlags(app, *flags);
   app.footer(
       "Exit status: 0 after a clean stop (SIGTERM/SIGINT), 1 if the database "
       "cannot be opened or the endpoint bound, 2 on a usage error.");
@@ -136,6 +150,7 @@ std::optional<int> ParseBrokerFlags(int argc, char** argv, BrokerFlags* flags,
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+  flags->http_given = app.count("--http") > 0;
   return std::nullopt;
 }
 
@@ -205,6 +220,24 @@ Result<BrokerConfig> MakeBrokerConfig(const BrokerFlags& f) {
   c.server.ready_file = f.ready_file;
   c.server.max_message_bytes = f.max_message;
   c.server.commit_interval = Millis(int64_t(f.commit_interval_ms));
+
+  c.console = f.http != "off";
+  // The console reads the database through connections of its own.
+  c.store.exclusive_lock = !c.console;
+  if (c.console) {
+    auto address = ParseHttpAddress(f.http);
+    if (!address.ok()) return address.status();
+    if (f.http_token_file.empty()) {
+      if (Status s = CheckExposure(address->host, AccessTable()); !s.ok()) {
+        return s;
+      }
+    }
+  }
+  c.console_required = f.http_given;
+  c.console_options.address = f.http;
+  c.console_options.token_file = f.http_token_file;
+  c.console_options.ready_file = f.http_ready_file;
+  c.console_options.db_path = f.db_path;
   return c;
 }
 

@@ -7,6 +7,7 @@
 
 #include "broker/broker.h"
 #include "broker/broker_server.h"
+#include "broker/http_console.h"
 #include "broker/sqlite_task_store.h"
 #include "common/defaults.h"
 #include "common/status.h"
@@ -37,6 +38,11 @@ struct BrokerFlags {
   double commit_interval_ms = 0;
   std::string geoip_db;  // empty: the default search; "none": no database
   std::string keep_results = "0";
+  // The web console: "HOST:PORT" or "off".
+  std::string http = "127.0.0.1:8080";
+  bool http_given = false;  // --http was on the command line
+  std::string http_token_file;
+  std::string http_ready_file;
 };
 
 // Read when --config is not given, if it exists.
@@ -65,6 +71,12 @@ struct BrokerConfig {
   SqliteOptions store;
   BrokerOptions core;
   ServerOptions server;
+  // The web console, unless --http off. Only an --http given explicitly
+  // must start; the default one is skipped (with a warning) if its port is
+  // taken, so several brokers can run on one host.
+  bool console = true;
+  bool console_required = false;
+  ConsoleOptions console_options;
 };
 
 // InvalidArgument if a flag's value makes no sense.

@@ -386,7 +386,32 @@ void Broker::HandleListWorkers(const std::string& peer, uint64_t seq) {
     w->set_hostname(s->hostname);
     w->set_peer_address(s->peer_address);
     FillHealth(*s, w);
+    w->set_draining(s->state == WorkerState::kDraining);
   }
+  Send(peer, std::move(env));
+}
+
+void Broker::HandleWorkerAction(const std::string& peer, uint64_t seq,
+                                const std::string& worker_id, bool disconnect) {
+  WorkerSession* s = sessions_.ForWorker(worker_id);
+  if (s == nullptr) {
+    SendError(peer, seq, wire::NOT_FOUND,
+              "no connected worker '" + worker_id.substr(0, 100) + "'");
+    return;
+  }
+  const uint64_t held = s->in_flight.size();
+  if (disconnect) {
+    spdlog::info("worker {} disconnected by an admin ({} tasks requeued)",
+                 worker_id, held);
+    EndSession(s->id, "disconnected by an admin");
+  } else {
+    spdlog::info("worker {} drained by an admin ({} tasks in flight)",
+                 worker_id, held);
+    sessions_.Drain(*s);
+  }
+  wire::Envelope env;
+  env.set_seq(seq);
+  env.mutable_admin_ack()->set_affected(held);
   Send(peer, std::move(env));
 }
 

@@ -84,6 +84,7 @@ Status BrokerServer::Bind() {
     monitor_.connect(kMonitorEndpoint);
     router_.bind(BindSpec(options_.listen));
     endpoint_ = router_.get(zmq::sockopt::last_endpoint);
+    for (const std::string& also : options_.also_listen) router_.bind(also);
   } catch (const zmq::error_t& e) {
     return Status::Unavailable("cannot listen on " + options_.listen + ": " +
                                e.what());

@@ -23,6 +23,8 @@ namespace tq {
 struct ServerOptions {
   std::string listen = kDefaultEndpoint;  // port 0 or * picks a free port
   std::string ready_file;  // if set, the bound endpoint is written here
+  // More endpoints for the same socket (the web console's ipc://).
+  std::vector<std::string> also_listen;
   // The codec refuses (and answers) messages over this; ZeroMQ drops frames
   // over this plus kZmqSlackBytes with their connection.
   int64_t max_message_bytes = kMaxMessageBytes;

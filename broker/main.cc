@@ -5,12 +5,15 @@
 #include <sys/resource.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <string>
 
 #include "broker/broker.h"
 #include "broker/broker_flags.h"
 #include "broker/broker_server.h"
+#include "broker/http_console.h"
 #include "broker/sqlite_task_store.h"
 #include "broker/wal_syncer.h"
 #include "common/log.h"
@@ -85,9 +88,48 @@ tq::Status Serve(tq::Broker& core, const tq::Clock& clock,
       spdlog::warn("idle checkpoint: {}", st.message());
     }
   };
+  // The console's clients reach the ROUTER over ipc:// in a private (0700)
+  // directory: they have a ZeroMQ context of their own, which inproc://
+  // cannot cross.
+  // TODO(web): once the ROUTER is a CURVE server, this endpoint needs CURVE
+  // too (the mechanism is per socket): give the console an internal key
+  // pair, authorized like any client's.
+  std::string console_dir;
+  if (config.console) {
+    const char* tmp = std::getenv("TMPDIR");
+    std::string pattern =
+        std::string(tmp && *tmp ? tmp : "/tmp") + "/tq-console-XXXXXX";
+    if (mkdtemp(pattern.data()) == nullptr) {
+      return tq::Status::IoError("cannot make a directory for the console");
+    }
+    console_dir = pattern;
+    options.also_listen.push_back("ipc://" + console_dir + "/broker");
+  }
   tq::BrokerServer server(core, clock, options);
-  if (tq::Status st = server.Bind(); !st.ok()) return st;
-  return server.Run();
+  tq::Status st = server.Bind();
+  std::unique_ptr<tq::HttpConsole> console;
+  if (st.ok() && config.console) {
+    tq::ConsoleOptions co = config.console_options;
+    co.files_dir = store.files_dir();
+    co.broker_endpoint = options.also_listen.back();
+    auto started = tq::HttpConsole::Start(co);
+    if (started.ok()) {
+      console = std::move(*started);
+    } else if (config.console_required ||
+               started.status().code() != tq::Status::Code::kUnavailable) {
+      st = started.status();
+    } else {
+      spdlog::warn("no web console: {} (give --http HOST:PORT or --http off)",
+                   started.status().message());
+    }
+  }
+  if (st.ok()) st = server.Run();
+  console.reset();  // its requests to the loop end with the loop
+  if (!console_dir.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(console_dir, ec);
+  }
+  return st;
 }
 
 }  // namespace

@@ -121,6 +121,16 @@ DROP INDEX tasks_finished;
 CREATE INDEX tasks_finished ON tasks(batch_id, finish_seq, queue, state,
   outcome) WHERE finish_seq IS NOT NULL;
 )sql",
+    // 4 -> 5: the web console's reads (broker/read_model.cc): one batch's
+    // tasks in one state, in item order, by keyset, and per-batch counts,
+    // from the index alone; done/dead per minute from the finished_ms index
+    // alone (it gains the state; the retention sweep reads it as before).
+    R"sql(
+CREATE INDEX tasks_by_batch_state ON tasks(batch_id, state, item_index);
+DROP INDEX tasks_by_finished_ms;
+CREATE INDEX tasks_by_finished_ms ON tasks(finished_ms, state)
+  WHERE finish_seq IS NOT NULL;
+)sql",
 };
 static_assert(std::size(kMigrations) == SqliteTaskStore::kSchemaVersion);
 
@@ -308,7 +318,7 @@ Result<std::unique_ptr<SqliteTaskStore>> SqliteTaskStore::Open(
 Status SqliteTaskStore::Configure(const SqliteOptions& options) {
   // One process owns the database: exclusive locking spares the fcntl()
   // lock calls of every transaction (and the shared-memory index).
-  if (options.deferred_sync) {
+  if (options.deferred_sync && options.exclusive_lock) {
     if (Status s = Exec(db_, "PRAGMA locking_mode = EXCLUSIVE"); !s.ok()) {
       return s;
     }

@@ -30,6 +30,10 @@ struct SqliteOptions {
   // Commit() with full syncing, so the WAL is never reset before the
   // database file holds its contents durably.
   bool deferred_sync = false;
+  // With deferred_sync the store takes the file's lock for good (no fcntl()
+  // per transaction); false leaves it shared, so that other connections can
+  // read (the web console's read-only ones).
+  bool exclusive_lock = true;
   // With deferred_sync: the WAL is checkpointed and restarted once it holds
   // this many frames (4,000: about 16 MB).
   int checkpoint_frames = 4000;
@@ -48,7 +52,7 @@ class SqliteTaskStore final : public TaskStore {
  public:
   // The schema version this code writes; older databases are migrated at
   // Open, newer ones refused.
-  static constexpr int kSchemaVersion = 4;
+  static constexpr int kSchemaVersion = 5;
 
   // Opens or creates the database at `path` and migrates it to
   // kSchemaVersion. Fails with IoError naming the path if the file cannot be
@@ -74,7 +78,7 @@ class SqliteTaskStore final : public TaskStore {
   Status MarkFinished(uint64_t id, TaskState state, uint32_t attempts,
                       uint64_t finish_seq, const AttemptResult& outcome,
                       int64_t now_ms,
-                      const std::vector<AttemptRecord>& history) override;
+                      const std::vector<AttemptRecord>& history = {}) override;
 
   Result<std::vector<std::string>> DeleteFinished(
       const std::vector<uint64_t>& ids) override;

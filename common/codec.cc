@@ -66,6 +66,8 @@ Direction BodyDirection(wire::Envelope::BodyCase body) {
     case B::kListWorkers:
     case B::kRetryDead:
     case B::kPurgeQueue:
+    case B::kDrainWorker:
+    case B::kDisconnectWorker:
       return Direction::kToBroker;
     case B::kWelcome:
     case B::kAssign:

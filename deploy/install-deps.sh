@@ -21,6 +21,10 @@ packages=(
   python3-zmq python3-protobuf
   # the analyser tests' TLS fixture makes a self-signed certificate
   openssl
+  # the web console (tq-broker --http): HTTP server, .tar.gz downloads; its
+  # browser tests drive Debian's chromium with puppeteer-core (node + npm;
+  # nodejs from Debian or NodeSource, whose package includes npm)
+  libcpp-httplib-dev libarchive-dev chromium nodejs
   # the fuzz targets (tests/fuzz): libFuzzer is clang-only, and its runtime
   # and the sanitizers' are only a Recommends of clang-14
   clang libclang-rt-14-dev
