@@ -74,7 +74,7 @@ class SqliteTaskStore final : public TaskStore {
   Status MarkFinished(uint64_t id, TaskState state, uint32_t attempts,
                       uint64_t finish_seq, const AttemptResult& outcome,
                       int64_t now_ms,
-                      const std::vector<AttemptRecord>& history) override;
+                      const std::vector<AttemptRecord>& history = {}) override;
 
   Result<std::vector<std::string>> DeleteFinished(
       const std::vector<uint64_t>& ids) override;

@@ -45,7 +45,7 @@ class FaultyTaskStore final : public TaskStore {
   Status MarkFinished(uint64_t id, TaskState state, uint32_t attempts,
                       uint64_t finish_seq, const AttemptResult& outcome,
                       int64_t now_ms,
-                      const std::vector<AttemptRecord>& history) override {
+                      const std::vector<AttemptRecord>& history = {}) override {
     if (fail_writes_) return WriteError();
     return inner_.MarkFinished(id, state, attempts, finish_seq, outcome,
                                now_ms, history);
