@@ -15,9 +15,8 @@
 #include <fstream>
 #include <iterator>
 #include <map>
-#include <utility>
-
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "broker/sqlite_util.h"
 #include "common/outcome.h"

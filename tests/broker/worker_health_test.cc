@@ -119,7 +119,8 @@ void JoinAll(Harness& h, const std::map<std::string, std::string>& peers) {
 
 }  // namespace
 
-TEST_CASE("WorkerThatFailsWhatOthersCompleteIsQuarantined", "[broker][health]") {
+TEST_CASE("WorkerThatFailsWhatOthersCompleteIsQuarantined",
+          "[broker][health]") {
   Harness h(HealthOptions(3));
   const std::map<std::string, std::string> peers = {
       {"pg1", "good1"}, {"pg2", "good2"}, {"pbad", "bad"}};
@@ -208,9 +209,8 @@ TEST_CASE("QuarantinedWorkerGetsOneProbeAndIsReleasedWhenItSucceeds",
                                                     {"pbad", "bad"}};
   JoinAll(h, peers);
   h.Submit("b1", Urls(20));
-  Drive(h, peers, [](const std::string& w, const std::string&) {
-    return w != "bad";
-  });
+  Drive(h, peers,
+        [](const std::string& w, const std::string&) { return w != "bad"; });
   REQUIRE(Workers(h)["bad"].state() == "quarantined");
 
   // Nothing for it until the probe is due, then exactly one task.
@@ -236,9 +236,8 @@ TEST_CASE("FailedProbeDoublesTheWaitForTheNext", "[broker][health]") {
                                                     {"pbad", "bad"}};
   JoinAll(h, peers);
   h.Submit("b1", Urls(20));
-  Drive(h, peers, [](const std::string& w, const std::string&) {
-    return w != "bad";
-  });
+  Drive(h, peers,
+        [](const std::string& w, const std::string&) { return w != "bad"; });
   REQUIRE(Workers(h)["bad"].state() == "quarantined");
   h.Submit("b2", Urls(40, "more"));
 
@@ -261,9 +260,8 @@ TEST_CASE("ReleaseWorkerEndsAQuarantineAtOnce", "[broker][health]") {
                                                     {"pbad", "bad"}};
   JoinAll(h, peers);
   h.Submit("b1", Urls(20));
-  Drive(h, peers, [](const std::string& w, const std::string&) {
-    return w != "bad";
-  });
+  Drive(h, peers,
+        [](const std::string& w, const std::string&) { return w != "bad"; });
   REQUIRE(Workers(h)["bad"].state() == "quarantined");
 
   wire::Envelope release;
@@ -335,7 +333,7 @@ TEST_CASE("QuarantineGivesHeldTasksBackToTheHeadOfTheirQueue",
     out = h.Turn();
   }
   INFO("bad " << bad[0].task_id() << " " << bad[1].task_id() << " "
-               << bad[2].task_id() << " " << bad[3].task_id());
+              << bad[2].task_id() << " " << bad[3].task_id());
   for (uint64_t id : next) UNSCOPED_INFO("next " << id);
   CHECK(std::find(next.begin(), next.end(), bad[2].task_id()) != next.end());
   CHECK(std::find(next.begin(), next.end(), bad[3].task_id()) != next.end());
@@ -380,8 +378,8 @@ TEST_CASE("DoneTasksAreCountedByOutcomeAcrossARestart", "[broker][health]") {
   const std::map<std::string, std::string> outcome = {
       {urls[0], "unreachable"}, {urls[1], "http_error"}, {urls[2], "timeout"}};
   Drive(
-      h, peers, [](const std::string&, const std::string&) { return true; },
-      50, outcome);
+      h, peers, [](const std::string&, const std::string&) { return true; }, 50,
+      outcome);
   auto check = [&] {
     const wire::BatchCounts c = Counts(h, "b1");
     CHECK(c.done() == 4);

@@ -123,8 +123,8 @@ TEST_CASE("BrokenWorkerIsQuarantinedAndEveryTaskIsDoneByAGoodOne",
           "[e2e][health]") {
   TempDir dir;
   BrokerProcess broker(dir, {"--retry-backoff", "0.2"});
-  const std::string bad = Script(dir, "always-fails.sh",
-                                 "echo 'thug: cannot start' >&2\nexit 1\n");
+  const std::string bad =
+      Script(dir, "always-fails.sh", "echo 'thug: cannot start' >&2\nexit 1\n");
   auto g1 = StartWorker(dir, broker.endpoint(),
                         {"good1", "none", 2, {"--exec", "echo {url}"}});
   auto g2 = StartWorker(dir, broker.endpoint(),
@@ -137,8 +137,7 @@ TEST_CASE("BrokenWorkerIsQuarantinedAndEveryTaskIsDoneByAGoodOne",
   const std::string batch = Submit(*client, Urls(200, "page"));
   // Quarantined within a few seconds of its first failures.
   CHECK(WaitUntil(
-      [&] { return WorkersById(*client)["bad"].state == "quarantined"; },
-      15s));
+      [&] { return WorkersById(*client)["bad"].state == "quarantined"; }, 15s));
   auto results = CollectByUrl(*client, batch, 120s);
   REQUIRE(results.size() == 200);
   size_t done = 0;
@@ -168,8 +167,8 @@ TEST_CASE("BrokenWorkerIsQuarantinedAndEveryTaskIsDoneByAGoodOne",
   CHECK(log.find("quarantined: ") != std::string::npos);
 
   // tq-ctl shows it with its reason.
-  Run ctl = RunTool(dir, {Binary("tq-ctl"), "--broker", broker.endpoint(),
-                          "workers"});
+  Run ctl = RunTool(
+      dir, {Binary("tq-ctl"), "--broker", broker.endpoint(), "workers"});
   INFO(ctl.out);
   CHECK(ctl.code == 0);
   CHECK(ctl.out.find("quarantined") != std::string::npos);
@@ -178,7 +177,8 @@ TEST_CASE("BrokenWorkerIsQuarantinedAndEveryTaskIsDoneByAGoodOne",
                            "--json", "workers"});
   REQUIRE(json.code == 0);
   bool seen = false;
-  for (const auto& w : nlohmann::json::parse(json.out)["workers"]) {
+  const nlohmann::json doc = nlohmann::json::parse(json.out);
+  for (const auto& w : doc["workers"]) {
     if (w["worker_id"] != "bad") continue;
     seen = true;
     CHECK(w["state"] == "quarantined");
@@ -220,12 +220,14 @@ TEST_CASE("TasksThatFailOnEveryWorkerGoDeadAndQuarantineNoOne",
   TempDir dir;
   BrokerProcess broker(dir,
                        {"--retry-backoff", "0.1", "--quarantine-after", "2"});
-  const std::string handler = Script(
-      dir, "fails-bad.sh", "case \"$1\" in *bad*) exit 1;; esac\necho \"$1\"\n");
+  const std::string handler =
+      Script(dir, "fails-bad.sh",
+             "case \"$1\" in *bad*) exit 1;; esac\necho \"$1\"\n");
   std::vector<std::unique_ptr<Process>> workers;
   for (const char* id : {"w1", "w2", "w3"}) {
-    workers.push_back(StartWorker(dir, broker.endpoint(),
-                                  {id, "none", 2, {"--exec", handler + " {url}"}}));
+    workers.push_back(
+        StartWorker(dir, broker.endpoint(),
+                    {id, "none", 2, {"--exec", handler + " {url}"}}));
   }
   auto client = Connect(broker.endpoint());
   REQUIRE(WaitUntil([&] { return AllJoined(*client, 3); }, 20s));
@@ -303,7 +305,8 @@ TEST_CASE("AnalyserOutcomesReachResultLinesCountsAndTheSummary",
   Run queues = RunTool(dir, {Binary("tq-ctl"), "--broker", broker.endpoint(),
                              "--json", "queues"});
   REQUIRE(queues.code == 0);
-  for (const auto& q : nlohmann::json::parse(queues.out)["queues"]) {
+  const nlohmann::json queue_doc = nlohmann::json::parse(queues.out);
+  for (const auto& q : queue_doc["queues"]) {
     if (q["name"] == "generic") CHECK(q["outcomes"]["unreachable"] == 1);
   }
 
@@ -321,8 +324,9 @@ TEST_CASE("AnalyserOutcomesReachResultLinesCountsAndTheSummary",
 TEST_CASE("PerWorkerCountsSurviveABrokerKill", "[e2e][health]") {
   TempDir dir;
   BrokerProcess broker(dir);
-  const std::string handler = Script(
-      dir, "fails-bad.sh", "case \"$1\" in *bad*) exit 1;; esac\necho \"$1\"\n");
+  const std::string handler =
+      Script(dir, "fails-bad.sh",
+             "case \"$1\" in *bad*) exit 1;; esac\necho \"$1\"\n");
   auto w = StartWorker(dir, broker.endpoint(),
                        {"steady", "none", 2, {"--exec", handler + " {url}"}});
   auto client = Connect(broker.endpoint());
@@ -352,12 +356,16 @@ TEST_CASE("QuarantinedWorkerIsReleasedWhenItsProbeSucceeds", "[e2e][health]") {
                              "3", "--probe-backoff", "1"});
   const std::string broken = dir.File("broken");
   WriteFile(broken, "");
-  const std::string flaky = Script(
-      dir, "flaky.sh", "if [ -e '" + broken + "' ]; then exit 1; fi\necho \"$1\"\n");
+  const std::string flaky =
+      Script(dir, "flaky.sh",
+             "if [ -e '" + broken + "' ]; then exit 1; fi\necho \"$1\"\n");
   // The good worker is slowed down so work is left when the probe is due.
-  auto good = StartWorker(
-      dir, broker.endpoint(),
-      {"good", "none", 1, {"--exec", "sh -c 'sleep 0.05; echo \"$1\"' sh {url}"}});
+  auto good =
+      StartWorker(dir, broker.endpoint(),
+                  {"good",
+                   "none",
+                   1,
+                   {"--exec", "sh -c 'sleep 0.05; echo \"$1\"' sh {url}"}});
   auto sick = StartWorker(dir, broker.endpoint(),
                           {"sick", "none", 1, {"--exec", flaky + " {url}"}});
   auto client = Connect(broker.endpoint());
