@@ -66,6 +66,7 @@ Direction BodyDirection(wire::Envelope::BodyCase body) {
     case B::kListWorkers:
     case B::kRetryDead:
     case B::kPurgeQueue:
+    case B::kReleaseWorker:
       return Direction::kToBroker;
     case B::kWelcome:
     case B::kAssign:
