@@ -138,7 +138,8 @@ class Analysis {
                          const json& reason) {
     if (report->outcome != "ok") return;
     report->outcome = outcome;
-    report->outcome_reason = reason.is_string() ? reason.get<std::string>() : "";
+    report->outcome_reason =
+        reason.is_string() ? reason.get<std::string>() : "";
   }
 
   AnalysisReport Run() {
@@ -302,7 +303,8 @@ class Analysis {
           report->network_error = true;
         }
         if (method.empty()) {
-          SetOutcome(report, r.error_kind == "timeout" ? "timeout" : "unreachable",
+          SetOutcome(report,
+                     r.error_kind == "timeout" ? "timeout" : "unreachable",
                      log_["error"]);
         }
         return page;

@@ -273,12 +273,12 @@ void Broker::CheckLiveness(TimePoint now) {
 void Broker::ExpireLeases(TimePoint now) {
   while (TaskEntry* t = tasks_.PopExpiredLease(now)) {
     if (t->holder != 0) {
-      LoseLease(*t,
-                "lease expired after " +
-                    FormatSeconds(Millis(t->time_limit_ms) +
-                                  options_.lease_grace) +
-                    " (time limit + grace)",
-                /*unproven=*/false, sessions_.Find(t->holder));
+      LoseLease(
+          *t,
+          "lease expired after " +
+              FormatSeconds(Millis(t->time_limit_ms) + options_.lease_grace) +
+              " (time limit + grace)",
+          /*unproven=*/false, sessions_.Find(t->holder));
       continue;
     }
     // Leased before a restart and not reclaimed: the attempt never ran to an

@@ -214,8 +214,8 @@ class Broker {
   // The holder lost the task (died, hung, said goodbye): the attempt counts,
   // unless the holder was `unproven` (had finished no task) and the task has
   // free losses left.
-  void LoseLease(TaskEntry& t, const std::string& reason,
-                 bool unproven = false, WorkerSession* holder = nullptr);
+  void LoseLease(TaskEntry& t, const std::string& reason, bool unproven = false,
+                 WorkerSession* holder = nullptr);
   // Back to its queue, the attempt not counted (handed back unrun, leased
   // before a restart and never reclaimed, lost unproven).
   void Requeue(TaskEntry& t, std::optional<std::string> reason = std::nullopt);
@@ -247,8 +247,8 @@ class Broker {
                      const std::vector<std::string>& failed_by);
   // A failed attempt that was no result: the lease expired in the hands of
   // `s` (timed_out), or `s` was lost holding the task.
-  void AccountLoss(WorkerSession& s, uint64_t id, bool retried,
-                   bool timed_out, const std::string& reason);
+  void AccountLoss(WorkerSession& s, uint64_t id, bool retried, bool timed_out,
+                   const std::string& reason);
   // Stops granting the worker tasks and gives back what it holds.
   void QuarantineWorker(WorkerHealth& h, const std::string& why);
   // The next ready task of `queue` for `s`: passes over a retry that `s`

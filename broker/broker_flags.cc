@@ -1,8 +1,8 @@
 #include "broker/broker_flags.h"
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdint>
-#include <CLI/CLI.hpp>
 #include <cstdlib>
 
 #include "common/config_file.h"

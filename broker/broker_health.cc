@@ -46,8 +46,8 @@ std::vector<std::string> Broker::FailedBy(uint64_t id,
   return workers;
 }
 
-void Broker::AccountResult(WorkerSession& s, uint64_t id, bool ok,
-                           bool retried, const std::string& error,
+void Broker::AccountResult(WorkerSession& s, uint64_t id, bool ok, bool retried,
+                           const std::string& error,
                            const std::vector<std::string>& failed_by) {
   WorkerHealth& h = *s.health;
   const TimePoint now = clock_.Now();
@@ -113,8 +113,8 @@ void Broker::QuarantineWorker(WorkerHealth& h, const std::string& why) {
     for (uint64_t task_id : held) {
       TaskEntry* t = tasks_.Find(task_id);
       if (t == nullptr || t->holder != s->id) continue;
-      Requeue(*t, "given back: worker " + h.record.worker_id +
-                      " was quarantined");
+      Requeue(*t,
+              "given back: worker " + h.record.worker_id + " was quarantined");
       ++given_back;
     }
   }
@@ -130,9 +130,9 @@ void Broker::HandleReleaseWorker(const std::string& peer, uint64_t seq,
                                  const wire::ReleaseWorker& req) {
   WorkerHealth* h = sessions_.FindHealth(req.worker_id());
   if (h == nullptr || !h->quarantined) {
-    SendError(peer, seq, wire::NOT_FOUND,
-              "worker '" + req.worker_id().substr(0, 128) +
-                  "' is not quarantined");
+    SendError(
+        peer, seq, wire::NOT_FOUND,
+        "worker '" + req.worker_id().substr(0, 128) + "' is not quarantined");
     return;
   }
   spdlog::info("worker {}: quarantine ended by tq-ctl release",

@@ -131,9 +131,10 @@ void Broker::HandleHello(const std::string& peer, uint64_t seq,
       s.concurrency, fmt::join(s.queues, ", "),
       reclaimed ? fmt::format("; reclaimed {} tasks in hand", reclaimed) : "");
   if (s.quarantined()) {
-    spdlog::warn("worker {} rejoined while quarantined ({}): it gets a probe "
-                 "task only",
-                 wid, health.reason);
+    spdlog::warn(
+        "worker {} rejoined while quarantined ({}): it gets a probe "
+        "task only",
+        wid, health.reason);
   }
 
   wire::Envelope welcome;
@@ -234,8 +235,9 @@ void Broker::HandleResult(WorkerSession& s, uint64_t seq,
   } else if (!r.ok() && s.quarantined() && t->holder != s.id) {
     // Taken back when the worker was quarantined: its failure costs the
     // task no attempt.
-    AckResult(s, seq, r, false, "worker is quarantined: the task was given "
-                                "back to its queue");
+    AckResult(s, seq, r, false,
+              "worker is quarantined: the task was given "
+              "back to its queue");
   } else {
     DeliverResult(*t, s, seq, r);
   }
@@ -353,8 +355,7 @@ void Broker::EndSession(SessionId id, const std::string& reason,
       t->holder = 0;  // the replacing session reclaims it
       continue;
     }
-    LoseLease(*t, "worker " + s->worker_id + " lost: " + reason, unproven,
-              &*s);
+    LoseLease(*t, "worker " + s->worker_id + " lost: " + reason, unproven, &*s);
     ++requeued;
   }
   spdlog::info("worker {} left: {}; {} tasks back to their queues",

@@ -15,9 +15,8 @@
 #include <fstream>
 #include <iterator>
 #include <map>
-#include <utility>
-
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "broker/sqlite_util.h"
 #include "common/outcome.h"
@@ -566,10 +565,12 @@ Status SqliteTaskStore::MarkFinished(
     sqlite3_bind_null(stmt, 14);
   }
   BindText(stmt, 15, outcome.outcome_reason);
+  // Bound without a copy: it must live until the step.
+  const std::string history_json = history.empty() ? "" : HistoryJson(history);
   if (history.empty()) {
     sqlite3_bind_null(stmt, 16);
   } else {
-    BindText(stmt, 16, HistoryJson(history));
+    BindText(stmt, 16, history_json);
   }
   if (Status st = StepUpdate(stmt, "mark finished", id); !st.ok()) return st;
   // Only a finished task has references, and none finishes twice without a

@@ -193,7 +193,8 @@ bool WorkerSessions::NoteFailure(WorkerHealth& h, uint64_t task_id,
 
 bool WorkerSessions::ShouldQuarantine(const WorkerHealth& h) const {
   return !h.quarantined && h.proven > 0 &&
-         h.run_failures >= std::max<uint32_t>(1, health_options_.quarantine_after);
+         h.run_failures >=
+             std::max<uint32_t>(1, health_options_.quarantine_after);
 }
 
 void WorkerSessions::Quarantine(WorkerHealth& h, std::string reason,

@@ -55,7 +55,7 @@ struct WorkerHealth {
   bool quarantined = false;
   std::string reason;
   Millis backoff{0};
-  TimePoint probe_at{};    // when it may take its next probe task
+  TimePoint probe_at{};     // when it may take its next probe task
   bool probe_open = false;  // it may take one task now
   uint64_t probe_task = 0;  // the probe in its hands, 0: none
 };
@@ -167,9 +167,9 @@ class WorkerSessions {
   // An accepted ok result of `task_id`. `failed_by`: the other workers whose
   // attempts at it failed. Returns those of them that the rule now
   // quarantines (the caller calls Quarantine).
-  std::vector<std::string> NoteSuccess(WorkerHealth& h, uint64_t task_id,
-                                       const std::vector<std::string>& failed_by,
-                                       TimePoint now);
+  std::vector<std::string> NoteSuccess(
+      WorkerHealth& h, uint64_t task_id,
+      const std::vector<std::string>& failed_by, TimePoint now);
   // A failed attempt (reported, or its lease expired: `timed_out`);
   // `retried`: the task gets another attempt. True if the rule now
   // quarantines the worker.

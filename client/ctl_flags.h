@@ -39,7 +39,7 @@ struct CtlFlags {
   std::string out_dir;   // results --out
   std::string layout = "tasks";
   std::string worker_id;  // release
-  CurveFlags curve;  // --broker-key, --key
+  CurveFlags curve;       // --broker-key, --key
 };
 
 // Adds tq-ctl's global flags, its subcommands with theirs and the exit codes'

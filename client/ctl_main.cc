@@ -138,9 +138,9 @@ int ShowQueues(Client& client, bool json) {
     return kExitOk;
   }
   Table t;
-  t.header = {"QUEUE",     "QUEUED",  "LEASED", "RETRY_WAIT",
-              "DONE",      "DEAD",    "CANCELLED", "WORKERS",
-              "OK",        "UNREACHABLE", "HTTP_ERROR", "TIMEOUT"};
+  t.header = {"QUEUE", "QUEUED",      "LEASED",     "RETRY_WAIT",
+              "DONE",  "DEAD",        "CANCELLED",  "WORKERS",
+              "OK",    "UNREACHABLE", "HTTP_ERROR", "TIMEOUT"};
   t.right_align = {false, true, true, true, true, true,
                    true,  true, true, true, true, true};
   for (const auto& q : *queues) {
@@ -218,11 +218,10 @@ int ShowWorkers(Client& client, bool json) {
          FormatUptime(now_ms - w.session_start_ms), w.state,
          w.hostname.empty() ? "-" : w.hostname});
     if (w.state == "quarantined") {
-      notes.push_back(w.worker_id + " quarantined: " + w.state_reason +
-                      (w.last_failure.empty()
-                           ? ""
-                           : "; last failure: " + w.last_failure) +
-                      " (tq-ctl release " + w.worker_id + ")");
+      notes.push_back(
+          w.worker_id + " quarantined: " + w.state_reason +
+          (w.last_failure.empty() ? "" : "; last failure: " + w.last_failure) +
+          " (tq-ctl release " + w.worker_id + ")");
     }
   }
   std::cout << FormatTable(t);

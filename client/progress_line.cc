@@ -48,8 +48,8 @@ std::string FormatProgressLine(const BatchProgress& p, double rate,
 }
 
 std::string FormatBatchSummary(const BatchProgress& p) {
-  std::string line = std::to_string(p.done) + " done: " +
-                     std::to_string(p.ok) + " ok";
+  std::string line =
+      std::to_string(p.done) + " done: " + std::to_string(p.ok) + " ok";
   const std::pair<const char*, uint64_t> others[] = {
       {"unreachable", p.unreachable},
       {"http_error", p.http_error},

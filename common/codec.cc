@@ -68,6 +68,7 @@ Direction BodyDirection(wire::Envelope::BodyCase body) {
     case B::kPurgeQueue:
     case B::kDrainWorker:
     case B::kDisconnectWorker:
+    case B::kReleaseWorker:
       return Direction::kToBroker;
     case B::kWelcome:
     case B::kAssign:

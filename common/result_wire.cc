@@ -102,7 +102,8 @@ TaskResult FromWire(const wire::TaskInfo& info) {
   r.finish_seq = info.finish_seq();
   r.history.reserve(info.history_size());
   for (const wire::Attempt& a : info.history()) {
-    r.history.push_back({a.attempt(), a.worker(), a.ok(), a.outcome(), a.error()});
+    r.history.push_back(
+        {a.attempt(), a.worker(), a.ok(), a.outcome(), a.error()});
   }
   return r;
 }

@@ -50,8 +50,8 @@ Status CheckWritable(const std::string& work_dir) {
   const int fd = mkstemp(probe.data());
   if (fd < 0) {
     return Status::InvalidArgument("work dir " + work_dir +
-                                   " is not writable (" + dir.string() +
-                                   ": " + std::strerror(errno) + ")");
+                                   " is not writable (" + dir.string() + ": " +
+                                   std::strerror(errno) + ")");
   }
   const bool wrote = write(fd, "x", 1) == 1;
   close(fd);
@@ -125,12 +125,11 @@ Result<std::string> ResolveProgram(const std::string& program,
   if (program.find('/') != std::string::npos) {
     if (IsExecutableFile(program, &err)) return program;
     if (err == ENOENT || err == ENOTDIR) {
-      return Status::NotFound("--exec: program " + program +
-                              " does not exist");
+      return Status::NotFound("--exec: program " + program + " does not exist");
     }
-    return Status::InvalidArgument("--exec: program " + program +
-                                   " cannot be executed: " +
-                                   std::strerror(err));
+    return Status::InvalidArgument(
+        "--exec: program " + program +
+        " cannot be executed: " + std::strerror(err));
   }
   std::string found_unrunnable;
   size_t begin = 0;
@@ -184,7 +183,8 @@ int RunSelfCheck(const WorkerOptions& options, const std::string& probe_url,
     return kExitFail;
   }
   if (handler == Handler::kExec) {
-    auto program = ResolveProgram(options.command.words().front(), SearchPath());
+    auto program =
+        ResolveProgram(options.command.words().front(), SearchPath());
     std::fprintf(out, "check handler exec: ok (program %s)\n",
                  program.ok() ? program->c_str() : "?");
   } else if (handler == Handler::kAnalyse) {
@@ -216,7 +216,8 @@ int RunSelfCheck(const WorkerOptions& options, const std::string& probe_url,
   } else {
     Placeholders values;
     values.url = probe_url;
-    values.timeout = std::to_string(std::max<int64_t>(1, time_limit.count() / 1000));
+    values.timeout =
+        std::to_string(std::max<int64_t>(1, time_limit.count() / 1000));
     if (options.command.uses_outdir()) {
       std::error_code ec;
       std::filesystem::create_directories(options.work_dir, ec);
@@ -236,8 +237,8 @@ int RunSelfCheck(const WorkerOptions& options, const std::string& probe_url,
   if (o.ok) {
     std::fprintf(out, "check probe %s: %s (outcome %s%s%s, %u ms)\n",
                  probe_url.c_str(), pass ? "ok" : "FAIL", o.outcome.c_str(),
-                 o.outcome_reason.empty() ? "" : ": ",
-                 o.outcome_reason.c_str(), o.duration_ms);
+                 o.outcome_reason.empty() ? "" : ": ", o.outcome_reason.c_str(),
+                 o.duration_ms);
   } else {
     std::fprintf(out, "check probe %s: FAIL: %s (exit code %d)%s%s\n",
                  probe_url.c_str(), o.error.c_str(), o.exit_code,

@@ -16,10 +16,10 @@
 #include <utility>
 
 #include "analyser/analyse_one_main.h"
-#include "worker/handler_outcome.h"
 #include "common/codec.h"
 #include "common/curve_keys.h"
 #include "common/defaults.h"
+#include "worker/handler_outcome.h"
 #include "worker/outdir_gather.h"
 
 namespace tq {

@@ -160,6 +160,11 @@ TEST_CASE("SchemaV1DatabaseIsMigratedToCurrent", "[store][files]") {
   REQUIRE(sqlite3_exec(db,
                        "DROP TABLE task_files; DROP INDEX tasks_by_finished_ms;"
                        "DROP INDEX tasks_finished;"
+                       // v4's columns and table (worker health).
+                       "DROP TABLE workers;"
+                       "ALTER TABLE tasks DROP COLUMN outcome;"
+                       "ALTER TABLE tasks DROP COLUMN outcome_reason;"
+                       "ALTER TABLE tasks DROP COLUMN history;"
                        "CREATE INDEX tasks_finished ON tasks(batch_id, "
                        "finish_seq) WHERE finish_seq IS NOT NULL;"
                        "PRAGMA user_version = 1;",

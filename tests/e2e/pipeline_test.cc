@@ -263,7 +263,7 @@ TEST_CASE("FailingHandlerRetriesThenDeadWithItsError", "[e2e]") {
   BrokerProcess broker(dir, {"--retry-backoff", "0.05"});
   auto w = StartWorker(
       dir, broker.endpoint(),
-      {"w", "none", 1, {"--exec", "sh -c 'echo broken >&2; exit 3' {url}"}});
+      {"w", "none", 1, {"--exec", "sh -c 'echo broken >&2; exit 4' {url}"}});
   auto client = Connect(broker.endpoint());
   SubmitOptions options;
   options.max_attempts = 2;
@@ -273,8 +273,8 @@ TEST_CASE("FailingHandlerRetriesThenDeadWithItsError", "[e2e]") {
   REQUIRE(results.size() == 1);
   CHECK(results[0].state == "dead");
   CHECK(results[0].attempts == 2);
-  CHECK(results[0].exit_code == 3);
-  CHECK(results[0].error.find("status 3") != std::string::npos);
+  CHECK(results[0].exit_code == 4);
+  CHECK(results[0].error.find("status 4") != std::string::npos);
   CHECK(results[0].stderr_tail.find("broken") != std::string::npos);
 }
 

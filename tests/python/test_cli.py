@@ -15,7 +15,7 @@ from tq.url_file import parse_url_file
 # is not UTF-8 (output_base64), and a failure (error, stderr_tail, dead).
 MIXED = (
     "--exec",
-    "sh -c 'case \"$0\" in *fail*) echo broken >&2; exit 3;; "
+    "sh -c 'case \"$0\" in *fail*) echo broken >&2; exit 4;; "
     "*bin*) printf \"\\377\\376\\n\";; *) echo \"$0 \u00fc\";; esac' {url}",
 )
 
@@ -57,7 +57,7 @@ class SubmitCommandTest(ClusterTestCase):
         self.assertEqual(by_url["http://127.0.0.1/bin"]["output_base64"], "//4K")
         self.assertNotIn("result", by_url["http://127.0.0.1/bin"])
         fail = by_url["http://127.0.0.1/fail"]
-        self.assertEqual((fail["status"], fail["ok"], fail["exit_code"]), ("dead", False, 3))
+        self.assertEqual((fail["status"], fail["ok"], fail["exit_code"]), ("dead", False, 4))
         self.assertEqual(fail["stderr_tail"], "broken\n")
         self.assertIn("error", fail)
 

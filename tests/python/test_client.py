@@ -153,14 +153,14 @@ class BatchControlTest(ClusterTestCase):
         endpoint = self.start_broker()
         flag = self.path("healed")
         # Fails until the flag file exists.
-        handler = ("--exec", f"sh -c 'test -e {flag} || exit 3; echo healed' {{url}}")
+        handler = ("--exec", f"sh -c 'test -e {flag} || exit 4; echo healed' {{url}}")
         self.start_worker(endpoint, "w", handler, concurrency=2)
         with tq.Client(endpoint) as client:
             receipt = client.submit(["http://127.0.0.1/a", "http://127.0.0.1/b"], max_attempts=1)
             stream = client.results(receipt.batch_id, timeout=60)
             dead = list(stream)
             self.assertEqual([r.state for r in dead], ["dead", "dead"], self.logs())
-            self.assertEqual(dead[0].exit_code, 3)
+            self.assertEqual(dead[0].exit_code, 4)
             self.assertFalse(dead[0].ok)
             self.assertEqual(stream.progress.dead, 2)
 

@@ -47,8 +47,8 @@ class FaultyTaskStore final : public TaskStore {
                       int64_t now_ms,
                       const std::vector<AttemptRecord>& history = {}) override {
     if (fail_writes_) return WriteError();
-    return inner_.MarkFinished(id, state, attempts, finish_seq, outcome,
-                               now_ms, history);
+    return inner_.MarkFinished(id, state, attempts, finish_seq, outcome, now_ms,
+                               history);
   }
   Status SaveWorker(const WorkerRecord& worker) override {
     if (fail_writes_) return WriteError();

@@ -74,6 +74,15 @@ class ResultFile:
     content: Optional[bytes] = None
 
 
+def _attempt_json(a: "tq_pb2.Attempt") -> Dict[str, Any]:
+    j: Dict[str, Any] = {"attempt": a.attempt, "worker": a.worker, "ok": a.ok}
+    if a.outcome:
+        j["outcome"] = a.outcome
+    if a.error:
+        j["error"] = a.error
+    return j
+
+
 @dataclass(frozen=True)
 class TaskResult:
     """A finished task with the result of its last attempt."""
@@ -97,6 +106,12 @@ class TaskResult:
     finished_ms: int
     finish_seq: int  # the results cursor at this task
     files: List[ResultFile] = field(default_factory=list)
+    # Done tasks: "ok", "unreachable", "http_error" or "timeout" (#18).
+    outcome: str = ""
+    outcome_reason: str = ""
+    # Every ended attempt, oldest first: dicts of attempt, worker, ok,
+    # outcome (when set), error (when set), as in the JSON line.
+    history: List[Dict[str, Any]] = field(default_factory=list)
 
     @classmethod
     def from_wire(cls, info: tq_pb2.TaskInfo, with_files: bool) -> "TaskResult":
@@ -128,6 +143,9 @@ class TaskResult:
                 )
                 for f in info.files
             ],
+            outcome=info.outcome,
+            outcome_reason=info.outcome_reason,
+            history=[_attempt_json(a) for a in info.history],
         )
 
     @property
@@ -153,10 +171,16 @@ class TaskResult:
             "queue": self.queue,
             "status": self.state,
             "ok": self.ok,
+        }
+        if self.outcome:
+            j["outcome"] = self.outcome
+        if self.outcome_reason:
+            j["outcome_reason"] = self.outcome_reason
+        j.update({
             "attempts": self.attempts,
             "worker": self.worker,
             "duration_ms": self.duration_ms,
-        }
+        })
         text = self.text
         if text is not None:
             j["result"] = text
@@ -175,6 +199,8 @@ class TaskResult:
                 {"name": f.name, "sha256": f.sha256, "size": f.size}
                 for f in self.files
             ]
+        if self.history:
+            j["history"] = list(self.history)
         return j
 
     def to_json_line(self) -> str:
