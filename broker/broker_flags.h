@@ -31,6 +31,10 @@ struct BrokerFlags {
   double commit_interval_ms = 0;
   std::string geoip_db;  // empty: the default search; "none": no database
   std::string keep_results = "0";
+  // CURVE: the broker's secret key file and the directory of client keys.
+  std::string key_file;
+  std::string authorized_keys;
+  bool insecure = false;  // listen beyond loopback without keys anyway
 };
 
 // Parses argv into *flags. Returns the status main should exit with at once
@@ -49,12 +53,21 @@ struct BrokerConfig {
   std::string synchronous;  // "full" or "normal", for the log
   std::string log_level;
   std::string geoip_db;
+  // CURVE: both set, or neither (then the broker is key-free: every peer has
+  // every role).
+  std::string key_file;
+  std::string authorized_keys;
   SqliteOptions store;
   BrokerOptions core;
   ServerOptions server;
 };
 
-// InvalidArgument if a flag's value makes no sense.
+// InvalidArgument if a flag's value makes no sense, or if the broker would
+// listen beyond loopback without keys (unless --insecure).
 Result<BrokerConfig> MakeBrokerConfig(const BrokerFlags& flags);
+
+// Whether a ZeroMQ endpoint only accepts local peers: tcp:// on a loopback
+// address (127.0.0.0/8, ::1, localhost, lo), ipc:// or inproc://.
+bool IsLocalEndpoint(const std::string& endpoint);
 
 }  // namespace tq

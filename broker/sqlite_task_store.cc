@@ -96,6 +96,14 @@ DROP INDEX tasks_finished;
 CREATE INDEX tasks_finished ON tasks(batch_id, finish_seq, queue, state)
   WHERE finish_seq IS NOT NULL;
 )sql",
+    // 3 -> 4: which CURVE key submitted each batch (docs/security.md): a
+    // submit key may read and cancel only its own.
+    R"sql(
+CREATE TABLE batch_owners(
+  batch_id TEXT PRIMARY KEY,
+  key_name TEXT NOT NULL
+) WITHOUT ROWID;
+)sql",
 };
 static_assert(std::size(kMigrations) == SqliteTaskStore::kSchemaVersion);
 
@@ -169,6 +177,9 @@ constexpr const char* kStatementSql[] = {
     "ORDER BY finished_ms LIMIT ?2",
     /* kResultFileerenced */
     "SELECT 1 FROM task_files WHERE sha256 = ?1 LIMIT 1",
+    /* kSetBatchOwner */
+    "INSERT OR IGNORE INTO batch_owners(batch_id, key_name) VALUES(?1, ?2)",
+    /* kLoadBatchOwners */ "SELECT batch_id, key_name FROM batch_owners",
 };
 
 #undef TQ_PENDING_COLUMNS
@@ -701,6 +712,32 @@ Result<std::vector<PendingTask>> SqliteTaskStore::LoadDead(
                               [&](const PendingTask& t) { dead.push_back(t); });
   if (!st.ok()) return st;
   return dead;
+}
+
+Status SqliteTaskStore::SetBatchOwner(const std::string& batch_id,
+                                      const std::string& key_name) {
+  if (Status s = BeginWrite(); !s.ok()) return s;
+  sqlite3_stmt* stmt = stmts_[kSetBatchOwner];
+  ResetOnExit reset(stmt);
+  BindText(stmt, 1, batch_id);
+  BindText(stmt, 2, key_name);
+  if (sqlite3_step(stmt) != SQLITE_DONE) return FailWrite("set batch owner");
+  return Status::Ok();
+}
+
+Status SqliteTaskStore::LoadBatchOwners(
+    const std::function<void(const std::string&, const std::string&)>& each) {
+  sqlite3_stmt* stmt = stmts_[kLoadBatchOwners];
+  ResetOnExit reset(stmt);
+  std::string batch, key;
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    AssignText(stmt, 0, &batch);
+    AssignText(stmt, 1, &key);
+    each(batch, key);
+  }
+  if (rc != SQLITE_DONE) return ReadError("load batch owners");
+  return Status::Ok();
 }
 
 Result<FinishedSummary> SqliteTaskStore::LoadFinishedSummary() {

@@ -48,7 +48,7 @@ class SqliteTaskStore final : public TaskStore {
  public:
   // The schema version this code writes; older databases are migrated at
   // Open, newer ones refused.
-  static constexpr int kSchemaVersion = 3;
+  static constexpr int kSchemaVersion = 4;
 
   // Opens or creates the database at `path` and migrates it to
   // kSchemaVersion. Fails with IoError naming the path if the file cannot be
@@ -72,6 +72,12 @@ class SqliteTaskStore final : public TaskStore {
   Status MarkFinished(uint64_t id, TaskState state, uint32_t attempts,
                       uint64_t finish_seq, const AttemptResult& outcome,
                       int64_t now_ms) override;
+
+  Status SetBatchOwner(const std::string& batch_id,
+                       const std::string& key_name) override;
+  Status LoadBatchOwners(
+      const std::function<void(const std::string&, const std::string&)>& each)
+      override;
 
   Result<std::vector<std::string>> DeleteFinished(
       const std::vector<uint64_t>& ids) override;
@@ -142,6 +148,8 @@ class SqliteTaskStore final : public TaskStore {
     kDeleteFinishedTask,
     kLoadExpired,
     kResultFileerenced,
+    kSetBatchOwner,
+    kLoadBatchOwners,
     kStmtCount,
   };
 

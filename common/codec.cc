@@ -66,6 +66,7 @@ Direction BodyDirection(wire::Envelope::BodyCase body) {
     case B::kListWorkers:
     case B::kRetryDead:
     case B::kPurgeQueue:
+    case B::kReloadKeys:
       return Direction::kToBroker;
     case B::kWelcome:
     case B::kAssign:
@@ -76,6 +77,7 @@ Direction BodyDirection(wire::Envelope::BodyCase body) {
     case B::kQueueList:
     case B::kWorkerList:
     case B::kAdminAck:
+    case B::kKeysReloaded:
       return Direction::kFromBroker;
     case B::kHeartbeat:
     case B::kError:
