@@ -80,10 +80,10 @@ bool Broker::Authorize(const std::string& peer, const wire::Envelope& env,
   // Queue counts (no URLs) help a submitter see whether anyone serves its
   // queue: the queue list is open to submit keys as well as admin.
   if (env.has_list_queues() && who.roles.Has(Role::kSubmit)) return true;
-  const std::string roles =
-      who.roles.empty() ? "no role (revoked?)" : "roles " + who.roles.ToString();
+  const std::string roles = who.roles.empty() ? "no role (revoked?)"
+                                              : "roles " + who.roles.ToString();
   const std::string needed =
-      env.has_list_queues()        ? "the admin or submit role"
+      env.has_list_queues() ? "the admin or submit role"
       : *need == Role::kSubmit && !env.has_submit()
           ? "the submit or admin role"
           : std::string("the ") + RoleName(*need) + " role";
@@ -128,17 +128,18 @@ size_t Broker::RevokeKeys(const std::vector<RevokedKey>& revoked) {
     std::vector<uint64_t> held;
     for (const auto& [task_id, token] : s->in_flight) held.push_back(task_id);
     const std::string worker = s->worker_id;
-    const std::string reason = "key '" + name + "' of worker " + worker +
-                               " revoked";
+    const std::string reason =
+        "key '" + name + "' of worker " + worker + " revoked";
     for (uint64_t task_id : held) {
       TaskEntry* t = tasks_.Find(task_id);
       if (t != nullptr && t->holder == id && t->state == TaskState::kLeased) {
         Requeue(*t, reason);
       }
     }
-    spdlog::warn("key '{}' revoked: ending the session of worker {} ({} tasks "
-                 "back to their queues)",
-                 name, worker, held.size());
+    spdlog::warn(
+        "key '{}' revoked: ending the session of worker {} ({} tasks "
+        "back to their queues)",
+        name, worker, held.size());
     EndSession(id, "key '" + name + "' revoked");
   }
   return ending.size();

@@ -83,9 +83,10 @@ Result<KeyReload> BrokerServer::ReloadKeys() {
       AuthorizedKeys::LoadDirectory(options_.authorized_keys_dir, &problems);
   for (const KeyFileProblem& p : problems) spdlog::warn("{}", p.reason);
   if (!loaded.ok()) {
-    spdlog::error("cannot read the authorized keys: {}; keeping the {} keys "
-                  "loaded before",
-                  loaded.status().message(), keys_ ? keys_->size() : 0);
+    spdlog::error(
+        "cannot read the authorized keys: {}; keeping the {} keys "
+        "loaded before",
+        loaded.status().message(), keys_ ? keys_->size() : 0);
     return loaded.status();
   }
   auto next = std::make_shared<const AuthorizedKeys>(std::move(*loaded));
@@ -109,29 +110,28 @@ Result<KeyReload> BrokerServer::ReloadKeys() {
   UseKeys(std::move(next));
   std::vector<std::string> names;
   for (const RevokedKey& k : reload.revoked) names.push_back(k.name);
-  spdlog::info("authorized keys: {} admitted from {}{}{}", reload.keys,
-               options_.authorized_keys_dir,
-               problems.empty()
-                   ? ""
-                   : fmt::format(", {} files skipped", problems.size()),
-               names.empty() ? ""
-                             : fmt::format("; revoked: {}",
-                                           fmt::join(names, ", ")));
+  spdlog::info(
+      "authorized keys: {} admitted from {}{}{}", reload.keys,
+      options_.authorized_keys_dir,
+      problems.empty() ? ""
+                       : fmt::format(", {} files skipped", problems.size()),
+      names.empty() ? ""
+                    : fmt::format("; revoked: {}", fmt::join(names, ", ")));
   return reload;
 }
 
 const PeerIdentity& BrokerServer::Identify(zmq::message_t& frame) {
   if (!zap_) return PeerIdentity::Unkeyed();
-  std::optional<std::string> key = MessageProperty(frame.handle(),
-                                                   kCurveKeyProperty);
+  std::optional<std::string> key =
+      MessageProperty(frame.handle(), kCurveKeyProperty);
   if (key) {
     auto it = identities_.find(*key);
     if (it != identities_.end()) return it->second;
   }
   // Admitted once, revoked since: the connection stays open (libzmq cannot
   // close one peer of a ROUTER) but nothing it sends is allowed.
-  std::optional<std::string> name = MessageProperty(frame.handle(),
-                                                    kUserIdProperty);
+  std::optional<std::string> name =
+      MessageProperty(frame.handle(), kUserIdProperty);
   stranger_ = PeerIdentity();
   stranger_.keyed = true;
   stranger_.key_name = name ? *name : "?";
@@ -151,7 +151,8 @@ Status BrokerServer::Bind() {
     auto zap = ZapHandler::Start(context_.handle(), keys_);
     if (!zap.ok()) return zap.status();
     zap_ = std::move(zap).value();
-    if (Status st = ApplyCurveServer(router_.handle(), options_.curve_key, "tq");
+    if (Status st =
+            ApplyCurveServer(router_.handle(), options_.curve_key, "tq");
         !st.ok()) {
       return st;
     }
@@ -181,9 +182,10 @@ Status BrokerServer::Bind() {
                                e.what());
   }
   if (curve) {
-    spdlog::info("listening on {} with CURVE (broker public key {}; {} keys "
-                 "authorized)",
-                 endpoint_, options_.curve_key.public_key, keys_->size());
+    spdlog::info(
+        "listening on {} with CURVE (broker public key {}; {} keys "
+        "authorized)",
+        endpoint_, options_.curve_key.public_key, keys_->size());
   } else {
     spdlog::info("listening on {} without keys (every peer has every role)",
                  endpoint_);

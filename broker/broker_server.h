@@ -17,8 +17,8 @@
 #include "broker/broker.h"
 #include "broker/commit_syncer.h"
 #include "broker/zap_handler.h"
-#include "common/curve_keys.h"
 #include "common/clock.h"
+#include "common/curve_keys.h"
 #include "common/status.h"
 
 namespace tq {

@@ -145,6 +145,7 @@ int ShowWorkers(Client& client, bool json) {
       j["tasks_done"] = w.tasks_done;
       j["hostname"] = w.hostname;
       j["peer_address"] = w.peer_address;
+      j["key_name"] = w.key_name;
       list.push_back(std::move(j));
     }
     ordered_json doc;
@@ -154,15 +155,17 @@ int ShowWorkers(Client& client, bool json) {
   }
   Table t;
   t.header = {"ID",        "COUNTRY",   "SOURCE",     "QUEUES", "SLOTS",
-              "IN-FLIGHT", "LAST SEEN", "TASKS DONE", "HOST"};
-  t.right_align = {false, false, false, false, true, true, true, true, false};
+              "IN-FLIGHT", "LAST SEEN", "TASKS DONE", "HOST",   "KEY"};
+  t.right_align = {false, false, false, false, true,
+                   true,  true,  true,  false, false};
   for (const auto& w : *workers) {
     t.rows.push_back(
         {w.worker_id, w.country.empty() ? "-" : w.country,
          w.country_source.empty() ? "-" : w.country_source, Join(w.queues, ","),
          std::to_string(w.concurrency), std::to_string(w.in_flight),
          FormatAgo(w.last_seen_ms_ago), std::to_string(w.tasks_done),
-         w.hostname.empty() ? "-" : w.hostname});
+         w.hostname.empty() ? "-" : w.hostname,
+         w.key_name.empty() ? "-" : w.key_name});
   }
   std::cout << FormatTable(t);
   return kExitOk;

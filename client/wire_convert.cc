@@ -35,6 +35,7 @@ WorkerSummary ToWorkerSummary(const wire::WorkerInfo& info) {
   w.hostname = info.hostname();
   w.tasks_done = info.tasks_done();
   w.peer_address = info.peer_address();
+  w.key_name = info.key_name();
   return w;
 }
 

@@ -129,6 +129,7 @@ struct WorkerSummary {
   std::string hostname;
   uint64_t tasks_done = 0;
   std::string peer_address;
+  std::string key_name;  // the CURVE key it joined with; "" without keys
 };
 
 class Client {
