@@ -24,6 +24,8 @@ packages=(
   # the fuzz targets (tests/fuzz): libFuzzer is clang-only, and its runtime
   # and the sanitizers' are only a Recommends of clang-14
   clang libclang-rt-14-dev
+  # the CURVE e2e test captures loopback traffic to show nothing is in clear
+  tcpdump
 )
 
 missing=()
