@@ -159,9 +159,8 @@ std::vector<std::string> BrokerArgs(const std::string& synchronous) {
   args.insert(args.end(), g_extra_broker_args.begin(),
               g_extra_broker_args.end());
   if (g_curve.on()) {
-    args.insert(args.end(),
-                {"--key", g_curve.File("bench-broker.key_secret"),
-                 "--authorized-keys", g_curve.File("authorized")});
+    args.insert(args.end(), {"--key", g_curve.File("bench-broker.key_secret"),
+                             "--authorized-keys", g_curve.File("authorized")});
   }
   return args;
 }
@@ -232,8 +231,7 @@ nlohmann::json Recovery(const std::string& synchronous, bool silent) {
   for (uint64_t i = 0; i < 2; ++i) urls.push_back(Url(i));
   auto receipt = client->Submit(urls, {});
   if (!receipt.ok()) throw std::runtime_error(receipt.status().message());
-  auto other =
-      StartWorker(dir, broker.endpoint(), Worker("other", 2, handler));
+  auto other = StartWorker(dir, broker.endpoint(), Worker("other", 2, handler));
   WaitForWorkers(*client, 2);
   // Kill it mid-task: it holds one and has been at it for a moment.
   bool holding = tq::testing::WaitUntil(
