@@ -11,6 +11,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -18,6 +19,7 @@
 #include <thread>
 
 #include "bench/swarm.h"
+#include "common/curve_keys.h"
 #include "tests/support/cluster.h"
 #include "tests/support/wait.h"
 #include "tq/client.h"
@@ -61,10 +63,63 @@ ProcStats ReadProcStats(pid_t pid) {
   return s;
 }
 
-std::unique_ptr<tq::Client> Connect(const std::string& endpoint) {
+// --curve: key pairs made for this run in a temp dir, the broker keyed with
+// them; the workers share one worker key, the clients one admin,submit key.
+struct CurveSetup {
+  std::unique_ptr<TempDir> dir;
+  tq::CurveCert broker, worker, client;
+  bool on() const { return dir != nullptr; }
+  std::string File(const std::string& name) const { return dir->File(name); }
+};
+CurveSetup g_curve;
+
+void MakeCurveKeys() {
+  g_curve.dir = std::make_unique<TempDir>();
+  std::filesystem::create_directory(g_curve.File("authorized"));
+  auto make = [](const std::string& name, const std::string& roles,
+                 tq::CurveCert* cert) {
+    auto c = tq::GenerateCurveCert();
+    if (!c.ok()) throw std::runtime_error(c.status().message());
+    *cert = std::move(c).value();
+    cert->SetMeta(tq::kMetaName, name);
+    if (!roles.empty()) cert->SetMeta(tq::kMetaRoles, roles);
+    for (auto [path, secret] :
+         {std::pair{g_curve.File(name + ".key_secret"), true},
+          std::pair{g_curve.File(roles.empty() ? name + ".key"
+                                               : "authorized/" + name + ".key"),
+                    false}}) {
+      tq::Status st = tq::SaveCurveCert(*cert, path, secret, true);
+      if (!st.ok()) throw std::runtime_error(st.message());
+    }
+  };
+  make("bench-broker", "", &g_curve.broker);
+  make("bench-worker", "worker", &g_curve.worker);
+  make("bench-client", "admin,submit", &g_curve.client);
+}
+
+// A worker spec, keyed with --curve.
+tq::testing::WorkerSpec Worker(const std::string& id, int slots,
+                               std::vector<std::string> handler = {"--noop"}) {
+  if (g_curve.on()) {
+    handler.insert(handler.end(),
+                   {"--broker-key", g_curve.File("bench-broker.key"), "--key",
+                    g_curve.File("bench-worker.key_secret")});
+  }
+  return {id, "none", slots, handler};
+}
+
+std::unique_ptr<tq::Client> Connect(const std::string& endpoint,
+                                    std::chrono::milliseconds timeout = 10s,
+                                    int attempts = 3) {
   tq::ClientOptions o;
   o.endpoint = endpoint;
-  o.request_timeout = 10s;
+  o.request_timeout = timeout;
+  o.attempts = attempts;
+  if (g_curve.on()) {
+    o.curve.broker_public_key = g_curve.broker.public_key;
+    o.curve.client_public_key = g_curve.client.public_key;
+    o.curve.client_secret_key = g_curve.client.secret_key;
+  }
   auto c = tq::Client::Connect(o);
   if (!c.ok()) throw std::runtime_error(c.status().message());
   return std::move(c.value());
@@ -103,6 +158,10 @@ std::vector<std::string> BrokerArgs(const std::string& synchronous) {
                                    "warn"};
   args.insert(args.end(), g_extra_broker_args.begin(),
               g_extra_broker_args.end());
+  if (g_curve.on()) {
+    args.insert(args.end(), {"--key", g_curve.File("bench-broker.key_secret"),
+                             "--authorized-keys", g_curve.File("authorized")});
+  }
   return args;
 }
 
@@ -113,7 +172,7 @@ nlohmann::json Throughput(const std::string& synchronous, uint64_t n,
   std::vector<std::unique_ptr<Process>> procs;
   for (int i = 0; i < workers; ++i) {
     procs.push_back(StartWorker(dir, broker.endpoint(),
-                                {"bench-" + std::to_string(i), "none", slots}));
+                                Worker("bench-" + std::to_string(i), slots)));
   }
   auto client = Connect(broker.endpoint());
   WaitForWorkers(*client, size_t(workers));
@@ -163,7 +222,7 @@ nlohmann::json Recovery(const std::string& synchronous, bool silent) {
   BrokerProcess broker(dir, BrokerArgs(synchronous));
   const std::vector<std::string> handler = {"--exec", "sleep 0.2"};
   auto victim =
-      StartWorker(dir, broker.endpoint(), {"victim", "none", 1, handler});
+      StartWorker(dir, broker.endpoint(), Worker("victim", 1, handler));
   auto client = Connect(broker.endpoint());
   WaitForWorkers(*client, 1);
   std::vector<std::string> urls;
@@ -172,8 +231,7 @@ nlohmann::json Recovery(const std::string& synchronous, bool silent) {
   for (uint64_t i = 0; i < 2; ++i) urls.push_back(Url(i));
   auto receipt = client->Submit(urls, {});
   if (!receipt.ok()) throw std::runtime_error(receipt.status().message());
-  auto other =
-      StartWorker(dir, broker.endpoint(), {"other", "none", 2, handler});
+  auto other = StartWorker(dir, broker.endpoint(), Worker("other", 2, handler));
   WaitForWorkers(*client, 2);
   // Kill it mid-task: it holds one and has been at it for a moment.
   bool holding = tq::testing::WaitUntil(
@@ -281,7 +339,7 @@ nlohmann::json Restart(const std::string& synchronous, uint64_t m) {
   broker.KillAndRestart();  // returns once the new broker listens
   const auto serving = Clock::now();
   const ProcStats loaded = ReadProcStats(broker.process().pid());
-  auto worker = StartWorker(dir, broker.endpoint(), {"bench-0", "none", 1});
+  auto worker = StartWorker(dir, broker.endpoint(), Worker("bench-0", 1));
   auto page = client->FetchResults(receipt->batch_id, 0, 1, 30000ms);
   if (!page.ok()) throw std::runtime_error(page.status().message());
   const auto first = Clock::now();
@@ -304,7 +362,7 @@ nlohmann::json Restart(const std::string& synchronous, uint64_t m) {
 nlohmann::json Purge(const std::string& synchronous, uint64_t m) {
   TempDir dir;
   BrokerProcess broker(dir, BrokerArgs(synchronous));
-  auto worker = StartWorker(dir, broker.endpoint(), {"bench-0", "none", 1});
+  auto worker = StartWorker(dir, broker.endpoint(), Worker("bench-0", 1));
   auto client = Connect(broker.endpoint());
   WaitForWorkers(*client, 1);
   std::vector<std::string> urls;
@@ -332,14 +390,9 @@ nlohmann::json Purge(const std::string& synchronous, uint64_t m) {
       ++lists;
     }
   });
-  tq::ClientOptions o;
-  o.endpoint = broker.endpoint();
-  o.request_timeout = 120s;
-  o.attempts = 1;
-  auto admin = tq::Client::Connect(o);
-  if (!admin.ok()) throw std::runtime_error(admin.status().message());
+  auto admin = Connect(broker.endpoint(), 120s, 1);
   const auto start = Clock::now();
-  auto purged = (*admin)->Purge("FR");
+  auto purged = admin->Purge("FR");
   const auto end = Clock::now();
   purging = false;
   watcher.join();
@@ -361,7 +414,7 @@ nlohmann::json Purge(const std::string& synchronous, uint64_t m) {
 nlohmann::json Latency(const std::string& synchronous, int trips, int warmup) {
   TempDir dir;
   BrokerProcess broker(dir, BrokerArgs(synchronous));
-  auto worker = StartWorker(dir, broker.endpoint(), {"bench-0", "none", 1});
+  auto worker = StartWorker(dir, broker.endpoint(), Worker("bench-0", 1));
   auto client = Connect(broker.endpoint());
   WaitForWorkers(*client, 1);
   std::vector<double> ms;
@@ -446,13 +499,23 @@ int main(int argc, char** argv) {
                  "--broker-arg=--commit-interval=0")
       ->allow_extra_args(false);
   app.add_flag("--json", json, "print one JSON object instead of a table");
+  bool curve = false;
+  app.add_flag("--curve", curve,
+               "CURVE keys on every socket: keys made in a temp dir, the "
+               "broker started with --key and --authorized-keys (not for "
+               "fanout, whose DEALERs are bare)");
   CLI11_PARSE(app, argc, argv);
   if ((scenario == "restart" || scenario == "purge") &&
       app.count("--tasks") == 0) {
     tasks = 1'000'000;
   }
 
+  if (curve && scenario == "fanout") {
+    std::fprintf(stderr, "tq-bench: --curve is not supported for fanout\n");
+    return 2;
+  }
   try {
+    if (curve) MakeCurveKeys();
     nlohmann::json all = nlohmann::json::array();
     for (int r = 0; r < runs; ++r) {
       if (scenario == "throughput") {
@@ -481,15 +544,17 @@ int main(int argc, char** argv) {
     });
     nlohmann::json out;
     out["cores"] = std::thread::hardware_concurrency();
+    out["curve"] = curve;
     out["runs"] = all;
     out["median"] = sorted[sorted.size() / 2];
     if (json) {
       std::printf("%s\n", out.dump().c_str());
     } else {
       std::printf(
-          "tq-bench %s (%u cores, synchronous=%s, %d run%s; median run)\n",
+          "tq-bench %s (%u cores, synchronous=%s%s, %d run%s; median run)\n",
           scenario.c_str(), std::thread::hardware_concurrency(),
-          synchronous.c_str(), runs, runs == 1 ? "" : "s");
+          synchronous.c_str(), curve ? ", CURVE" : "", runs,
+          runs == 1 ? "" : "s");
       for (auto& [k, v] : out["median"].items()) {
         std::printf("  %-24s %s\n", k.c_str(), v.dump().c_str());
       }

@@ -42,28 +42,6 @@ std::vector<std::string> SplitList(std::string_view csv) {
 
 }  // namespace
 
-const char* RoleName(Role role) {
-  switch (role) {
-    case Role::kWorker:
-      return "worker";
-    case Role::kSubmit:
-      return "submit";
-    case Role::kAdmin:
-      return "admin";
-  }
-  return "?";
-}
-
-std::string RoleSet::ToString() const {
-  std::string out;
-  for (Role r : {Role::kWorker, Role::kSubmit, Role::kAdmin}) {
-    if (!Has(r)) continue;
-    if (!out.empty()) out += ",";
-    out += RoleName(r);
-  }
-  return out;
-}
-
 Result<RoleSet> ParseRoles(std::string_view csv) {
   RoleSet roles;
   for (const std::string& item : SplitList(csv)) {
@@ -109,6 +87,16 @@ bool IsValidKeyName(std::string_view name) {
     }
   }
   return true;
+}
+
+PeerIdentity AuthorizedKey::Identity() const {
+  PeerIdentity id;
+  id.keyed = true;
+  id.key_name = name;
+  id.public_key = public_key;
+  id.roles = roles;
+  id.countries = countries;
+  return id;
 }
 
 bool AuthorizedKey::MayServe(std::string_view queue) const {

@@ -20,33 +20,10 @@
 #include <unordered_map>
 #include <vector>
 
+#include "broker/peer_identity.h"
 #include "common/status.h"
 
 namespace tq {
-
-enum class Role : uint8_t {
-  kWorker = 1,  // may take and finish tasks (of its countries, if listed)
-  kSubmit = 2,  // may submit, follow and cancel its own batches
-  kAdmin = 4,   // queues, workers, purge, retry, any batch
-};
-
-const char* RoleName(Role role);
-
-class RoleSet {
- public:
-  RoleSet() = default;
-  bool Has(Role role) const {
-    return (bits_ & static_cast<uint8_t>(role)) != 0;
-  }
-  void Add(Role role) { bits_ |= static_cast<uint8_t>(role); }
-  bool empty() const { return bits_ == 0; }
-  bool operator==(const RoleSet&) const = default;
-  // "worker,submit" in the order worker, submit, admin.
-  std::string ToString() const;
-
- private:
-  uint8_t bits_ = 0;
-};
 
 // "worker", "submit,admin", "worker, submit": InvalidArgument naming an
 // unknown role. An empty list is an empty set.
@@ -72,6 +49,8 @@ struct AuthorizedKey {
   // True if this key may take tasks of `queue` ("generic" or a country):
   // needs the worker role; generic is always allowed.
   bool MayServe(std::string_view queue) const;
+  // What the core is told about a peer with this key.
+  PeerIdentity Identity() const;
 };
 
 // One key file: the public certificate plus the rules above

@@ -88,6 +88,12 @@ Status Broker::ReloadFromStore(bool first_load) {
     }
   });
   if (!loaded.ok()) return loaded;
+  batch_owners_.clear();
+  Status owners = store_.LoadBatchOwners(
+      [this](const std::string& batch, const std::string& key) {
+        batch_owners_[batch] = key;
+      });
+  if (!owners.ok()) return owners;
   DropUnconfirmedLeases();
   if (first_load) {
     spdlog::info(
@@ -113,9 +119,11 @@ void Broker::DropUnconfirmedLeases() {
 // ---------------------------------------------------------------- events
 
 void Broker::OnMessage(const std::string& peer, const wire::Envelope& env,
-                       const std::string& peer_address) {
+                       const std::string& peer_address,
+                       const PeerIdentity& who) {
   ++stats_.messages_in;
   const uint64_t seq = env.seq();
+  if (!Authorize(peer, env, who)) return;
   if (WorkerSession* s = sessions_.ForPeer(peer)) s->last_seen = clock_.Now();
 
   using B = wire::Envelope;
@@ -131,9 +139,9 @@ void Broker::OnMessage(const std::string& peer, const wire::Envelope& env,
   }
   switch (env.body_case()) {
     case B::kHello:
-      return HandleHello(peer, seq, env.hello(), peer_address);
+      return HandleHello(peer, seq, env.hello(), peer_address, who);
     case B::kSubmit:
-      return HandleSubmit(peer, seq, env.submit());
+      return HandleSubmit(peer, seq, env.submit(), who);
     case B::kFetchResults:
       return HandleFetch(peer, seq, env.fetch_results());
     case B::kBatchStatusRequest:
@@ -156,6 +164,8 @@ void Broker::OnMessage(const std::string& peer, const wire::Envelope& env,
     case B::kDisconnectWorker:
       return HandleWorkerAction(peer, seq, env.disconnect_worker().worker_id(),
                                 /*disconnect=*/true);
+    case B::kReloadKeys:
+      return HandleReloadKeys(peer, seq);
     case B::kCredit:
     case B::kHeartbeat:
     case B::kResult:

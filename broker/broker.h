@@ -36,6 +36,7 @@
 #include <utility>
 #include <vector>
 
+#include "broker/peer_identity.h"
 #include "broker/peer_limits.h"
 #include "broker/task_store.h"
 #include "broker/task_table.h"
@@ -108,8 +109,19 @@ class Broker {
   Status Start();
 
   // A decoded message from `peer`. `peer_address` is the remote IP, if known.
+  // `who` is the sender's CURVE key and roles (docs/security.md): a message
+  // its roles do not allow is answered PERMISSION_DENIED, counted and logged.
   void OnMessage(const std::string& peer, const wire::Envelope& envelope,
-                 const std::string& peer_address = "");
+                 const std::string& peer_address = "",
+                 const PeerIdentity& who = PeerIdentity::Unkeyed());
+  // Keys a reload took away: every session joined with one ends now, its
+  // tasks back in their queues (no attempt counted). Returns how many ended.
+  size_t RevokeKeys(const std::vector<RevokedKey>& revoked);
+  // What Envelope.reload_keys runs (the loop's reload of --authorized-keys);
+  // unset on a broker without keys. Called on the loop thread.
+  void SetKeyReloader(std::function<Result<KeyReload>()> reload) {
+    key_reloader_ = std::move(reload);
+  }
   // A frame that failed to decode: counted, logged (a few per address and
   // kind a minute, then a summary), answered with Error.
   void OnBadMessage(const std::string& peer, DecodeError error,
@@ -136,6 +148,8 @@ class Broker {
   bool store_ok() const { return store_status_.ok(); }
   size_t pending_tasks() const { return tasks_.size(); }
   size_t worker_count() const { return sessions_.size(); }
+  // Messages refused for want of a role (or of batch ownership).
+  uint64_t permission_denied() const { return permission_denied_; }
 
  private:
   struct ParkedFetch {
@@ -162,16 +176,30 @@ class Broker {
   bool WithinReadRate(const std::string& peer, uint64_t seq,
                       const std::string& address);
 
+  // --- permissions (broker_permissions.cc) ---
+  // Whether `who` may send `env`; if not, answers PERMISSION_DENIED, counts
+  // and logs it.
+  bool Authorize(const std::string& peer, const wire::Envelope& env,
+                 const PeerIdentity& who);
+  // Whether a key without admin may use `batch_id`: only one it submitted.
+  // For Submit, a batch nobody owns yet is free to take.
+  bool OwnsBatch(const PeerIdentity& who, const std::string& batch_id,
+                 bool submitting) const;
+  void Deny(const std::string& peer, uint64_t seq, const PeerIdentity& who,
+            const std::string& why);
+  void HandleReloadKeys(const std::string& peer, uint64_t seq);
+
   // --- handlers, one per message body ---
   void HandleHello(const std::string& peer, uint64_t seq,
-                   const wire::Hello& hello, const std::string& address);
+                   const wire::Hello& hello, const std::string& address,
+                   const PeerIdentity& who);
   // A worker message (credit, result, release, goodbye, heartbeat).
   void HandleWorkerMessage(const std::string& peer, const wire::Envelope& env);
   void HandleCredit(WorkerSession& s, const wire::Credit& credit);
   void HandleResult(WorkerSession& s, uint64_t seq, const wire::Result& r);
   void HandleRelease(WorkerSession& s, const wire::Release& release);
   void HandleSubmit(const std::string& peer, uint64_t seq,
-                    const wire::Submit& submit);
+                    const wire::Submit& submit, const PeerIdentity& who);
   void HandleFetch(const std::string& peer, uint64_t seq,
                    const wire::FetchResults& fetch);
   void HandleBatchStatus(const std::string& peer, uint64_t seq,
@@ -344,6 +372,12 @@ class Broker {
   std::unordered_map<uint64_t, std::vector<AttemptRecord>> history_;
   // Worker ids whose accounting changed this turn.
   std::unordered_set<std::string> dirty_workers_;
+
+  // CURVE: which key submitted each batch (batch id -> key name; from the
+  // store), the reload hook, and the refusals so far.
+  std::unordered_map<std::string, std::string> batch_owners_;
+  std::function<Result<KeyReload>()> key_reloader_;
+  uint64_t permission_denied_ = 0;
 };
 
 }  // namespace tq

@@ -89,6 +89,19 @@ void AddDurabilityFlags(CLI::App& app, BrokerFlags& f) {
       ->check(CLI::Range(int64_t(1024), int64_t(1) << 30));
 }
 
+void AddCurveFlags(CLI::App& app, BrokerFlags& f) {
+  app.add_option("--key", f.key_file,
+                 "the broker's CURVE secret key (NAME.key_secret from "
+                 "tq-keygen): encrypt every connection and admit only the "
+                 "keys of --authorized-keys");
+  app.add_option("--authorized-keys", f.authorized_keys,
+                 "directory of client public keys (NAME.key), each naming "
+                 "its roles; reloaded on SIGHUP or tq-ctl reload-keys");
+  app.add_flag("--insecure", f.insecure,
+               "listen on a non-loopback address without keys (anyone who "
+               "reaches the port may take tasks, submit and purge)");
+}
+
 void AddRestFlags(CLI::App& app, BrokerFlags& f) {
   app.add_option("--geoip-db", f.geoip_db,
                  "MaxMind-format country or city database for workers that "
@@ -139,12 +152,15 @@ std::optional<int> ParseBrokerFlags(int argc, char** argv, BrokerFlags* flags,
   AddEndpointFlags(app, *flags);
   AddTaskFlags(app, *flags);
   AddDurabilityFlags(app, *flags);
+  AddCurveFlags(app, *flags);
   AddRestFlags(app, *flags);
   AddConfigFile(app, default_config);
   AddHttpFlags(app, *flags);
   app.footer(
       "Exit status: 0 after a clean stop (SIGTERM/SIGINT), 1 if the database "
-      "cannot be opened or the endpoint bound, 2 on a usage error.");
+      "cannot be opened or the endpoint bound, 2 on a usage error (also: a "
+      "non-loopback --listen without --key). SIGHUP reloads "
+      "--authorized-keys.");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -183,7 +199,51 @@ Result<Millis> ParseKeepResults(const std::string& text) {
   return SecondsToMillis(n * scale);
 }
 
+bool IsLocalEndpoint(const std::string& endpoint) {
+  if (endpoint.rfind("ipc://", 0) == 0 || endpoint.rfind("inproc://", 0) == 0) {
+    return true;
+  }
+  if (endpoint.rfind("tcp://", 0) != 0) return false;
+  std::string host = endpoint.substr(6);
+  // tcp://[::1]:7070, tcp://127.0.0.1:7070, tcp://lo:7070
+  if (const size_t colon = host.rfind(':'); colon != std::string::npos) {
+    host.resize(colon);
+  }
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  if (host == "localhost" || host == "lo" || host == "::1") return true;
+  // 127.0.0.0/8, in dotted quads only.
+  if (host.rfind("127.", 0) != 0) return false;
+  int dots = 0;
+  for (char c : host) {
+    if (c == '.') {
+      ++dots;
+    } else if (c < '0' || c > '9') {
+      return false;
+    }
+  }
+  return dots == 3;
+}
+
 Result<BrokerConfig> MakeBrokerConfig(const BrokerFlags& f) {
+  if (f.key_file.empty() != f.authorized_keys.empty()) {
+    return Status::InvalidArgument(
+        f.key_file.empty()
+            ? "--authorized-keys needs --key FILE (the broker's secret key)"
+            : "--key needs --authorized-keys DIR (the keys it admits)");
+  }
+  if (f.key_file.empty() && !f.insecure && !IsLocalEndpoint(f.listen)) {
+    return Status::InvalidArgument(
+        "refusing to listen on " + f.listen +
+        " without keys: anyone who reaches it could take every URL, post "
+        "results, submit and purge, in clear text. Make the broker's key "
+        "pair with 'tq-keygen broker --dir /etc/tq', put each client's "
+        "public NAME.key (from 'tq-keygen NAME --role worker|submit|admin' "
+        "on that client) in a directory, and start with --key "
+        "/etc/tq/broker.key_secret --authorized-keys DIR (docs/security.md); "
+        "--insecure runs without keys anyway");
+  }
   if (f.synchronous != "full" && f.synchronous != "normal") {
     return Status::InvalidArgument("--synchronous: expected full or normal");
   }
@@ -195,6 +255,8 @@ Result<BrokerConfig> MakeBrokerConfig(const BrokerFlags& f) {
   c.synchronous = f.synchronous;
   c.log_level = f.log_level;
   c.geoip_db = f.geoip_db;
+  c.key_file = f.key_file;
+  c.authorized_keys = f.authorized_keys;
 
   c.store.synchronous_full = f.synchronous == "full";
   // Full durability without blocking the loop: the WalSyncer fsyncs.

@@ -43,6 +43,10 @@ struct BrokerFlags {
   bool http_given = false;  // --http was on the command line
   std::string http_token_file;
   std::string http_ready_file;
+  // CURVE: the broker's secret key file and the directory of client keys.
+  std::string key_file;
+  std::string authorized_keys;
+  bool insecure = false;  // listen beyond loopback without keys anyway
 };
 
 // Read when --config is not given, if it exists.
@@ -68,6 +72,10 @@ struct BrokerConfig {
   std::string synchronous;  // "full" or "normal", for the log
   std::string log_level;
   std::string geoip_db;
+  // CURVE: both set, or neither (then the broker is key-free: every peer has
+  // every role).
+  std::string key_file;
+  std::string authorized_keys;
   SqliteOptions store;
   BrokerOptions core;
   ServerOptions server;
@@ -79,7 +87,12 @@ struct BrokerConfig {
   ConsoleOptions console_options;
 };
 
-// InvalidArgument if a flag's value makes no sense.
+// InvalidArgument if a flag's value makes no sense, or if the broker would
+// listen beyond loopback without keys (unless --insecure).
 Result<BrokerConfig> MakeBrokerConfig(const BrokerFlags& flags);
+
+// Whether a ZeroMQ endpoint only accepts local peers: tcp:// on a loopback
+// address (127.0.0.0/8, ::1, localhost, lo), ipc:// or inproc://.
+bool IsLocalEndpoint(const std::string& endpoint);
 
 }  // namespace tq

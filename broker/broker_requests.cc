@@ -90,7 +90,7 @@ std::string OptionsJson(
 }  // namespace
 
 void Broker::HandleSubmit(const std::string& peer, uint64_t seq,
-                          const wire::Submit& submit) {
+                          const wire::Submit& submit, const PeerIdentity& who) {
   if (!IsValidBatchId(submit.batch_id())) {
     SendError(peer, seq, wire::INVALID_ARGUMENT,
               "batch id must be 1-64 characters of A-Z a-z 0-9 . _ : -");
@@ -103,6 +103,16 @@ void Broker::HandleSubmit(const std::string& peer, uint64_t seq,
     return;
   }
   if (!CheckWritable(peer, seq)) return;
+  // The first key to submit a batch owns it (Authorize checked the rest).
+  if (who.keyed && !batch_owners_.contains(submit.batch_id())) {
+    if (Status st = store_.SetBatchOwner(submit.batch_id(), who.key_name);
+        !st.ok()) {
+      OnStoreFailure(st);
+      SendStoreError(peer, seq);
+      return;
+    }
+    batch_owners_[submit.batch_id()] = who.key_name;
+  }
 
   NewTask spec;
   spec.batch_id = submit.batch_id();
@@ -387,6 +397,7 @@ void Broker::HandleListWorkers(const std::string& peer, uint64_t seq) {
     w->set_peer_address(s->peer_address);
     FillHealth(*s, w);
     w->set_draining(s->state == WorkerState::kDraining);
+    w->set_key_name(s->key_name);
   }
   Send(peer, std::move(env));
 }

@@ -62,9 +62,102 @@ BrokerServer::BrokerServer(Broker& core, const Clock& clock,
 
 BrokerServer::~BrokerServer() {
   if (signal_fd_ >= 0) close(signal_fd_);
+  // The ZAP handler goes last: without it libzmq admits any key.
+  router_.close();
+  monitor_.close();
+  zap_.reset();
+}
+
+void BrokerServer::UseKeys(AuthorizedKeysPtr keys) {
+  keys_ = std::move(keys);
+  identities_.clear();
+  for (const AuthorizedKey& k : keys_->keys()) {
+    identities_.emplace(k.public_key, k.Identity());
+  }
+  if (zap_) zap_->SetKeys(keys_);
+}
+
+Result<KeyReload> BrokerServer::ReloadKeys() {
+  std::vector<KeyFileProblem> problems;
+  auto loaded =
+      AuthorizedKeys::LoadDirectory(options_.authorized_keys_dir, &problems);
+  for (const KeyFileProblem& p : problems) spdlog::warn("{}", p.reason);
+  if (!loaded.ok()) {
+    spdlog::error(
+        "cannot read the authorized keys: {}; keeping the {} keys "
+        "loaded before",
+        loaded.status().message(), keys_ ? keys_->size() : 0);
+    return loaded.status();
+  }
+  auto next = std::make_shared<const AuthorizedKeys>(std::move(*loaded));
+  KeyReload reload;
+  reload.keys = uint32_t(next->size());
+  for (const KeyFileProblem& p : problems) reload.problems.push_back(p.reason);
+  if (keys_) {
+    for (const AuthorizedKey& k : AuthorizedKeys::Revoked(*keys_, *next)) {
+      reload.revoked.push_back({k.name, k.public_key});
+    }
+    // Changed roles or countries: the live sessions end too, and rejoin
+    // under the new rules.
+    for (const AuthorizedKey& before : keys_->keys()) {
+      const AuthorizedKey* after = next->FindByPublicKey(before.public_key);
+      if (after != nullptr && (after->roles != before.roles ||
+                               after->countries != before.countries)) {
+        reload.revoked.push_back({before.name, before.public_key});
+      }
+    }
+  }
+  UseKeys(std::move(next));
+  std::vector<std::string> names;
+  for (const RevokedKey& k : reload.revoked) names.push_back(k.name);
+  spdlog::info(
+      "authorized keys: {} admitted from {}{}{}", reload.keys,
+      options_.authorized_keys_dir,
+      problems.empty() ? ""
+                       : fmt::format(", {} files skipped", problems.size()),
+      names.empty() ? ""
+                    : fmt::format("; revoked: {}", fmt::join(names, ", ")));
+  return reload;
+}
+
+const PeerIdentity& BrokerServer::Identify(zmq::message_t& frame) {
+  if (!zap_) return PeerIdentity::Unkeyed();
+  std::optional<std::string> key =
+      MessageProperty(frame.handle(), kCurveKeyProperty);
+  if (key) {
+    auto it = identities_.find(*key);
+    if (it != identities_.end()) return it->second;
+  }
+  // Admitted once, revoked since: the connection stays open (libzmq cannot
+  // close one peer of a ROUTER) but nothing it sends is allowed.
+  std::optional<std::string> name =
+      MessageProperty(frame.handle(), kUserIdProperty);
+  stranger_ = PeerIdentity();
+  stranger_.keyed = true;
+  stranger_.key_name = name ? *name : "?";
+  stranger_.public_key = key ? *key : "";
+  return stranger_;
 }
 
 Status BrokerServer::Bind() {
+  const bool curve = options_.curve_key.has_secret();
+  if (curve) {
+    // Keys, then the ZAP handler, then the CURVE options, then bind.
+    auto reload = ReloadKeys();
+    if (!reload.ok()) {
+      return Status::Unavailable("--authorized-keys: " +
+                                 reload.status().message());
+    }
+    auto zap = ZapHandler::Start(context_.handle(), keys_);
+    if (!zap.ok()) return zap.status();
+    zap_ = std::move(zap).value();
+    if (Status st =
+            ApplyCurveServer(router_.handle(), options_.curve_key, "tq");
+        !st.ok()) {
+      return st;
+    }
+    core_.SetKeyReloader([this] { return ReloadKeys(); });
+  }
   try {
     router_.set(zmq::sockopt::linger, 1000);
     // Anything larger is cut off by ZeroMQ (the peer is disconnected) before
@@ -89,7 +182,15 @@ Status BrokerServer::Bind() {
     return Status::Unavailable("cannot listen on " + options_.listen + ": " +
                                e.what());
   }
-  spdlog::info("listening on {}", endpoint_);
+  if (curve) {
+    spdlog::info(
+        "listening on {} with CURVE (broker public key {}; {} keys "
+        "authorized)",
+        endpoint_, options_.curve_key.public_key, keys_->size());
+  } else {
+    spdlog::info("listening on {} without keys (every peer has every role)",
+                 endpoint_);
+  }
   if (!options_.ready_file.empty()) {
     return WriteFileAtomically(options_.ready_file, endpoint_);
   }
@@ -101,6 +202,7 @@ Status BrokerServer::Run() {
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);
   signal_fd_ = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
   if (signal_fd_ < 0) return Status::Internal("signalfd failed");
   while (!stopping_) {
@@ -145,8 +247,7 @@ Status BrokerServer::Wait() {
   } catch (const zmq::error_t& e) {
     if (e.num() != EINTR) return Status::Internal(e.what());
   }
-  if (items[2].revents & ZMQ_POLLIN) {
-    ReadSignals();
+  if ((items[2].revents & ZMQ_POLLIN) && ReadSignals()) {
     core_.BeginShutdown();
     stopping_ = true;
   }
@@ -155,12 +256,27 @@ Status BrokerServer::Wait() {
   return Status::Ok();
 }
 
-void BrokerServer::ReadSignals() {
+bool BrokerServer::ReadSignals() {
   signalfd_siginfo info;
+  bool stop = false;
   while (read(signal_fd_, &info, sizeof info) == sizeof info) {
+    if (info.ssi_signo == SIGHUP) {
+      if (!zap_) {
+        spdlog::info("received SIGHUP: no --authorized-keys to reload");
+        continue;
+      }
+      spdlog::info("received SIGHUP: reloading {}",
+                   options_.authorized_keys_dir);
+      if (auto reload = ReloadKeys(); reload.ok()) {
+        core_.RevokeKeys(reload->revoked);
+      }
+      continue;
+    }
     spdlog::info("received {}: finishing the current turn and stopping",
                  strsignal(int(info.ssi_signo)));
+    stop = true;
   }
+  return stop;
 }
 
 void BrokerServer::CommitIfDue() {
@@ -281,7 +397,8 @@ void BrokerServer::Receive(zmq::message_t& identity) {
       d.envelope.has_hello() || d.envelope.has_error() ||
       d.envelope.body_case() == wire::Envelope::BODY_NOT_SET;
   core_.OnMessage(peer, d.envelope,
-                  wants_address ? PeerAddress(first) : std::string());
+                  wants_address ? PeerAddress(first) : std::string(),
+                  Identify(first));
 }
 
 std::string BrokerServer::PeerAddress(zmq::message_t& frame) {

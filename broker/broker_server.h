@@ -13,9 +13,12 @@
 #include <vector>
 #include <zmq.hpp>
 
+#include "broker/authorized_keys.h"
 #include "broker/broker.h"
 #include "broker/commit_syncer.h"
+#include "broker/zap_handler.h"
 #include "common/clock.h"
+#include "common/curve_keys.h"
 #include "common/status.h"
 
 namespace tq {
@@ -39,6 +42,12 @@ struct ServerOptions {
   // Not owned; outlives the server.
   CommitSyncer* syncer = nullptr;
   std::function<uint64_t()> commit_count;
+  // CURVE (docs/security.md): with a secret key set, every connection is
+  // encrypted and only the keys of `authorized_keys_dir` are admitted, each
+  // with its roles. Without one the broker is key-free: every peer has every
+  // role.
+  CurveCert curve_key;
+  std::string authorized_keys_dir;
   // On shutdown, how long to wait for the last commit to become durable
   // before stopping with its acknowledgements unsent.
   Millis shutdown_sync_wait{5000};
@@ -76,7 +85,18 @@ class BrokerServer {
   // One loop turn, and its steps.
   Status Turn();
   Status Wait();
-  void ReadSignals();
+  // Returns whether a stop signal (SIGTERM, SIGINT) was read; SIGHUP
+  // reloads the authorized keys.
+  bool ReadSignals();
+
+  // CURVE: reads --authorized-keys (at Bind, on SIGHUP, for ReloadKeys) and
+  // swaps the new table in for the ZAP handler and for Identify(). A key
+  // gone, replaced, or whose roles or countries changed is in `revoked`.
+  Result<KeyReload> ReloadKeys();
+  void UseKeys(AuthorizedKeysPtr keys);
+  // Who sent `frame`: from the properties the ZAP handler gave its
+  // connection. A key no longer in the table gets no role.
+  const PeerIdentity& Identify(zmq::message_t& frame);
   // Returns whether everything waiting was read (the per-turn cap not hit).
   bool ReceiveAll();
   void Receive(zmq::message_t& identity);
@@ -110,6 +130,12 @@ class BrokerServer {
 
   // Owned by the loop thread.
   zmq::context_t context_;
+  // Started before router_ binds, stopped after it is closed (~BrokerServer):
+  // see zap_handler.h on why the order matters.
+  std::unique_ptr<ZapHandler> zap_;
+  AuthorizedKeysPtr keys_;
+  std::unordered_map<std::string, PeerIdentity> identities_;  // by Z85 key
+  PeerIdentity stranger_;  // a key not (or no longer) in the table
   zmq::socket_t router_;
   zmq::socket_t monitor_;  // connection events of router_
   std::string endpoint_;

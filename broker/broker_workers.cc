@@ -79,12 +79,32 @@ std::string Broker::CheckHello(const wire::Hello& hello) const {
 }
 
 void Broker::HandleHello(const std::string& peer, uint64_t seq,
-                         const wire::Hello& hello, const std::string& address) {
+                         const wire::Hello& hello, const std::string& address,
+                         const PeerIdentity& who) {
   if (std::string why = CheckHello(hello); !why.empty()) {
     SendError(peer, seq, wire::INVALID_ARGUMENT, std::move(why));
     return;
   }
   const std::string& wid = hello.worker_id();
+  // A worker id is bound to the key of its live session: another key cannot
+  // take it over (nor its leases).
+  if (const WorkerSession* old = sessions_.ForWorker(wid);
+      old != nullptr && old->key_public != who.public_key) {
+    Deny(peer, seq, who,
+         "worker id '" + wid + "' belongs to a live session of key '" +
+             old->key_name + "'");
+    return;
+  }
+  auto [country, country_source] = WorkerCountry(hello, address);
+  // Refused rather than trimmed to generic: a box placed in the wrong
+  // country should say so, not serve quietly less.
+  if (!country.empty() && !who.MayServe(country)) {
+    Deny(peer, seq, who,
+         who.Describe() + " may serve only " +
+             fmt::format("{}", fmt::join(who.countries, ", ")) +
+             " and generic, not " + country);
+    return;
+  }
   std::unordered_map<uint64_t, uint64_t> held;  // task id -> token
   for (const wire::Lease& l : hello.held()) held[l.task_id()] = l.token();
   // A new Hello replaces any session under the same identity or connection.
@@ -99,7 +119,10 @@ void Broker::HandleHello(const std::string& peer, uint64_t seq,
   WorkerSession fresh;
   fresh.peer = peer;
   fresh.worker_id = wid;
-  std::tie(fresh.country, fresh.country_source) = WorkerCountry(hello, address);
+  fresh.country = std::move(country);
+  fresh.country_source = std::move(country_source);
+  fresh.key_name = who.key_name;
+  fresh.key_public = who.public_key;
   if (!fresh.country.empty()) fresh.queues.push_back(fresh.country);
   fresh.queues.push_back(kGenericQueue);
   fresh.hostname = hello.hostname().substr(0, kMaxIdBytes);
@@ -125,8 +148,9 @@ void Broker::HandleHello(const std::string& peer, uint64_t seq,
                  s.country_source.substr(6));
   }
   spdlog::info(
-      "worker {} joined from {} (host {}, country {}, {} slots, serving {}){}",
-      wid, address.empty() ? "?" : address, s.hostname,
+      "worker {} joined from {} with {} (host {}, country {}, {} slots, "
+      "serving {}){}",
+      wid, address.empty() ? "?" : address, who.Describe(), s.hostname,
       s.country.empty() ? "none" : s.country + " (" + s.country_source + ")",
       s.concurrency, fmt::join(s.queues, ", "),
       reclaimed ? fmt::format("; reclaimed {} tasks in hand", reclaimed) : "");

@@ -16,6 +16,7 @@
 #include "broker/http_console.h"
 #include "broker/sqlite_task_store.h"
 #include "broker/wal_syncer.h"
+#include "common/curve_keys.h"
 #include "common/log.h"
 #include "geo/geo.h"
 
@@ -32,6 +33,7 @@ void PrepareProcess() {
   sigemptyset(&mask);
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGHUP);  // reloads --authorized-keys
   pthread_sigmask(SIG_BLOCK, &mask, nullptr);
 
   // Keep freed heap instead of returning it with brk() on every turn: the
@@ -147,6 +149,28 @@ int main(int argc, char** argv) {
   if (auto st = tq::SetupLogging("tq-broker", config->log_level); !st.ok()) {
     std::fprintf(stderr, "tq-broker: %s\n", st.message().c_str());
     return kExitUsage;
+  }
+  if (!config->key_file.empty()) {
+    auto key = tq::LoadSecretCurveCert(config->key_file);
+    if (!key.ok()) {
+      std::fprintf(stderr, "tq-broker: --key: %s\n",
+                   key.status().message().c_str());
+      return kExitUsage;
+    }
+    if (!tq::CurveAvailable()) {
+      std::fprintf(stderr,
+                   "tq-broker: --key: this libzmq was built without CURVE\n");
+      return kExitUsage;
+    }
+    config->server.curve_key = std::move(key).value();
+    config->server.authorized_keys_dir = config->authorized_keys;
+  } else if (!tq::IsLocalEndpoint(config->server.listen)) {
+    // Only with --insecure (MakeBrokerConfig refuses it otherwise).
+    spdlog::warn(
+        "INSECURE: listening on {} without keys (--insecure): anyone who "
+        "reaches this port can take every URL, post results, submit and "
+        "purge, and all of it travels in clear text. See docs/security.md.",
+        config->server.listen);
   }
   PrepareProcess();
 

@@ -130,6 +130,14 @@ DROP INDEX tasks_by_finished_ms;
 CREATE INDEX tasks_by_finished_ms ON tasks(finished_ms, state)
   WHERE finish_seq IS NOT NULL;
 )sql",
+    // 5 -> 6: which CURVE key submitted each batch (docs/security.md): a
+    // submit key may read and cancel only its own.
+    R"sql(
+CREATE TABLE batch_owners(
+  batch_id TEXT PRIMARY KEY,
+  key_name TEXT NOT NULL
+) WITHOUT ROWID;
+)sql",
 };
 static_assert(std::size(kMigrations) == SqliteTaskStore::kSchemaVersion);
 
@@ -212,6 +220,9 @@ constexpr const char* kStatementSql[] = {
     "SELECT worker_id, succeeded, failed, retried, timed_out, "
     "consecutive_failures, last_failure, first_seen_ms, session_start_ms "
     "FROM workers",
+    /* kSetBatchOwner */
+    "INSERT OR IGNORE INTO batch_owners(batch_id, key_name) VALUES(?1, ?2)",
+    /* kLoadBatchOwners */ "SELECT batch_id, key_name FROM batch_owners",
 };
 
 #undef TQ_PENDING_COLUMNS
@@ -825,6 +836,32 @@ Result<std::vector<PendingTask>> SqliteTaskStore::LoadDead(
                               [&](const PendingTask& t) { dead.push_back(t); });
   if (!st.ok()) return st;
   return dead;
+}
+
+Status SqliteTaskStore::SetBatchOwner(const std::string& batch_id,
+                                      const std::string& key_name) {
+  if (Status s = BeginWrite(); !s.ok()) return s;
+  sqlite3_stmt* stmt = stmts_[kSetBatchOwner];
+  ResetOnExit reset(stmt);
+  BindText(stmt, 1, batch_id);
+  BindText(stmt, 2, key_name);
+  if (sqlite3_step(stmt) != SQLITE_DONE) return FailWrite("set batch owner");
+  return Status::Ok();
+}
+
+Status SqliteTaskStore::LoadBatchOwners(
+    const std::function<void(const std::string&, const std::string&)>& each) {
+  sqlite3_stmt* stmt = stmts_[kLoadBatchOwners];
+  ResetOnExit reset(stmt);
+  std::string batch, key;
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    AssignText(stmt, 0, &batch);
+    AssignText(stmt, 1, &key);
+    each(batch, key);
+  }
+  if (rc != SQLITE_DONE) return ReadError("load batch owners");
+  return Status::Ok();
 }
 
 Result<FinishedSummary> SqliteTaskStore::LoadFinishedSummary() {

@@ -52,7 +52,7 @@ class SqliteTaskStore final : public TaskStore {
  public:
   // The schema version this code writes; older databases are migrated at
   // Open, newer ones refused.
-  static constexpr int kSchemaVersion = 5;
+  static constexpr int kSchemaVersion = 6;
 
   // Opens or creates the database at `path` and migrates it to
   // kSchemaVersion. Fails with IoError naming the path if the file cannot be
@@ -79,6 +79,12 @@ class SqliteTaskStore final : public TaskStore {
                       uint64_t finish_seq, const AttemptResult& outcome,
                       int64_t now_ms,
                       const std::vector<AttemptRecord>& history = {}) override;
+
+  Status SetBatchOwner(const std::string& batch_id,
+                       const std::string& key_name) override;
+  Status LoadBatchOwners(
+      const std::function<void(const std::string&, const std::string&)>& each)
+      override;
 
   Result<std::vector<std::string>> DeleteFinished(
       const std::vector<uint64_t>& ids) override;
@@ -151,6 +157,8 @@ class SqliteTaskStore final : public TaskStore {
     kResultFileerenced,
     kSaveWorker,
     kLoadWorkers,
+    kSetBatchOwner,
+    kLoadBatchOwners,
     kStmtCount,
   };
 

@@ -129,6 +129,11 @@ class TaskStore {
   // Inserts or replaces a worker's accounting.
   virtual Status SaveWorker(const WorkerRecord& worker) = 0;
 
+  // Records the CURVE key name that submitted `batch_id`, unless one is
+  // recorded already (the first submitter owns the batch).
+  virtual Status SetBatchOwner(const std::string& batch_id,
+                               const std::string& key_name) = 0;
+
   // Deletes finished tasks and their file references; returns the digests
   // those references named (candidates for RemoveUnreferencedFiles).
   virtual Result<std::vector<std::string>> DeleteFinished(
@@ -167,6 +172,10 @@ class TaskStore {
   // order. Streamed: a million queued tasks never sit in a vector.
   virtual Status LoadPending(
       const std::function<void(const PendingTask&)>& each) = 0;
+  // Calls `each(batch_id, key_name)` for every recorded batch owner.
+  virtual Status LoadBatchOwners(
+      const std::function<void(const std::string&, const std::string&)>&
+          each) = 0;
   // Counts of the terminal tasks and the largest finish_seq.
   virtual Result<FinishedSummary> LoadFinishedSummary() = 0;
   // Terminal tasks of a batch with finish_seq > after, in finish_seq order.

@@ -69,6 +69,10 @@ struct WorkerSession {
   std::vector<std::string> queues;  // in dispatch order
   std::string hostname;
   std::string peer_address;
+  // The CURVE key it joined with ("" without keys): the worker id is bound to
+  // it while the session lives, and its revocation ends the session.
+  std::string key_name;
+  std::string key_public;
   uint32_t concurrency = 1;
   WorkerState state = WorkerState::kActive;
 

@@ -193,6 +193,7 @@ int ShowWorkers(Client& client, bool json) {
       j["first_seen_ms"] = w.first_seen_ms;
       j["session_start_ms"] = w.session_start_ms;
       j["uptime_ms"] = std::max<int64_t>(0, now_ms - w.session_start_ms);
+      j["key_name"] = w.key_name;
       list.push_back(std::move(j));
     }
     ordered_json doc;
@@ -203,9 +204,10 @@ int ShowWorkers(Client& client, bool json) {
   Table t;
   t.header = {"ID",        "COUNTRY",   "SOURCE",     "QUEUES", "SLOTS",
               "IN-FLIGHT", "LAST SEEN", "TASKS DONE", "FAILED", "RETRIED",
-              "TIMED OUT", "IN A ROW",  "UPTIME",     "STATE",  "HOST"};
+              "TIMED OUT", "IN A ROW",  "UPTIME",     "STATE",  "HOST",
+              "KEY"};
   t.right_align = {false, false, false, false, true, true,  true, true,
-                   true,  true,  true,  true,  true, false, false};
+                   true,  true,  true,  true,  true, false, false, false};
   std::vector<std::string> notes;
   for (const auto& w : *workers) {
     t.rows.push_back(
@@ -216,7 +218,8 @@ int ShowWorkers(Client& client, bool json) {
          std::to_string(w.failed), std::to_string(w.retried),
          std::to_string(w.timed_out), std::to_string(w.consecutive_failures),
          FormatUptime(now_ms - w.session_start_ms), w.state,
-         w.hostname.empty() ? "-" : w.hostname});
+         w.hostname.empty() ? "-" : w.hostname,
+         w.key_name.empty() ? "-" : w.key_name});
     if (w.state == "quarantined") {
       notes.push_back(
           w.worker_id + " quarantined: " + w.state_reason +

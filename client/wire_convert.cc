@@ -49,6 +49,7 @@ WorkerSummary ToWorkerSummary(const wire::WorkerInfo& info) {
   w.session_start_ms = info.session_start_ms();
   w.state = info.state().empty() ? "active" : info.state();
   w.state_reason = info.state_reason();
+  w.key_name = info.key_name();
   return w;
 }
 

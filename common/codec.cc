@@ -69,6 +69,7 @@ Direction BodyDirection(wire::Envelope::BodyCase body) {
     case B::kDrainWorker:
     case B::kDisconnectWorker:
     case B::kReleaseWorker:
+    case B::kReloadKeys:
       return Direction::kToBroker;
     case B::kWelcome:
     case B::kAssign:
@@ -79,6 +80,7 @@ Direction BodyDirection(wire::Envelope::BodyCase body) {
     case B::kQueueList:
     case B::kWorkerList:
     case B::kAdminAck:
+    case B::kKeysReloaded:
       return Direction::kFromBroker;
     case B::kHeartbeat:
     case B::kError:

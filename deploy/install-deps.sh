@@ -32,6 +32,8 @@ packages=(
   # dpkg-shlibdeps), their man pages, and the tests that check the systemd
   # units (systemd-analyze verify) and render the man pages
   dpkg-dev help2man systemd man-db
+  # the CURVE e2e test captures loopback traffic to show nothing is in clear
+  tcpdump
 )
 
 missing=()

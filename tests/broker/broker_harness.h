@@ -62,8 +62,14 @@ class Harness {
     env.set_version(kProtocolVersion);
     env.set_seq(seq);
     auto a = addresses_.find(peer);
-    broker_->OnMessage(peer, env,
-                       a == addresses_.end() ? "127.0.0.1" : a->second);
+    auto who = identities_.find(peer);
+    broker_->OnMessage(
+        peer, env, a == addresses_.end() ? "127.0.0.1" : a->second,
+        who == identities_.end() ? PeerIdentity::Unkeyed() : who->second);
+  }
+  // The CURVE key `peer` speaks with (none unless set).
+  void SetIdentity(const std::string& peer, PeerIdentity who) {
+    identities_[peer] = std::move(who);
   }
   // The address `peer` connects from (127.0.0.1 unless set).
   void SetAddress(const std::string& peer, const std::string& address) {
@@ -208,6 +214,7 @@ class Harness {
   std::unique_ptr<Broker> broker_;
   std::vector<Outgoing> log_;
   std::map<std::string, std::string> addresses_;
+  std::map<std::string, PeerIdentity> identities_;
 };
 
 inline std::vector<std::string> Urls(int n, const std::string& prefix = "u") {

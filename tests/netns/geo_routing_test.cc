@@ -146,10 +146,10 @@ TEST_CASE("AutoWorkersAreRoutedByTheCountryOfTheirAddress", "[netns][geo]") {
   }
 
   Process broker(
-      InNs(broker_ns,
-           {Binary("tq-broker"), "--db", dir.File("tq.db"), "--listen",
-            "tcp://*:0", "--ready-file", dir.File("endpoint"), "--geoip-db",
-            dir.File("test.mmdb"), "--heartbeat-interval", "0.2"}),
+      InNs(broker_ns, {Binary("tq-broker"), "--db", dir.File("tq.db"),
+                       "--listen", "tcp://*:0", "--insecure", "--ready-file",
+                       dir.File("endpoint"), "--geoip-db",
+                       dir.File("test.mmdb"), "--heartbeat-interval", "0.2"}),
       "", dir.File("broker.log"));
   const bool listening =
       WaitUntil([&] { return !ReadFile(dir.File("endpoint")).empty(); }, 10s);

@@ -55,6 +55,17 @@ class FaultyTaskStore final : public TaskStore {
     return inner_.SaveWorker(worker);
   }
 
+  Status SetBatchOwner(const std::string& batch_id,
+                       const std::string& key_name) override {
+    if (fail_writes_) return WriteError();
+    return inner_.SetBatchOwner(batch_id, key_name);
+  }
+  Status LoadBatchOwners(
+      const std::function<void(const std::string&, const std::string&)>& each)
+      override {
+    return inner_.LoadBatchOwners(each);
+  }
+
   Result<std::vector<std::string>> DeleteFinished(
       const std::vector<uint64_t>& ids) override {
     if (fail_writes_) return WriteError();

@@ -147,6 +147,7 @@ struct WorkerSummary {
   int64_t session_start_ms = 0;  // wall clock: uptime is now - this
   std::string state;             // "active", "draining" or "quarantined"
   std::string state_reason;      // why quarantined
+  std::string key_name;  // the CURVE key it joined with; "" without keys
 };
 
 class Client {
