@@ -37,8 +37,12 @@ struct CtlFlags {
   std::string queue;     // purge, retry --queue
   std::string out_dir;   // results --out
   std::string layout = "tasks";
+  bool yes = false;  // purge --yes: no confirmation asked
   CurveFlags curve;  // --broker-key, --key
 };
+
+// The subcommands' names, in --help's order, for "unknown command" messages.
+std::string CtlCommandNames();
 
 // Adds tq-ctl's global flags, its subcommands with theirs and the exit codes'
 // help to `app`, each writing into `*flags` (which must outlive the parse);
@@ -47,8 +51,9 @@ struct CtlFlags {
 // read at parse time.
 void AddCtlFlags(CLI::App& app, CtlFlags* flags);
 
-// Refuses here, as a usage error, what the broker would refuse later:
-// retry without a batch or queue, a malformed batch id, a bad queue name,
+// Refuses here, as a usage error, what the broker would refuse later: a
+// malformed --broker endpoint, retry without a batch or queue, a malformed
+// batch id, a bad queue name,
 // --key without --broker-key or the reverse. The message is what tq-ctl
 // prints after "tq-ctl: ".
 Status ValidateCtlFlags(const CtlFlags& flags);
