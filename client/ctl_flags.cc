@@ -101,6 +101,21 @@ std::string CtlCommandNames() {
   return names;
 }
 
+Status CheckCtlCommand(const CtlFlags& flags,
+                       const std::vector<std::string>& remaining) {
+  if (flags.command == CtlCommand::kNone) {
+    return Status::InvalidArgument(
+        (remaining.empty() ? std::string("a command is required")
+                           : "unknown command '" + remaining.front() + "'") +
+        " (commands: " + CtlCommandNames() + ")");
+  }
+  if (!remaining.empty()) {
+    return Status::InvalidArgument("unexpected argument '" + remaining.front() +
+                                   "'");
+  }
+  return Status::Ok();
+}
+
 Status ValidateCtlFlags(const CtlFlags& flags) {
   if (Status s = CheckEndpoint(flags.broker, EndpointUse::kConnect, "--broker");
       !s.ok()) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "client/curve_flags.h"
 #include "common/defaults.h"
@@ -43,6 +44,12 @@ struct CtlFlags {
 
 // The subcommands' names, in --help's order, for "unknown command" messages.
 std::string CtlCommandNames();
+
+// After CLI11 accepted the command line: one command was named and nothing
+// is left over (`remaining`: CLI11's extras). InvalidArgument naming the
+// unknown command and the valid ones, or the unexpected argument.
+Status CheckCtlCommand(const CtlFlags& flags,
+                       const std::vector<std::string>& remaining);
 
 // Adds tq-ctl's global flags, its subcommands with theirs and the exit codes'
 // help to `app`, each writing into `*flags` (which must outlive the parse);

@@ -354,12 +354,8 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? tq::kExitOk : tq::kExitUsage;
   }
-  if (flags.command == tq::CtlCommand::kNone) {
-    const std::vector<std::string> extra = app.remaining();
-    std::cerr << "tq-ctl: "
-              << (extra.empty() ? std::string("a command is required")
-                                : "unknown command '" + extra.front() + "'")
-              << " (commands: " << tq::CtlCommandNames() << ")\n";
+  if (tq::Status s = tq::CheckCtlCommand(flags, app.remaining()); !s.ok()) {
+    std::cerr << "tq-ctl: " << s.message() << "\n";
     return tq::kExitUsage;
   }
   return tq::Run(flags);

@@ -1,5 +1,6 @@
 #include "client/url_file.h"
 
+#include <cctype>
 #include <optional>
 #include <unordered_set>
 
@@ -118,6 +119,19 @@ std::string Mib(uint64_t bytes) {
 // only its scheme, else "".
 std::string SchemeHint(const std::string& text, const UrlFileLimits& limits) {
   if (text.find("://") != std::string::npos) return "";
+  // "mailto:x" or "http:/x" name a scheme already; "host:8080/" does not.
+  const size_t colon = text.find(':');
+  if (colon != std::string::npos && colon + 1 < text.size() &&
+      !std::isdigit(static_cast<unsigned char>(text[colon + 1]))) {
+    return "";
+  }
+  // Only what looks like a host: a dot or a port before the path ("x" is
+  // more likely a stray word than a host).
+  const std::string host = text.substr(0, text.find('/'));
+  if (host.find('.') == std::string::npos &&
+      host.find(':') == std::string::npos) {
+    return "";
+  }
   auto fixed = NormalizeUrl("http://" + text, limits.max_url_bytes);
   if (!fixed.ok()) return "";
   return " (did you mean " + *fixed + "?)";

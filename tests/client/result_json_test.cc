@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/time_format.h"
 #include "tq/client.h"
 
 namespace tq {
@@ -139,6 +140,8 @@ TEST_CASE("Base64Encode pads to a multiple of four", "[json]") {
 
 }  // namespace tq
 
+namespace tq {
+
 TEST_CASE("ToJsonLine keeps output that is not a JSON object or array as text",
           "[json]") {
   TaskResult r = SampleResult();
@@ -159,3 +162,5 @@ TEST_CASE("FormatUtcMs writes ISO-8601 UTC with milliseconds and Z", "[json]") {
   CHECK(FormatUtcMs(1000) == "1970-01-01T00:00:01.000Z");
   CHECK(FormatUtcMs(0) == "");
 }
+
+}  // namespace tq

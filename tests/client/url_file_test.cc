@@ -285,7 +285,7 @@ TEST_CASE("ParseUrlFile queues a repeated URL once and counts it",
           "[url_file]") {
   UrlFile f = Parse(
       "http://a.example/x\n"
-      "HTTP://A.EXAMPLE/x\n"  // the same once normalised
+      "  http://a.example/x\t\n"  // the same once stripped
       "http://b.example/\n"
       "http://a.example/x\n");
   REQUIRE(f.urls.size() == 2);

@@ -311,7 +311,8 @@ TEST_CASE("AWaitThatGivesUpSaysHowToResumeAndTheResumeWorks", "[e2e][ops]") {
   CHECK(first.code == 1);
   CHECK(Has(first.err,
             "tq-submit: gave up waiting after 0.5 s: 2 of 2 tasks unfinished "
-            "(resume with: tq-submit --batch-id resume-1 --wait)\n"));
+            "(resume with: tq-submit --batch-id resume-1 --broker " +
+                broker.endpoint() + " --wait)\n"));
   auto worker = StartWorker(dir, broker.endpoint(), {"w", "none", 2});
   // No FILE: only wait for the batch already submitted.
   Run resumed = RunTool(

@@ -39,7 +39,7 @@ class Tmux {
   std::string Capture() {
     const std::string out = dir_.File("pane.txt");
     std::vector<std::string> argv = {
-        "/usr/bin/tmux", "-S", socket_, "capture-pane", "-p", "-t", "tq"};
+        "/usr/bin/tmux", "-S", socket_, "capture-pane", "-p", "-J", "-t", "tq"};
     {
       Process p(argv, out + ".new", "");
       p.Wait(20s);
@@ -60,10 +60,10 @@ class Tmux {
 
 std::string Quote(const std::string& s) { return "'" + s + "'"; }
 
-// Starts `command` in a 200-column pane, the pane kept after it exits.
+// Starts `command` in a 250-column pane, the pane kept after it exits.
 void StartPane(Tmux& tmux, const std::string& command) {
   REQUIRE(
-      tmux.Run({"new-session", "-d", "-s", "tq", "-x", "200", "-y", "50",
+      tmux.Run({"new-session", "-d", "-s", "tq", "-x", "250", "-y", "50",
                 // A trap (not an ignore, which the child would inherit) keeps
                 // the shell alive through Ctrl-C to print the exit code.
                 "sh -c " + Quote("trap : INT; " + command +
@@ -83,9 +83,9 @@ TEST_CASE("ALostBrokerShowsOnTheProgressLineAndTheEndSaysHowToResume",
   const std::string file = dir.File("urls.txt");
   WriteFile(file, urls);
   Tmux tmux(dir);
-  StartPane(tmux, Binary("tq-submit") + " --broker " + broker.endpoint() +
-                      " --batch-id tmux-1 --request-timeout 1 --wait " + file +
-                      " > " + dir.File("results"));
+  StartPane(tmux, Binary("tq-submit") + " --broker \"" + broker.endpoint() +
+                      "\"" + " --batch-id tmux-1 --request-timeout 1 --wait " +
+                      file + " > " + dir.File("results"));
   REQUIRE(tmux.WaitFor("done", 20s));
   CHECK(tmux.Capture().find("/ 200") != std::string::npos);
   REQUIRE(tmux.WaitFor(" 1 done", 20s));
@@ -113,8 +113,8 @@ TEST_CASE("CtrlCDuringWaitClearsTheBarAndSaysHowToResume", "[e2e][ops][tmux]") {
   const std::string file = dir.File("urls.txt");
   WriteFile(file, urls);
   Tmux tmux(dir);
-  StartPane(tmux, Binary("tq-submit") + " --broker " + broker.endpoint() +
-                      " --batch-id tmux-2 --wait " + file + " > " +
+  StartPane(tmux, Binary("tq-submit") + " --broker \"" + broker.endpoint() +
+                      "\"" + " --batch-id tmux-2 --wait " + file + " > " +
                       dir.File("results"));
   REQUIRE(tmux.WaitFor("tasks/s", 20s));
   REQUIRE(tmux.Run({"send-keys", "-t", "tq", "C-c"}) == 0);
