@@ -248,7 +248,8 @@ TEST_CASE("KeyAndBrokerKeyGoTogether", "[worker_flags]") {
         "this client's NAME.key_secret, made by tq-keygen NAME");
   // After the other checks, and before any file is read.
   CHECK(UsageError({"--key", "me.key_secret", "--broker", ""}) ==
-        "--broker: empty endpoint");
+        "--broker: '' is not a broker endpoint (empty): expected "
+        "tcp://HOST:PORT, e.g. tcp://127.0.0.1:7070");
   CHECK_FALSE(Options({}).curve.enabled());
 }
 
