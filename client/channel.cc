@@ -31,9 +31,9 @@ constexpr int64_t kMaxMessageSlack = 64 * 1024;
 constexpr milliseconds kSlowConnectReport{1000};
 
 constexpr int kMonitoredEvents =
-    ZMQ_EVENT_CONNECTED | ZMQ_EVENT_CONNECT_RETRIED | ZMQ_EVENT_DISCONNECTED |
-    ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
-    ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_CONNECT_RETRIED |
+    ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+    ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
 
 // Each Channel's monitor needs its own inproc name in the shared context.
 std::string NextMonitorAddress() {
@@ -220,7 +220,9 @@ void Channel::DrainMonitor() {
     std::memcpy(&event, head.data(), sizeof event);
     spdlog::debug("socket monitor: event {:#x} on {}", event, at);
     switch (event) {
-      case ZMQ_EVENT_CONNECTED:
+      // Connected means the ZMTP (and CURVE) handshake succeeded: a TCP
+      // connection that fails its handshake is no broker to talk to.
+      case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
         connected_ = true;
         Report(Kind::kConnected, "connected to broker at " + at);
         break;
