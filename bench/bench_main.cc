@@ -20,6 +20,7 @@
 
 #include "bench/swarm.h"
 #include "common/curve_keys.h"
+#include "common/version.h"
 #include "tests/support/cluster.h"
 #include "tests/support/wait.h"
 #include "tq/client.h"
@@ -454,6 +455,34 @@ nlohmann::json Latency(const std::string& synchronous, int trips, int warmup) {
   return j;
 }
 
+bool EndsWith(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() &&
+         s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+// A table cell: numbers rounded, with the unit the key names.
+std::string FormatValue(const std::string& key, const nlohmann::json& v) {
+  if (!v.is_number()) return v.is_string() ? v.get<std::string>() : v.dump();
+  if (v.is_number_integer() && !EndsWith(key, "_ms") &&
+      !EndsWith(key, "_seconds") && !EndsWith(key, "_bytes")) {
+    return v.dump();
+  }
+  const double x = v.get<double>();
+  char buf[64];
+  if (EndsWith(key, "_per_second")) {
+    snprintf(buf, sizeof buf, "%.0f /s", x);
+  } else if (EndsWith(key, "_ms")) {
+    snprintf(buf, sizeof buf, x < 10 ? "%.2f ms" : "%.1f ms", x);
+  } else if (EndsWith(key, "_seconds")) {
+    snprintf(buf, sizeof buf, "%.2f s", x);
+  } else if (EndsWith(key, "_bytes")) {
+    snprintf(buf, sizeof buf, "%.1f MiB", x / (1024.0 * 1024.0));
+  } else {
+    snprintf(buf, sizeof buf, "%.3g", x);
+  }
+  return buf;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -468,6 +497,7 @@ int main(int argc, char** argv) {
   int fanout_workers = 1000;
   int runs = 1;
   bool json = false;
+  app.set_version_flag("--version", tq::VersionText("tq-bench"));
   app.add_option("scenario", scenario,
                  "throughput, latency, recovery (SIGKILL a worker), "
                  "recovery-silent (SIGSTOP it), fanout (1,000 workers), "
@@ -504,7 +534,20 @@ int main(int argc, char** argv) {
                "CURVE keys on every socket: keys made in a temp dir, the "
                "broker started with --key and --authorized-keys (not for "
                "fanout, whose DEALERs are bare)");
-  CLI11_PARSE(app, argc, argv);
+  app.footer(
+      "Exit codes: 0 measured, 1 the run failed, 2 usage error (no "
+      "arguments prints this help: a run can take minutes).");
+  if (argc <= 1) {
+    std::printf("%s", app.help().c_str());
+    return 2;
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  // The broker and workers die with the bench: Ctrl-C, SIGTERM or a crash.
+  tq::testing::Process::KillChildrenWithParent();
   if ((scenario == "restart" || scenario == "purge") &&
       app.count("--tasks") == 0) {
     tasks = 1'000'000;
@@ -556,7 +599,7 @@ int main(int argc, char** argv) {
           synchronous.c_str(), curve ? ", CURVE" : "", runs,
           runs == 1 ? "" : "s");
       for (auto& [k, v] : out["median"].items()) {
-        std::printf("  %-24s %s\n", k.c_str(), v.dump().c_str());
+        std::printf("  %-34s %s\n", k.c_str(), FormatValue(k, v).c_str());
       }
     }
   } catch (const std::exception& e) {

@@ -492,16 +492,17 @@ void Broker::FailAttempt(TaskEntry& t, AttemptResult outcome) {
                          clock_.WallMs() + backoff.count(), outcome.error);
   if (!st.ok()) return OnStoreFailure(st);
   tasks_.WaitForRetry(t, clock_.Now() + backoff);
-  spdlog::debug("task {} failed ({}), retry in {}", t.id, outcome.error,
-                FormatSeconds(backoff));
+  spdlog::info("task {} of batch {} failed ({}), attempt {} of {}; retry in {}",
+               t.id, t.batch_id(), outcome.error, t.attempts, t.max_attempts,
+               FormatSeconds(backoff));
 }
 
 void Broker::Finish(TaskEntry& t, TaskState final_state,
                     AttemptResult outcome) {
   Detach(t);
   if (final_state == TaskState::kDead) {
-    spdlog::info("task {} dead after {} attempts: {}", t.id, t.attempts,
-                 outcome.error);
+    spdlog::warn("task {} of batch {} dead after {} attempts: {}", t.id,
+                 t.batch_id(), t.attempts, outcome.error);
   }
   std::vector<AttemptRecord> history;
   if (auto h = history_.find(t.id); h != history_.end()) {

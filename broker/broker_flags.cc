@@ -7,6 +7,8 @@
 
 #include "common/config_file.h"
 #include "broker/http_access.h"
+#include "common/endpoint.h"
+#include "common/version.h"
 
 namespace tq {
 namespace {
@@ -20,7 +22,7 @@ void AddEndpointFlags(CLI::App& app, BrokerFlags& f) {
       ->capture_default_str();
   app.add_option("--listen", f.listen,
                  "ZeroMQ endpoint to bind, e.g. tcp://127.0.0.1:7070; port 0 "
-                 "picks a free port (env TQ_BROKER)")
+                 "picks a free port (env TQ_LISTEN)")
       ->capture_default_str();
   app.add_option("--ready-file", f.ready_file,
                  "write the bound endpoint to this file once listening");
@@ -148,7 +150,8 @@ std::optional<int> ParseBrokerFlags(int argc, char** argv, BrokerFlags* flags,
       "country code) in SQLite and serves workers and clients over ZeroMQ."};
   // A later flag wins, so scripts can append overrides.
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
-  if (const char* env = std::getenv(kBrokerEnvVar)) flags->listen = env;
+  if (const char* env = std::getenv(kListenEnvVar)) flags->listen = env;
+  app.set_version_flag("--version", VersionText("tq-broker"));
   AddEndpointFlags(app, *flags);
   AddTaskFlags(app, *flags);
   AddDurabilityFlags(app, *flags);
@@ -249,6 +252,10 @@ Result<BrokerConfig> MakeBrokerConfig(const BrokerFlags& f) {
   }
   Result<Millis> keep = ParseKeepResults(f.keep_results);
   if (!keep.ok()) return keep.status();
+  if (Status s = CheckEndpoint(f.listen, EndpointUse::kBind, "--listen");
+      !s.ok()) {
+    return s;
+  }
 
   BrokerConfig c;
   c.db_path = f.db_path;

@@ -17,7 +17,7 @@ namespace tq {
 // The flags, with their defaults, as CLI11 fills them in.
 struct BrokerFlags {
   std::string db_path = "tq.db";
-  std::string listen = kDefaultEndpoint;  // $TQ_BROKER overrides the default
+  std::string listen = kDefaultEndpoint;  // $TQ_LISTEN overrides the default
   std::string ready_file;
   std::string log_level = "info";
   std::string synchronous = "full";

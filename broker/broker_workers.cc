@@ -382,8 +382,13 @@ void Broker::EndSession(SessionId id, const std::string& reason,
     LoseLease(*t, "worker " + s->worker_id + " lost: " + reason, unproven, &*s);
     ++requeued;
   }
-  spdlog::info("worker {} left: {}; {} tasks back to their queues",
-               s->worker_id, reason, requeued);
+  // A worker that said goodbye or was replaced is routine; one that went
+  // silent or dropped its connection is what an operator looks for.
+  const bool lost =
+      reason != "said goodbye" && reason != "replaced by a new session";
+  spdlog::log(lost ? spdlog::level::warn : spdlog::level::info,
+              "worker {} {}: {}; {} tasks back to their queues", s->worker_id,
+              lost ? "lost" : "left", reason, requeued);
   if (unproven && requeued > 0) NoteUnprovenLoss(*s, requeued);
 }
 

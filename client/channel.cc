@@ -1,9 +1,12 @@
 #include "client/channel.h"
 
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <mutex>
 #include <unordered_map>
 #include <zmq.hpp>
@@ -11,6 +14,7 @@
 #include "common/codec.h"
 #include "common/curve_keys.h"
 #include "common/defaults.h"
+#include "common/endpoint.h"
 
 namespace tq {
 namespace {
@@ -21,6 +25,22 @@ using std::chrono::milliseconds;
 // Room above the application cap so ZeroMQ only cuts off what the codec
 // would refuse anyway.
 constexpr int64_t kMaxMessageSlack = 64 * 1024;
+
+// A broker that neither accepts nor refuses (a dropped SYN) is reported
+// after this long; a refusal is reported as soon as ZeroMQ sees it.
+constexpr milliseconds kSlowConnectReport{1000};
+
+constexpr int kMonitoredEvents =
+    ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_CONNECT_RETRIED |
+    ZMQ_EVENT_DISCONNECTED | ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+    ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+
+// Each Channel's monitor needs its own inproc name in the shared context.
+std::string NextMonitorAddress() {
+  static std::atomic<uint64_t> n{0};
+  return "inproc://tq-channel-monitor-" + std::to_string(getpid()) + "-" +
+         std::to_string(++n);
+}
 
 // One ZeroMQ context (one I/O thread) shared by every Client alive in the
 // process; it goes away with the last of them.
@@ -88,8 +108,9 @@ std::string FormatDuration(milliseconds d) {
 }
 
 Result<std::unique_ptr<Channel>> Channel::Open(const ClientOptions& options) {
-  if (options.endpoint.empty()) {
-    return Status::InvalidArgument("empty broker endpoint");
+  if (auto e = ParseEndpoint(options.endpoint, EndpointUse::kConnect);
+      !e.ok()) {
+    return e.status();
   }
   if (options.attempts < 1) {
     return Status::InvalidArgument("attempts must be at least 1");
@@ -122,9 +143,23 @@ Result<std::unique_ptr<Channel>> Channel::Open(const ClientOptions& options) {
           ApplyCurveClient(socket->handle(), own, keys.broker_public_key);
       if (!s.ok()) return s;
     }
+    std::unique_ptr<zmq::socket_t> monitor;
+    if (options.on_connection) {
+      // Before connect, so the first refusal is seen.
+      const std::string address = NextMonitorAddress();
+      if (zmq_socket_monitor(socket->handle(), address.c_str(),
+                             kMonitoredEvents) != 0) {
+        return Status::Internal(std::string("socket monitor: ") +
+                                zmq_strerror(zmq_errno()));
+      }
+      monitor =
+          std::make_unique<zmq::socket_t>(*context, zmq::socket_type::pair);
+      monitor->set(zmq::sockopt::linger, 0);
+      monitor->connect(address);
+    }
     socket->connect(options.endpoint);
-    return std::unique_ptr<Channel>(
-        new Channel(options, std::move(context), std::move(socket)));
+    return std::unique_ptr<Channel>(new Channel(
+        options, std::move(context), std::move(socket), std::move(monitor)));
   } catch (const zmq::error_t& e) {
     return Status::InvalidArgument("cannot connect to '" + options.endpoint +
                                    "': " + e.what());
@@ -133,13 +168,94 @@ Result<std::unique_ptr<Channel>> Channel::Open(const ClientOptions& options) {
 
 Channel::Channel(const ClientOptions& options,
                  std::shared_ptr<zmq::context_t> context,
-                 std::unique_ptr<zmq::socket_t> socket)
+                 std::unique_ptr<zmq::socket_t> socket,
+                 std::unique_ptr<zmq::socket_t> monitor)
     : options_(options),
       context_(std::move(context)),
-      socket_(std::move(socket)) {}
+      socket_(std::move(socket)),
+      monitor_(std::move(monitor)),
+      opened_(Clock::now()) {}
 
 Channel::~Channel() {
+  if (monitor_) {
+    zmq_socket_monitor(socket_->handle(), nullptr, 0);
+    monitor_.reset();
+  }
   socket_.reset();  // before the context it belongs to
+}
+
+void Channel::Report(ConnectionEvent::Kind kind, const std::string& message) {
+  if (reported_any_ && last_reported_ == kind) return;
+  // "connected" only means something after a complaint.
+  if (kind == ConnectionEvent::Kind::kConnected && !reported_any_) return;
+  reported_any_ = true;
+  last_reported_ = kind;
+  options_.on_connection(ConnectionEvent{kind, message});
+}
+
+Clock::time_point Channel::NextMonitorDeadline() const {
+  if (!monitor_ || connected_ || reported_any_) return Clock::time_point::max();
+  return opened_ + kSlowConnectReport;
+}
+
+void Channel::DrainMonitor() {
+  if (!monitor_) return;
+  using Kind = ConnectionEvent::Kind;
+  const std::string& at = options_.endpoint;
+  for (;;) {
+    zmq::message_t head;
+    zmq::recv_result_t got;
+    try {
+      got = monitor_->recv(head, zmq::recv_flags::dontwait);
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) continue;
+      return;
+    }
+    if (!got) break;
+    // Frame 1: uint16 event, uint32 value; frame 2: the endpoint.
+    zmq::message_t address;
+    if (head.more()) (void)monitor_->recv(address, zmq::recv_flags::none);
+    if (head.size() < sizeof(uint16_t)) continue;
+    uint16_t event = 0;
+    std::memcpy(&event, head.data(), sizeof event);
+    spdlog::debug("socket monitor: event {:#x} on {}", event, at);
+    switch (event) {
+      // Connected means the ZMTP (and CURVE) handshake succeeded: a TCP
+      // connection that fails its handshake is no broker to talk to.
+      case ZMQ_EVENT_HANDSHAKE_SUCCEEDED:
+        connected_ = true;
+        Report(Kind::kConnected, "connected to broker at " + at);
+        break;
+      case ZMQ_EVENT_DISCONNECTED:
+        if (connected_) {
+          connected_ = false;
+          Report(Kind::kLost, "lost the broker at " + at + "; retrying");
+        }
+        break;
+      case ZMQ_EVENT_CONNECT_RETRIED:
+        // The connect failed at once: nothing listens there.
+        // After a loss, "retrying" has said it already.
+        if (!connected_ && !(reported_any_ && last_reported_ == Kind::kLost)) {
+          Report(Kind::kWaiting,
+                 "waiting for broker at " + at + ": connection refused");
+        }
+        break;
+      case ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+      case ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL:
+      case ZMQ_EVENT_HANDSHAKE_FAILED_AUTH:
+        Report(Kind::kWaiting, "waiting for broker at " + at +
+                                   ": handshake failed (CURVE keys?)");
+        break;
+      default:
+        break;
+    }
+  }
+  if (!connected_ && !reported_any_ &&
+      Clock::now() >= opened_ + kSlowConnectReport) {
+    Report(Kind::kWaiting, "waiting for broker at " + at +
+                               ": no connection "
+                               "yet (no answer to TCP connect)");
+  }
 }
 
 Status Channel::SendFrame(const std::string& bytes) {
@@ -224,15 +340,20 @@ Status Channel::CallPipelined(
       earliest = std::min(earliest, p.deadline);
     }
 
+    earliest = std::min(earliest, NextMonitorDeadline());
     auto wait = std::chrono::ceil<milliseconds>(earliest - Clock::now());
-    zmq_pollitem_t item{static_cast<void*>(*socket_), 0, ZMQ_POLLIN, 0};
+    zmq_pollitem_t items[2] = {
+        {static_cast<void*>(*socket_), 0, ZMQ_POLLIN, 0},
+        {monitor_ ? static_cast<void*>(*monitor_) : nullptr, 0, ZMQ_POLLIN, 0}};
     try {
-      zmq::poll(&item, 1, std::max<milliseconds>(wait, milliseconds(0)));
+      zmq::poll(items, monitor_ ? 2 : 1,
+                std::max<milliseconds>(wait, milliseconds(0)));
     } catch (const zmq::error_t& e) {
       if (e.num() == EINTR) continue;
       return Status::IoError(std::string("poll failed: ") + e.what());
     }
-    if (!(item.revents & ZMQ_POLLIN)) continue;
+    DrainMonitor();
+    if (!(items[0].revents & ZMQ_POLLIN)) continue;
 
     // Drain everything that has arrived.
     for (;;) {

@@ -55,16 +55,30 @@ class Channel {
 
  private:
   Channel(const ClientOptions& options, std::shared_ptr<zmq::context_t> context,
-          std::unique_ptr<zmq::socket_t> socket);
+          std::unique_ptr<zmq::socket_t> socket,
+          std::unique_ptr<zmq::socket_t> monitor);
   Status SendFrame(const std::string& bytes);
+  // Reads the socket monitor's events and reports changes through
+  // options_.on_connection; also "no connection yet" once 1 s has passed.
+  void DrainMonitor();
+  void Report(ConnectionEvent::Kind kind, const std::string& message);
+  // When DrainMonitor has something to say without an event (the 1 s mark),
+  // else time_point::max().
+  std::chrono::steady_clock::time_point NextMonitorDeadline() const;
 
   // Constant after construction.
   const ClientOptions options_;
   // The context outlives the socket: declared first, destroyed last.
   std::shared_ptr<zmq::context_t> context_;
   std::unique_ptr<zmq::socket_t> socket_;
+  // PAIR reading socket_'s monitor events; null without on_connection.
+  std::unique_ptr<zmq::socket_t> monitor_;
+  const std::chrono::steady_clock::time_point opened_;
   // Owned by the caller's thread.
   uint64_t next_seq_ = 1;
+  bool connected_ = false;
+  bool reported_any_ = false;
+  ConnectionEvent::Kind last_reported_ = ConnectionEvent::Kind::kConnected;
 };
 
 }  // namespace tq

@@ -2,6 +2,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "common/endpoint.h"
 #include "common/queue_name.h"
 #include "tq/client.h"
 
@@ -9,8 +10,9 @@ namespace tq {
 namespace {
 
 constexpr const char* kExitCodesHelp =
-    "Exit codes: 0 ok, 2 usage error, 4 broker unreachable or error, "
-    "5 batch or queue not found, 6 results --out could not write a file.";
+    "Exit codes: 0 ok, 1 purge declined at the prompt, 2 usage error, 4 "
+    "broker unreachable or error, 5 no such batch, task, queue or worker, 6 "
+    "results --out could not write a file.";
 
 CLI::App* AddCommand(CLI::App& app, const char* name, const char* help,
                      CtlCommand command, CtlFlags* flags) {
@@ -37,7 +39,9 @@ void AddCtlFlags(CLI::App& app, CtlFlags* flags) {
       ->capture_default_str();
   AddCurveFlags(app, &flags->curve);
   app.footer(kExitCodesHelp);
-  app.require_subcommand(1);
+  // At most one; none, or an unknown word, is reported by tq-ctl itself so
+  // it can name the valid commands (CLI11 would only say one is required).
+  app.require_subcommand(0, 1);
   // Global flags may also follow the subcommand: `tq-ctl queues --json`.
   app.fallthrough();
 
@@ -82,9 +86,46 @@ void AddCtlFlags(CLI::App& app, CtlFlags* flags) {
       "end a quarantined worker's quarantine now (it takes tasks again)",
       CtlCommand::kRelease, flags);
   release->add_option("WORKER", flags->worker_id, "worker id")->required();
+  purge->add_flag("--yes,-y", flags->yes,
+                  "do not ask (needed when standard input is not a terminal)");
+  // Extra words at the top level are the unknown command tq-ctl names; a
+  // subcommand keeps refusing its own.
+  for (CLI::App* sub : app.get_subcommands({})) sub->allow_extras(false);
+  app.allow_extras(true);
+}
+
+std::string CtlCommandNames() {
+  CLI::App app;
+  CtlFlags flags;
+  AddCtlFlags(app, &flags);
+  std::string names;
+  for (const CLI::App* sub : app.get_subcommands({})) {
+    if (!names.empty()) names += ", ";
+    names += sub->get_name();
+  }
+  return names;
+}
+
+Status CheckCtlCommand(const CtlFlags& flags,
+                       const std::vector<std::string>& remaining) {
+  if (flags.command == CtlCommand::kNone) {
+    return Status::InvalidArgument(
+        (remaining.empty() ? std::string("a command is required")
+                           : "unknown command '" + remaining.front() + "'") +
+        " (commands: " + CtlCommandNames() + ")");
+  }
+  if (!remaining.empty()) {
+    return Status::InvalidArgument("unexpected argument '" + remaining.front() +
+                                   "'");
+  }
+  return Status::Ok();
 }
 
 Status ValidateCtlFlags(const CtlFlags& flags) {
+  if (Status s = CheckEndpoint(flags.broker, EndpointUse::kConnect, "--broker");
+      !s.ok()) {
+    return s;
+  }
   if (flags.command == CtlCommand::kRetry && flags.batch_id.empty() &&
       flags.queue.empty()) {
     return Status::InvalidArgument("retry needs --batch ID or --queue QUEUE");

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "client/curve_flags.h"
 #include "common/defaults.h"
@@ -39,8 +40,18 @@ struct CtlFlags {
   std::string out_dir;   // results --out
   std::string layout = "tasks";
   std::string worker_id;  // release
+  bool yes = false;       // purge --yes: no confirmation asked
   CurveFlags curve;       // --broker-key, --key
 };
+
+// The subcommands' names, in --help's order, for "unknown command" messages.
+std::string CtlCommandNames();
+
+// After CLI11 accepted the command line: one command was named and nothing
+// is left over (`remaining`: CLI11's extras). InvalidArgument naming the
+// unknown command and the valid ones, or the unexpected argument.
+Status CheckCtlCommand(const CtlFlags& flags,
+                       const std::vector<std::string>& remaining);
 
 // Adds tq-ctl's global flags, its subcommands with theirs and the exit codes'
 // help to `app`, each writing into `*flags` (which must outlive the parse);
@@ -49,8 +60,9 @@ struct CtlFlags {
 // read at parse time.
 void AddCtlFlags(CLI::App& app, CtlFlags* flags);
 
-// Refuses here, as a usage error, what the broker would refuse later:
-// retry without a batch or queue, a malformed batch id, a bad queue name,
+// Refuses here, as a usage error, what the broker would refuse later: a
+// malformed --broker endpoint, retry without a batch or queue, a malformed
+// batch id, a bad queue name,
 // --key without --broker-key or the reverse. The message is what tq-ctl
 // prints after "tq-ctl: ".
 Status ValidateCtlFlags(const CtlFlags& flags);

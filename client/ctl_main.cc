@@ -1,4 +1,6 @@
 // tq-ctl: look at and steer a tq broker (queues, workers, batches).
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
@@ -11,6 +13,7 @@
 #include "client/result_files.h"
 #include "client/table.h"
 #include "common/log.h"
+#include "common/version.h"
 #include "tq/client.h"
 
 namespace tq {
@@ -300,6 +303,30 @@ int PrintCount(bool json, const char* key, uint64_t n,
   return kExitOk;
 }
 
+Status CheckBatchKnown(Client& client, const std::string& batch_id) {
+  auto p = client.Progress(batch_id);
+  return p.ok() ? Status::Ok() : p.status();
+}
+
+Status CheckQueueKnown(Client& client, const std::string& queue) {
+  auto queues = client.Queues();
+  if (!queues.ok()) return queues.status();
+  for (const auto& q : *queues) {
+    if (q.name == queue) return Status::Ok();
+  }
+  return Status::NotFound("no such queue: " + queue);
+}
+
+// Asks on the terminal; "y" or "yes" goes on.
+bool Confirm(const std::string& question) {
+  std::cerr << question << " [y/N] " << std::flush;
+  std::string answer;
+  if (!std::getline(std::cin, answer)) return false;
+  std::transform(answer.begin(), answer.end(), answer.begin(),
+                 [](unsigned char c) { return std::tolower(c); });
+  return answer == "y" || answer == "yes";
+}
+
 // The subcommand's request and its answer on stdout.
 int RunCommand(Client& client, const CtlFlags& flags) {
   switch (flags.command) {
@@ -320,6 +347,12 @@ int RunCommand(Client& client, const CtlFlags& flags) {
                             flags.batch_id);
     }
     case CtlCommand::kRetry: {
+      // The broker requeues nothing for a batch or queue it does not know;
+      // say so like `batch` and `cancel` do.
+      Status known = flags.batch_id.empty()
+                         ? CheckQueueKnown(client, flags.queue)
+                         : CheckBatchKnown(client, flags.batch_id);
+      if (!known.ok()) return ExitFor(known);
       auto n = client.RetryDead(flags.batch_id, flags.queue);
       if (!n.ok()) return ExitFor(n.status());
       std::string scope = flags.batch_id.empty() ? "queue " + flags.queue
@@ -329,6 +362,15 @@ int RunCommand(Client& client, const CtlFlags& flags) {
                             scope + " again");
     }
     case CtlCommand::kPurge: {
+      if (Status s = CheckQueueKnown(client, flags.queue); !s.ok()) {
+        return ExitFor(s);
+      }
+      if (!flags.yes && !Confirm("purge every queued and retry-waiting task "
+                                 "of queue " +
+                                 flags.queue + "?")) {
+        Fail("not purged");
+        return kExitDeclined;
+      }
       auto n = client.Purge(flags.queue);
       if (!n.ok()) return ExitFor(n.status());
       return PrintCount(
@@ -353,9 +395,19 @@ int Run(const CtlFlags& flags) {
   }
   // Malformed ids and names exit 2 (usage), not 4.
   if (Status s = ValidateCtlFlags(flags); !s.ok()) return Usage(s);
+  // Asked before anything is sent, so a script without --yes changes nothing.
+  if (flags.command == CtlCommand::kPurge && !flags.yes &&
+      !isatty(STDIN_FILENO)) {
+    return Usage(Status::InvalidArgument(
+        "purge deletes queued tasks: pass --yes (standard input is not a "
+        "terminal to ask on)"));
+  }
   // So are unusable key files.
   Result<ClientOptions> options = ClientOptionsFromFlags(flags);
   if (!options.ok()) return Usage(options.status());
+  options->on_connection = [](const ConnectionEvent& e) {
+    if (e.kind != ConnectionEvent::Kind::kConnected) Fail(e.message);
+  };
   auto connected = Client::Connect(*options);
   if (!connected.ok()) return Usage(connected.status());
   return RunCommand(**connected, flags);
@@ -368,11 +420,16 @@ int main(int argc, char** argv) {
   tq::CtlFlags flags;
   CLI::App app{"Look at and steer a tq broker."};
   tq::AddCtlFlags(app, &flags);
+  app.set_version_flag("--version", tq::VersionText("tq-ctl"));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     return rc == 0 ? tq::kExitOk : tq::kExitUsage;
+  }
+  if (tq::Status s = tq::CheckCtlCommand(flags, app.remaining()); !s.ok()) {
+    std::cerr << "tq-ctl: " << s.message() << "\n";
+    return tq::kExitUsage;
   }
   return tq::Run(flags);
 }

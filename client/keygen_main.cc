@@ -11,6 +11,7 @@
 
 #include "broker/authorized_keys.h"
 #include "common/curve_keys.h"
+#include "common/version.h"
 
 namespace tq {
 namespace {
@@ -143,6 +144,7 @@ int main(int argc, char** argv) {
                  "(default: all)");
   app.add_flag("--force", args.force, "replace existing files");
   app.footer(kFooter);
+  app.set_version_flag("--version", VersionText("tq-keygen"));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/time_format.h"
 #include "tq/client.h"
 
 namespace tq {
@@ -70,6 +71,17 @@ std::string Base64Encode(std::string_view bytes) {
   return out;
 }
 
+std::optional<nlohmann::ordered_json> ParseJsonOutput(std::string_view output) {
+  // Objects and arrays only: `echo 42` or `echo true` stay text.
+  size_t start = output.find_first_not_of(" \t\r\n");
+  if (start == std::string_view::npos) return std::nullopt;
+  if (output[start] != '{' && output[start] != '[') return std::nullopt;
+  auto parsed = nlohmann::ordered_json::parse(output, nullptr,
+                                              /*allow_exceptions=*/false);
+  if (parsed.is_discarded()) return std::nullopt;
+  return parsed;
+}
+
 std::string ToJsonLine(const TaskResult& r) {
   // ordered_json keeps the documented key order, which reads better in a
   // terminal and diffs.
@@ -86,15 +98,21 @@ std::string ToJsonLine(const TaskResult& r) {
   j["attempts"] = r.attempts;
   j["worker"] = r.worker;
   j["duration_ms"] = r.duration_ms;
-  if (IsValidUtf8(r.output)) {
-    j["result"] = r.output;
-  } else {
+  if (!IsValidUtf8(r.output)) {
     j["output_base64"] = Base64Encode(r.output);
+  } else if (auto parsed = r.output_truncated ? std::nullopt
+                                              : ParseJsonOutput(r.output)) {
+    j["result"] = std::move(*parsed);
+  } else {
+    j["result"] = r.output;
   }
   if (r.output_truncated) j["output_truncated"] = true;
   if (!r.error.empty()) j["error"] = r.error;
   j["exit_code"] = r.exit_code;
   if (!r.stderr_tail.empty()) j["stderr_tail"] = r.stderr_tail;
+  j["submitted"] = FormatUtcMs(r.submitted_ms);
+  j["finished"] = FormatUtcMs(r.finished_ms);
+  j["submitted_ms"] = r.submitted_ms;
   j["finished_ms"] = r.finished_ms;
   if (!r.files.empty()) {
     nlohmann::ordered_json files = nlohmann::ordered_json::array();

@@ -5,6 +5,8 @@
 #include <sstream>
 
 #include "common/outcome.h"
+#include "common/duration.h"
+#include "common/endpoint.h"
 #include "common/queue_name.h"
 
 namespace tq {
@@ -17,7 +19,8 @@ constexpr const char* kExitCodesHelp =
     "--timeout, or (--fail-on) a done task had an outcome it names\n"
     "  2  usage error, unreadable file, or (--strict) bad lines\n"
     "  3  some lines were bad and skipped; the others were submitted\n"
-    "  4  broker unreachable or refused the submit";
+    "  4  broker unreachable or refused the submit\n"
+    "  5  --batch-id ID --wait without FILE: no such batch";
 
 }  // namespace
 
@@ -25,8 +28,9 @@ void AddSubmitFlags(CLI::App& app, SubmitFlags* flags) {
   app.add_option("--broker", flags->broker, "broker endpoint")
       ->envname(kBrokerEnvVar)
       ->capture_default_str();
-  app.add_option("FILE", flags->file, "URL file, or - for standard input")
-      ->required();
+  app.add_option("FILE", flags->file,
+                 "URL file, or - for standard input (none with --batch-id ID "
+                 "--wait: wait for a batch already submitted)");
   app.add_option("--country", flags->countries,
                  "comma-separated queues, e.g. IT,IN (ISO 3166 codes or "
                  "'generic'); each URL goes on each. Default: generic");
@@ -56,15 +60,25 @@ void AddSubmitFlags(CLI::App& app, SubmitFlags* flags) {
       ->check(CLI::IsMember({"tasks", "thug"}))
       ->capture_default_str();
   app.add_flag("--strict", flags->strict, "submit nothing if any line is bad");
+  app.add_flag("--allow-duplicates", flags->allow_duplicates,
+               "queue a URL the file repeats once per line (default: once)");
   app.add_option("--option,-o", flags->options,
                  "KEY=VALUE handed to the workers with every task (repeat); "
                  "the built-in analyser reads user_agent, referer, proxy, "
                  "timeout, max_body_bytes, max_redirects, max_subresources, "
                  "retry_on_network_error, tls_verify");
   app.add_option("--timeout", flags->timeout_s,
-                 "with --wait, give up after this many seconds (default: "
-                 "none)")
-      ->check(CLI::Range(0.001, 1e9));
+                 "with --wait, give up after this long: seconds, or 250ms, "
+                 "30s, 5m, 2h (default: none)")
+      ->transform(CLI::Validator(
+          [](std::string& text) -> std::string {
+            auto d = ParseDuration(text);
+            if (!d.ok()) return d.status().message();
+            if (d->count() <= 0) return "--timeout must be positive";
+            text = std::to_string(static_cast<double>(d->count()) / 1000.0);
+            return "";
+          },
+          "DURATION"));
   app.add_option("--request-timeout", flags->request_timeout_s,
                  "seconds to wait for each broker reply (3 attempts)")
       ->check(CLI::Range(0.01, 3600.0))
@@ -118,6 +132,15 @@ Result<std::set<std::string>> ParseFailOn(const std::string& list) {
 }
 
 Status ValidateSubmitFlags(const SubmitFlags& flags) {
+  if (flags.file.empty() && !(flags.wait && !flags.batch_id.empty())) {
+    return Status::InvalidArgument(
+        "FILE is required (or --batch-id ID --wait, to wait for a batch "
+        "already submitted)");
+  }
+  if (Status s = CheckEndpoint(flags.broker, EndpointUse::kConnect, "--broker");
+      !s.ok()) {
+    return s;
+  }
   auto queues = ParseCountries(flags.countries);
   if (!queues.ok()) return queues.status();
   auto fail_on = ParseFailOn(flags.fail_on_list);

@@ -30,7 +30,8 @@ struct SubmitFlags {
   double time_limit_s = 0;
   bool wait = false;
   bool strict = false;
-  double timeout_s = 0;  // --wait: 0 waits for ever
+  bool allow_duplicates = false;  // queue a URL the file repeats again
+  double timeout_s = 0;           // --wait: 0 waits for ever
   double request_timeout_s = 5;
   bool quiet = false;
   std::string log_level = "warn";

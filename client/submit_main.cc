@@ -1,4 +1,5 @@
 // tq-submit: queue a file of URLs as one batch, optionally wait for results.
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -21,6 +22,7 @@
 #include "client/submit_flags.h"
 #include "client/url_file.h"
 #include "common/log.h"
+#include "common/version.h"
 #include "tq/client.h"
 
 namespace tq {
@@ -43,16 +45,34 @@ int Usage(const Status& s) {
   return kExitUsage;
 }
 
-// Written from the SIGINT handler: only async-signal-safe calls.
+// At most this many bad lines are named; the rest are only counted.
+constexpr size_t kMaxBadLinesShown = 20;
+
+// Read by the SIGINT handler: only async-signal-safe calls there.
 volatile sig_atomic_t g_bar_visible = 0;
+// The resume hint the handler prints, set before the handler is installed.
+char g_interrupt_hint[512] = {};
+size_t g_interrupt_hint_len = 0;
 
 void OnInterrupt(int sig) {
   if (g_bar_visible) {
     static const char kClear[] = "\r\033[K";
     (void)!write(STDERR_FILENO, kClear, sizeof kClear - 1);
   }
+  if (g_interrupt_hint_len > 0) {
+    (void)!write(STDERR_FILENO, g_interrupt_hint, g_interrupt_hint_len);
+  }
   signal(sig, SIG_DFL);
   raise(sig);
+}
+
+// "tq-submit --batch-id X --wait", with --broker when it is not the default
+// (the environment may not hold it next time).
+std::string ResumeCommand(const std::string& batch_id,
+                          const SubmitFlags& flags) {
+  std::string command = std::string(kProgram) + " --batch-id " + batch_id;
+  if (flags.broker != kDefaultEndpoint) command += " --broker " + flags.broker;
+  return command + " --wait";
 }
 
 // The progress bar on stderr, redrawn in place while results stream.
@@ -60,11 +80,21 @@ class ProgressBar {
  public:
   ProgressBar(bool enabled, bool stdout_shares_terminal)
       : enabled_(enabled), clear_for_stdout_(stdout_shares_terminal) {
-    if (enabled_) signal(SIGINT, OnInterrupt);
+    signal(SIGINT, OnInterrupt);
+  }
+
+  bool enabled() const { return enabled_; }
+
+  // A connection problem shown at the end of the line until cleared with
+  // "": the counts stop moving, and the line says why at once.
+  void SetNotice(const std::string& notice) {
+    notice_ = notice;
+    if (started_) Draw(Clock::now());
   }
 
   void Update(const BatchProgress& p) {
     if (!enabled_) return;
+    last_ = p;
     Clock::time_point now = Clock::now();
     if (!started_) {
       started_ = true;
@@ -74,12 +104,20 @@ class ProgressBar {
     if (visible_ && now - last_draw_ < kRedrawInterval && !p.complete()) {
       return;
     }
+    Draw(now);
+  }
+
+  void Draw(Clock::time_point now) {
+    const BatchProgress& p = last_;
     double elapsed = std::chrono::duration<double>(now - start_).count();
     double rate =
         elapsed >= 0.5
             ? static_cast<double>(p.finished() - base_finished_) / elapsed
             : 0.0;
-    std::string line = FormatProgressLine(p, rate);
+    // No ETA while the broker is away: the rate no longer means anything.
+    std::string line = notice_.empty()
+                           ? FormatProgressLine(p, rate)
+                           : FormatProgressLine(p, 0.0) + "  " + notice_;
     fprintf(stderr, "\r%s\033[K", line.c_str());
     fflush(stderr);
     visible_ = true;
@@ -108,12 +146,32 @@ class ProgressBar {
   Clock::time_point start_;
   Clock::time_point last_draw_;
   uint64_t base_finished_ = 0;
+  BatchProgress last_;
+  std::string notice_;
+};
+
+// Where connection events go: the progress bar while one is drawn, else a
+// line on stderr each.
+class ConnectionNotices {
+ public:
+  void Attach(ProgressBar* bar) { bar_ = bar; }
+  void On(const ConnectionEvent& e) {
+    const bool ok = e.kind == ConnectionEvent::Kind::kConnected;
+    if (bar_ != nullptr && bar_->enabled()) {
+      bar_->SetNotice(ok ? "" : e.message);
+      return;
+    }
+    Fail(e.message);
+  }
+
+ private:
+  ProgressBar* bar_ = nullptr;
 };
 
 // The URL file, or "-" for standard input. The message says why not.
-Result<UrlFile> ReadUrls(const std::string& file) {
+Result<UrlFile> ReadUrls(const std::string& file, const UrlFileLimits& limits) {
   if (file == "-") {
-    UrlFile parsed = ParseUrlFile(std::cin);
+    UrlFile parsed = ParseUrlFile(std::cin, limits);
     if (std::cin.bad()) {
       return Status::IoError("cannot read standard input");
     }
@@ -127,7 +185,7 @@ Result<UrlFile> ReadUrls(const std::string& file) {
   if (!in) {
     return Status::IoError("cannot open " + file + ": " + std::strerror(errno));
   }
-  UrlFile parsed = ParseUrlFile(in);
+  UrlFile parsed = ParseUrlFile(in, limits);
   if (in.bad()) return Status::IoError("cannot read " + file);
   return parsed;
 }
@@ -136,8 +194,14 @@ Result<UrlFile> ReadUrls(const std::string& file) {
 // skipped or not), or why nothing is to be submitted.
 Result<int> CheckLines(const UrlFile& parsed, const std::string& shown_name,
                        bool strict) {
-  for (const auto& bad : parsed.bad) {
+  for (size_t i = 0; i < parsed.bad.size() && i < kMaxBadLinesShown; ++i) {
+    const BadLine& bad = parsed.bad[i];
     std::cerr << shown_name << ":" << bad.line_no << ": " << bad.reason << "\n";
+  }
+  if (parsed.bad.size() > kMaxBadLinesShown) {
+    const size_t more = parsed.bad.size() - kMaxBadLinesShown;
+    std::cerr << shown_name << ": " << more << " more bad line"
+              << (more == 1 ? "" : "s") << " not shown\n";
   }
   int exit_code = kExitOk;
   if (!parsed.bad.empty()) {
@@ -176,19 +240,59 @@ int ReportReceipt(const SubmitReceipt& receipt, const UrlFile& parsed,
     std::cout << receipt.batch_id << std::endl;
   }
   if (!flags.quiet) {
-    std::cerr << "submitted " << held << " tasks (" << receipt.duplicates
-              << " duplicates) in batch " << receipt.batch_id << "\n";
+    // Lines the file repeats count as duplicates too, queued once.
+    const uint64_t in_file = flags.allow_duplicates ? 0 : parsed.duplicates;
+    std::cerr << "submitted " << held << " tasks ("
+              << receipt.duplicates + in_file << " duplicates) in batch "
+              << receipt.batch_id << "\n";
+    if (parsed.duplicates > 0) {
+      std::cerr << shown_name << ": " << parsed.duplicates << " duplicate line"
+                << (parsed.duplicates == 1 ? "" : "s")
+                << (flags.allow_duplicates
+                        ? " queued again (--allow-duplicates)"
+                        : " queued once (--allow-duplicates queues each)")
+                << "\n";
+    }
   }
   return exit_code;
+}
+
+// Tasks on a queue no connected worker serves only wait: say so. Best
+// effort: a failed query is only logged.
+void WarnUnservedQueues(Client& client,
+                        const std::vector<std::string>& queues) {
+  auto listed = client.Queues();
+  if (!listed.ok()) {
+    spdlog::debug("cannot list queues: {}", listed.status().message());
+    return;
+  }
+  for (const auto& queue : queues) {
+    uint32_t workers = 0;
+    for (const auto& q : *listed) {
+      if (q.name == queue) workers = q.workers;
+    }
+    if (workers == 0) {
+      Fail("warning: no connected worker serves queue " + queue +
+           "; its tasks wait until one does");
+    }
+  }
 }
 
 // --wait: streams the batch's results as JSON lines (and, with --out, into
 // files) until every task is finished or --timeout. Returns the exit code.
 int WaitForBatch(Client& client, const std::string& batch_id,
-                 const SubmitFlags& flags, int exit_code) {
+                 const SubmitFlags& flags, ConnectionNotices& notices,
+                 int exit_code) {
   const bool draw = !flags.quiet && isatty(STDERR_FILENO);
   const OutLayout layout = *ParseOutLayout(flags.layout);
+  const std::string resume = ResumeCommand(batch_id, flags);
+  const std::string hint =
+      std::string(kProgram) +
+      ": interrupted; the batch goes on (resume with: " + resume + ")\n";
+  g_interrupt_hint_len = std::min(hint.size(), sizeof g_interrupt_hint);
+  std::memcpy(g_interrupt_hint, hint.data(), g_interrupt_hint_len);
   ProgressBar bar(draw, isatty(STDOUT_FILENO));
+  notices.Attach(&bar);
   uint64_t failed = 0;
   uint64_t failed_outcomes = 0;  // done, with an outcome --fail-on names
   BatchProgress last;
@@ -218,20 +322,24 @@ int WaitForBatch(Client& client, const std::string& batch_id,
       },
       deadline, /*with_files=*/!flags.out_dir.empty());
   bar.Clear();
-  if (failed > 0 || failed_outcomes > 0) {
-    exit_code = std::max(exit_code, kExitTasksFailed);
-  }
+  notices.Attach(nullptr);
+  g_interrupt_hint_len = 0;
+  if (failed > 0 || failed_outcomes > 0) exit_code = std::max(exit_code, kExitTasksFailed);
   if (!waited.ok()) {
     if (Clock::now() >= wait_end) {
       char shown[32];
       snprintf(shown, sizeof shown, "%g", flags.timeout_s);
       Fail(std::string("gave up waiting after ") + shown +
            " s: " + std::to_string(last.total - last.finished()) + " of " +
-           std::to_string(last.total) + " tasks unfinished");
+           std::to_string(last.total) +
+           " tasks unfinished (resume with: " + resume + ")");
       return std::max(exit_code, kExitTasksFailed);
     }
-    Fail("waiting for results failed: " + waited.message());
-    return std::max(exit_code, kExitBroker);
+    Fail("waiting for results failed: " + waited.message() +
+         " (the batch is kept: resume with: " + resume + ")");
+    return std::max(exit_code, waited.code() == Status::Code::kNotFound
+                                   ? kExitNotFound
+                                   : kExitBroker);
   }
   if (!flags.quiet) {
     std::cerr << "batch " << batch_id << ": " << FormatBatchSummary(last)
@@ -248,8 +356,19 @@ int Run(const SubmitFlags& flags) {
   // Key files are read before the URLs, which may be a long stdin.
   Result<ClientOptions> client_options = ClientOptionsFromFlags(flags);
   if (!client_options.ok()) return Usage(client_options.status());
+  ConnectionNotices notices;
+  client_options->on_connection = [&notices](const ConnectionEvent& e) {
+    notices.On(e);
+  };
+  if (flags.file.empty()) {  // --batch-id ID --wait: resume waiting
+    auto client = Client::Connect(*client_options);
+    if (!client.ok()) return Usage(client.status());
+    return WaitForBatch(**client, flags.batch_id, flags, notices, kExitOk);
+  }
   const std::string shown_name = flags.file == "-" ? "<stdin>" : flags.file;
-  Result<UrlFile> parsed = ReadUrls(flags.file);
+  UrlFileLimits limits;
+  limits.allow_duplicates = flags.allow_duplicates;
+  Result<UrlFile> parsed = ReadUrls(flags.file, limits);
   if (!parsed.ok()) return Usage(parsed.status());
   if (!parsed->status.ok()) {  // over the input limits
     Fail(shown_name + " " + parsed->status.message() + "; nothing submitted");
@@ -275,10 +394,11 @@ int Run(const SubmitFlags& flags) {
   }
   const int submitted =
       ReportReceipt(*receipt, *parsed, shown_name, flags, *exit_code);
+  WarnUnservedQueues(**client, options->queues);
   if (!flags.wait || receipt->accepted + receipt->duplicates == 0) {
     return submitted;
   }
-  return WaitForBatch(**client, receipt->batch_id, flags, submitted);
+  return WaitForBatch(**client, receipt->batch_id, flags, notices, submitted);
 }
 
 }  // namespace
@@ -291,6 +411,7 @@ int main(int argc, char** argv) {
       "batch and print its id. With --wait, stream each result as a JSON "
       "line instead."};
   tq::AddSubmitFlags(app, &flags);
+  app.set_version_flag("--version", tq::VersionText("tq-submit"));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,6 +1,8 @@
 #include "client/url_file.h"
 
+#include <cctype>
 #include <optional>
+#include <unordered_set>
 
 #include "common/url_check.h"
 
@@ -77,6 +79,7 @@ struct Line {
   std::string text;
   size_t length = 0;
   bool blank = true;
+  bool has_nul = false;
 };
 
 // Returns nothing at end of input (or at the byte limit before any byte).
@@ -88,13 +91,14 @@ std::optional<Line> ReadLine(ByteReader& in, size_t cap) {
   std::optional<size_t> first;  // first non-leading-blank position
   std::optional<size_t> last;   // last non-trailing-blank position
   for (; c && *c != '\n' && *c != '\r'; c = in.Get(), ++pos) {
+    if (*c == '\0') line.has_nul = true;
     if (!first && IsBlank(*c)) continue;
     if (!first) first = pos;
     if (!IsBlank(*c)) last = pos;
     if (line.text.size() <= cap) line.text.push_back(*c);
   }
   if (c == '\r') in.Take('\n');
-  if (!first) return line;  // blank
+  if (!first) return line;  // blank (a NUL is not blank: it stays seen)
   line.blank = false;
   line.length = *last - *first + 1;
   if (line.text.size() > line.length) line.text.resize(line.length);
@@ -111,6 +115,28 @@ std::string Mib(uint64_t bytes) {
              : "";
 }
 
+// " (did you mean http://127.0.0.1:8766/a.html?)" for a line that lacks
+// only its scheme, else "".
+std::string SchemeHint(const std::string& text, const UrlFileLimits& limits) {
+  if (text.find("://") != std::string::npos) return "";
+  // "mailto:x" or "http:/x" name a scheme already; "host:8080/" does not.
+  const size_t colon = text.find(':');
+  if (colon != std::string::npos && colon + 1 < text.size() &&
+      !std::isdigit(static_cast<unsigned char>(text[colon + 1]))) {
+    return "";
+  }
+  // Only what looks like a host: a dot or a port before the path ("x" is
+  // more likely a stray word than a host).
+  const std::string host = text.substr(0, text.find('/'));
+  if (host.find('.') == std::string::npos &&
+      host.find(':') == std::string::npos) {
+    return "";
+  }
+  auto fixed = NormalizeUrl("http://" + text, limits.max_url_bytes);
+  if (!fixed.ok()) return "";
+  return " (did you mean " + *fixed + "?)";
+}
+
 }  // namespace
 
 UrlFile ParseUrlFile(std::istream& in, const UrlFileLimits& limits) {
@@ -120,6 +146,7 @@ UrlFile ParseUrlFile(std::istream& in, const UrlFileLimits& limits) {
   ByteReader reader(*buf, limits.max_file_bytes);
   SkipByteOrderMark(reader);
   size_t line_no = 0;
+  std::unordered_set<std::string> seen;
   for (;;) {
     if (line_no == limits.max_lines && !reader.AtEnd()) {
       file.status = Status::TooLarge(
@@ -139,6 +166,14 @@ UrlFile ParseUrlFile(std::istream& in, const UrlFileLimits& limits) {
     }
     if (!line) break;
     ++line_no;
+    if (line->has_nul) {
+      // Text has no NUL bytes; one bad-line message per garbage line would
+      // bury the point.
+      file.status = Status::InvalidArgument(
+          "is a binary file (a NUL byte on line " + std::to_string(line_no) +
+          "), not a list of URLs");
+      return file;
+    }
     if (line->blank || line->text[0] == '#') continue;
     if (line->length > limits.max_url_bytes) {
       file.bad.push_back({line_no, "URL is " + std::to_string(line->length) +
@@ -149,8 +184,13 @@ UrlFile ParseUrlFile(std::istream& in, const UrlFileLimits& limits) {
     }
     auto url = NormalizeUrl(line->text, limits.max_url_bytes);
     if (!url.ok()) {
-      file.bad.push_back({line_no, url.status().message()});
+      file.bad.push_back(
+          {line_no, url.status().message() + SchemeHint(line->text, limits)});
       continue;
+    }
+    if (!seen.insert(*url).second) {
+      ++file.duplicates;
+      if (!limits.allow_duplicates) continue;
     }
     file.urls.push_back({line_no, std::move(url).value()});
   }

@@ -28,5 +28,7 @@ inline constexpr uint32_t kMaxSubmitItems = 10'000;  // per Submit message
 inline constexpr const char* kGenericQueue = "generic";
 inline constexpr const char* kDefaultEndpoint = "tcp://127.0.0.1:7070";
 inline constexpr const char* kBrokerEnvVar = "TQ_BROKER";
+// The broker's own address to bind: not TQ_BROKER, which clients set.
+inline constexpr const char* kListenEnvVar = "TQ_LISTEN";
 
 }  // namespace tq

@@ -13,7 +13,10 @@ Status SetupLogging(const std::string& program, const std::string& level) {
                                    "' (trace, debug, info, warn, error, off)");
   }
   auto logger = spdlog::stderr_color_mt(program);
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %n[%P] %^%l%$ %v");
+  // UTC with a Z, like every time tq shows: logs of hosts in different
+  // zones line up, and match result lines.
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %n[%P] %^%l%$ %v",
+                      spdlog::pattern_time_type::utc);
   logger->set_level(parsed);
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);

@@ -4,6 +4,7 @@
 #include <array>
 #include <cctype>
 
+#include "common/country_names.h"
 #include "common/defaults.h"
 
 namespace tq {
@@ -51,6 +52,11 @@ Status ValidateQueueName(std::string_view name) {
                                      "': country codes are upper case (use '" +
                                      upper + "')");
     }
+  }
+  if (auto code = CountryCodeForName(name)) {
+    return Status::InvalidArgument(
+        "queue '" + shown +
+        "' is not an ISO 3166-1 alpha-2 country code (use '" + *code + "')");
   }
   return Status::InvalidArgument(
       "queue '" + shown +

@@ -17,6 +17,8 @@ packages=(
   libc-ares-dev dnsmasq-base
   # demo and tests: a local web server and a fetcher for the example handler
   python3 curl procps
+  # the command-line tests drive tq-submit's progress bar in a terminal
+  tmux
   # the Python client (client/python) and its tests
   python3-zmq python3-protobuf
   # the analyser tests' TLS fixture makes a self-signed certificate

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/version.h"
 #include "geo/geo.h"
 #include "geo/mmdb_writer.h"
 #include "geo/range_source.h"
@@ -104,6 +105,7 @@ int main(int argc, char** argv) {
       "tq-geoip: builds tq's offline country database (MaxMind DB "
       "format) from address ranges, and looks addresses up"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", tq::VersionText("tq-geoip"));
   std::vector<std::string> inputs = {"/usr/share/tor/geoip",
                                      "/usr/share/tor/geoip6"};
   std::string out_path = "country.mmdb";

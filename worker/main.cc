@@ -18,6 +18,7 @@
 #include "common/defaults.h"
 #include "common/log.h"
 #include "common/queue_name.h"
+#include "common/version.h"
 #include "geo/cymru.h"
 #include "geo/geo.h"
 #include "geo/ip_address.h"
@@ -180,6 +181,7 @@ int main(int argc, char** argv) {
   tq::WorkerFlags flags = tq::DefaultWorkerFlags();
   tq::AddWorkerFlags(app, &flags);
   tq::AddWorkerConfigFile(app);
+  app.set_version_flag("--version", tq::VersionText("tq-worker"));
   const CLI::Option* one_opt = app.get_option("--analyse-one");
   try {
     app.parse(argc, argv);

@@ -6,6 +6,8 @@
 #include <utility>
 
 #include "common/config_file.h"
+#include "common/country_names.h"
+#include "common/endpoint.h"
 #include "common/queue_name.h"
 #include "geo/ip_address.h"
 #include "worker/command_line.h"
@@ -23,10 +25,16 @@ Status CountryCodeError(const std::string& country) {
         "--country '" + country +
         "': country codes are upper case (use --country " + upper + ")");
   }
+  if (auto code = CountryCodeForName(country)) {
+    return Status::InvalidArgument(
+        "--country '" + country +
+        "' is not an ISO 3166-1 alpha-2 country code (use --country " + *code +
+        ")");
+  }
   return Status::InvalidArgument(
       "--country '" + country +
       "' is not an ISO 3166-1 alpha-2 country code; pass one such as IT, or "
-      "none");
+      "generic");
 }
 
 // The handler part of the options: which one, and what it runs.
@@ -67,11 +75,12 @@ void AddWorkerFlags(CLI::App& app, WorkerFlags* flags) {
                  "broker endpoint (default: $TQ_BROKER, else " +
                      std::string(kDefaultEndpoint) + ")")
       ->capture_default_str();
-  app.add_option("--country", flags->country,
-                 "ISO 3166-1 alpha-2 code of the queue to serve besides "
-                 "generic (e.g. IT), none for generic only, or auto: found "
-                 "from this host's address by the broker's GeoIP database, "
-                 "or by --geoip-db here")
+  app.add_option(
+         "--country", flags->country,
+         "ISO 3166-1 alpha-2 code of the queue to serve besides "
+         "generic (e.g. IT), none or generic for generic only, or auto: found "
+         "from this host's address by the broker's GeoIP database, "
+         "or by --geoip-db here")
       ->capture_default_str();
   app.add_option("--geoip-db", flags->geoip_db,
                  "with --country auto: find the country here, in this "
@@ -176,11 +185,12 @@ Status ValidateWorkerFlags(const WorkerFlags& flags) {
     }
   }
   if (!country_auto && flags.country != "none" &&
-      !IsIsoCountryCode(flags.country)) {
+      flags.country != kGenericQueue && !IsIsoCountryCode(flags.country)) {
     return CountryCodeError(flags.country);
   }
-  if (flags.broker.empty()) {
-    return Status::InvalidArgument("--broker: empty endpoint");
+  if (Status s = CheckEndpoint(flags.broker, EndpointUse::kConnect, "--broker");
+      !s.ok()) {
+    return s;
   }
   return ValidateCurveFlags(flags.curve);
 }
@@ -200,8 +210,10 @@ Result<WorkerOptions> WorkerOptionsFromFlags(const WorkerFlags& flags,
   WorkerConfig& identity = options.identity;
   identity.broker = flags.broker;
   identity.country_auto = flags.country == "auto";
-  identity.country =
-      identity.country_auto || flags.country == "none" ? "" : flags.country;
+  identity.country = identity.country_auto || flags.country == "none" ||
+                             flags.country == kGenericQueue
+                         ? ""
+                         : flags.country;
   identity.public_ip = flags.public_ip;
   identity.concurrency = flags.concurrency;
   identity.worker_id = flags.id;

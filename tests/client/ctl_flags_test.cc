@@ -30,7 +30,7 @@ std::string Parse(const std::vector<std::string>& args, CtlFlags* flags) {
   } catch (const CLI::ParseError& e) {
     return e.what();
   }
-  return "";
+  return CheckCtlCommand(*flags, app.remaining()).message();
 }
 
 CtlFlags Parsed(const std::vector<std::string>& args) {
@@ -95,10 +95,15 @@ TEST_CASE("GlobalFlagsMayFollowTheSubcommand", "[ctl_flags]") {
 
 TEST_CASE("ParserRefusesMissingOrConflictingArguments", "[ctl_flags]") {
   CtlFlags flags;
-  CHECK(Parse({}, &flags) == "A subcommand is required");
-  CHECK(Parse({"nosuch"}, &flags) == "A subcommand is required");
+  CHECK(Parse({}, &flags) ==
+        "a command is required (commands: queues, workers, batch, results, "
+        "cancel, retry, purge)");
+  CHECK(Parse({"nosuch"}, &flags) ==
+        "unknown command 'nosuch' (commands: queues, workers, batch, results, "
+        "cancel, retry, purge)");
+  flags = CtlFlags();
   CHECK(Parse({"queues", "workers"}, &flags) ==
-        "The following argument was not expected: workers");
+        "unexpected argument 'workers'");
   CHECK(Parse({"retry"}, &flags) ==
         "Exactly 1 option from [--batch,--queue] is required");
   CHECK(Parse({"retry", "--batch", "a", "--queue", "b"}, &flags) ==

@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "common/time_format.h"
 #include "tq/client.h"
 
 namespace tq {
@@ -43,9 +44,14 @@ TEST_CASE("ToJsonLine writes every field with its JSON type", "[json]") {
   CHECK(j["attempts"].get<int>() == 2);
   CHECK(j["worker"] == "w1");
   CHECK(j["duration_ms"].get<int>() == 1234);
-  CHECK(j["result"] == "{\"title\": \"caf\xC3\xA9\"}\n");
+  // JSON output is embedded as JSON, not as a string to decode again.
+  CHECK(j["result"].is_object());
+  CHECK(j["result"]["title"] == "caf\xC3\xA9");
   CHECK(j["exit_code"].is_number_integer());
+  // People read ISO-8601 UTC; the epoch ms stay for programs.
+  CHECK(j["finished"] == "2023-11-14T22:13:20.123Z");
   CHECK(j["finished_ms"].get<int64_t>() == 1700000000123);
+  CHECK(j["submitted"] == "");
   // Optional fields are left out when empty or false.
   CHECK_FALSE(j.contains("output_truncated"));
   CHECK_FALSE(j.contains("error"));
@@ -130,6 +136,31 @@ TEST_CASE("Base64Encode pads to a multiple of four", "[json]") {
   CHECK(Base64Encode("fo") == "Zm8=");
   CHECK(Base64Encode("foo") == "Zm9v");
   CHECK(Base64Encode("foobar") == "Zm9vYmFy");
+}
+
+}  // namespace tq
+
+namespace tq {
+
+TEST_CASE("ToJsonLine keeps output that is not a JSON object or array as text",
+          "[json]") {
+  TaskResult r = SampleResult();
+  r.output = "42\n";
+  CHECK(nlohmann::json::parse(ToJsonLine(r))["result"] == "42\n");
+  r.output = "{\"cut\": ";  // broken JSON
+  CHECK(nlohmann::json::parse(ToJsonLine(r))["result"] == "{\"cut\": ");
+  r.output = " [1, 2]\n";
+  CHECK(nlohmann::json::parse(ToJsonLine(r))["result"] ==
+        nlohmann::json::array({1, 2}));
+  // A truncated output is never parsed, even when the cut left valid JSON.
+  r.output_truncated = true;
+  CHECK(nlohmann::json::parse(ToJsonLine(r))["result"] == " [1, 2]\n");
+}
+
+TEST_CASE("FormatUtcMs writes ISO-8601 UTC with milliseconds and Z", "[json]") {
+  CHECK(FormatUtcMs(1700000000123) == "2023-11-14T22:13:20.123Z");
+  CHECK(FormatUtcMs(1000) == "1970-01-01T00:00:01.000Z");
+  CHECK(FormatUtcMs(0) == "");
 }
 
 }  // namespace tq

@@ -82,7 +82,9 @@ class ScopedEnv {
 
 TEST_CASE("ParserRefusesOutOfRangeLimitsAndUnknownLayouts", "[submit_flags]") {
   SubmitFlags flags;
-  CHECK(Parse({}, &flags) == "FILE is required");
+  // FILE is optional to CLI11 (--batch-id ID --wait needs none):
+  // ValidateSubmitFlags asks for it.
+  CHECK(Parse({}, &flags) == "");
   CHECK(Parse({"--max-attempts", "0", "u.txt"}, &flags) ==
         "--max-attempts: Value 0 not in range 1 to 1000");
   CHECK(Parse({"--layout", "x", "u.txt"}, &flags) ==
@@ -122,6 +124,10 @@ TEST_CASE("BadCountryListsSayWhichEntry", "[submit_flags]") {
 
 TEST_CASE("ValidationChecksCountriesThenBatchId", "[submit_flags]") {
   SubmitFlags flags;
+  CHECK(ValidateSubmitFlags(flags).message() ==
+        "FILE is required (or --batch-id ID --wait, to wait for a batch "
+        "already submitted)");
+  flags.file = "urls.txt";
   CHECK(ValidateSubmitFlags(flags).ok());
   flags.batch_id = "bad id";
   CHECK(ValidateSubmitFlags(flags).message() ==

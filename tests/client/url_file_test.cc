@@ -81,7 +81,8 @@ TEST_CASE("ParseUrlFile reports bad lines with exact reasons and line numbers",
   CHECK(f.bad[0].reason == "scheme 'ftp' is not http or https");
   CHECK(f.bad[1].line_no == 3);
   CHECK(f.bad[1].reason ==
-        "not an absolute URL (no scheme; expected http:// or https://)");
+        "not an absolute URL (no scheme; expected http:// or https://) (did "
+        "you mean http://example.com/x?)");
   CHECK(f.bad[2].line_no == 4);
   CHECK(f.bad[2].reason == "control character at column 21");
   CHECK(f.bad[3].line_no == 5);
@@ -274,6 +275,51 @@ TEST_CASE("ParseUrlFile refuses scheme-less and host-less URLs with reasons",
   CHECK(f.bad[2].reason == "URL has no host");
   REQUIRE(f.urls.size() == 1);
   CHECK(f.urls[0].line_no == 4);
+}
+
+}  // namespace tq
+
+namespace tq {
+
+TEST_CASE("ParseUrlFile queues a repeated URL once and counts it",
+          "[url_file]") {
+  UrlFile f = Parse(
+      "http://a.example/x\n"
+      "  http://a.example/x\t\n"  // the same once stripped
+      "http://b.example/\n"
+      "http://a.example/x\n");
+  REQUIRE(f.urls.size() == 2);
+  CHECK(f.urls[0].line_no == 1);
+  CHECK(f.urls[1].line_no == 3);
+  CHECK(f.duplicates == 2);
+
+  std::istringstream in("http://a.example/x\nhttp://a.example/x\n");
+  UrlFileLimits keep;
+  keep.allow_duplicates = true;
+  UrlFile kept = ParseUrlFile(in, keep);
+  CHECK(kept.urls.size() == 2);
+  CHECK(kept.duplicates == 1);
+}
+
+TEST_CASE("ParseUrlFile hints at a missing scheme", "[url_file]") {
+  UrlFile f = Parse("127.0.0.1:8766/a.html\n");
+  REQUIRE(f.bad.size() == 1);
+  CHECK(f.bad[0].reason ==
+        "not a valid URL (syntax error at column 10) (did you mean "
+        "http://127.0.0.1:8766/a.html?)");
+}
+
+TEST_CASE("ParseUrlFile refuses a binary file at its first NUL byte",
+          "[url_file]") {
+  std::string text =
+      "http://a.example/\n\x7f"
+      "ELF";
+  text.push_back('\0');
+  text += "\x01\x02\n\xff\xfe\n";
+  UrlFile f = Parse(text);
+  CHECK(f.status.message() ==
+        "is a binary file (a NUL byte on line 2), not a list of URLs");
+  CHECK(f.bad.empty());
 }
 
 }  // namespace tq

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -14,6 +15,11 @@
 extern char** environ;
 
 namespace tq::testing {
+namespace {
+bool g_kill_with_parent = false;
+}  // namespace
+
+void Process::KillChildrenWithParent() { g_kill_with_parent = true; }
 
 std::string Binary(const std::string& name) {
   return std::string(TQ_BIN_DIR) + "/" + name;
@@ -26,10 +32,16 @@ Process::Process(std::vector<std::string> argv, const std::string& stdout_path,
   std::vector<std::string> env;
   for (char** e = environ; *e; ++e) env.emplace_back(*e);
   for (const auto& e : extra_env) env.push_back(e);
+  const pid_t parent = getpid();
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error("fork failed");
   if (pid_ == 0) {
     setpgid(0, 0);
+    if (g_kill_with_parent) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      // The parent may have died before prctl: then nobody would signal.
+      if (getppid() != parent) _exit(127);
+    }
     // Tests block no signals, but a parent that did must not leak the mask.
     sigset_t none;
     sigemptyset(&none);

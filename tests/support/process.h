@@ -17,6 +17,12 @@ std::string Binary(const std::string& name);
 
 class Process {
  public:
+  // From now on, children started by this thread get SIGKILL when it dies
+  // (PR_SET_PDEATHSIG), however it dies: tq-bench's broker and workers must
+  // not outlive a Ctrl-C, a SIGTERM or a crash of the bench. Off by default:
+  // the signal follows the thread that forked, and tests fork from many.
+  static void KillChildrenWithParent();
+
   // Starts argv[0] (a path) with argv; stdout and stderr go to the files
   // (empty: /dev/null). extra_env entries are "NAME=value".
   Process(std::vector<std::string> argv, const std::string& stdout_path,

@@ -189,11 +189,11 @@ TEST_CASE("CountryIsACodeOrAutoOrNone", "[worker_flags]") {
   CHECK(UsageError({"--country", "it"}) ==
         "--country 'it': country codes are upper case (use --country IT)");
   CHECK(UsageError({"--country", "ITA"}) ==
-        "--country 'ITA' is not an ISO 3166-1 alpha-2 country code; pass one "
-        "such as IT, or none");
+        "--country 'ITA' is not an ISO 3166-1 alpha-2 country code (use "
+        "--country IT)");
   CHECK(UsageError({"--country", "zz"}) ==
         "--country 'zz' is not an ISO 3166-1 alpha-2 country code; pass one "
-        "such as IT, or none");
+        "such as IT, or generic");
   CHECK(Options({"--country", "IT"}).identity.country == "IT");
   CHECK(Options({"--country", "none"}).identity.country.empty());
   WorkerOptions automatic = Options({"--country", "auto"});
@@ -202,7 +202,9 @@ TEST_CASE("CountryIsACodeOrAutoOrNone", "[worker_flags]") {
 }
 
 TEST_CASE("EmptyBrokerIsRefused", "[worker_flags]") {
-  CHECK(UsageError({"--broker", ""}) == "--broker: empty endpoint");
+  CHECK(UsageError({"--broker", ""}) ==
+        "--broker: '' is not a broker endpoint (empty): expected "
+        "tcp://HOST:PORT, e.g. tcp://127.0.0.1:7070");
   CHECK(Options({"--broker", "tcp://127.0.0.1:9"}).endpoint ==
         "tcp://127.0.0.1:9");
 }
@@ -246,7 +248,8 @@ TEST_CASE("KeyAndBrokerKeyGoTogether", "[worker_flags]") {
         "this client's NAME.key_secret, made by tq-keygen NAME");
   // After the other checks, and before any file is read.
   CHECK(UsageError({"--key", "me.key_secret", "--broker", ""}) ==
-        "--broker: empty endpoint");
+        "--broker: '' is not a broker endpoint (empty): expected "
+        "tcp://HOST:PORT, e.g. tcp://127.0.0.1:7070");
   CHECK_FALSE(Options({}).curve.enabled());
 }
 

@@ -46,13 +46,33 @@ struct CurveClientKeys {
   }
 };
 
+// The connection to the broker as ZeroMQ's socket monitor sees it.
+struct ConnectionEvent {
+  enum class Kind {
+    kWaiting,    // not connected yet: refused, or no answer after 1 s
+    kConnected,  // connected (reported only after a kWaiting or kLost)
+    kLost,       // was connected, and the connection went away
+  };
+  Kind kind = Kind::kWaiting;
+  // For people: "waiting for broker at tcp://127.0.0.1:7070: connection
+  // refused", "lost the broker at tcp://...", "connected to tcp://...".
+  std::string message;
+};
+
 struct ClientOptions {
+  // tcp://HOST:PORT, PORT 1-65535; anything else is kInvalidArgument from
+  // Client::Connect, with the expected form and an example.
   std::string endpoint = "tcp://127.0.0.1:7070";
   // How long one attempt of a request waits for its reply, and how many
   // attempts are made before giving up with kUnavailable.
   std::chrono::milliseconds request_timeout{5000};
   int attempts = 3;
   CurveClientKeys curve;  // empty: no CURVE
+  // Called on the thread making a request, from inside it, each time the
+  // connection changes state (never twice in a row for the same kind, so a
+  // broker that keeps refusing is reported once). Requests go on retrying
+  // either way. Empty: not reported.
+  std::function<void(const ConnectionEvent&)> on_connection;
 };
 
 struct SubmitOptions {
@@ -102,14 +122,17 @@ Status ValidateBatchId(std::string_view batch_id);
 std::string NewBatchId();
 
 // One JSON object (no newline) as printed by `tq-submit --wait` and
-// `tq-ctl results`: task_id, batch_id, index, url, queue, status, ok,
-// attempts, worker, duration_ms, result (output as text; output_base64
-// instead when it is not UTF-8), output_truncated (only when true), error
-// (only when non-empty), exit_code, stderr_tail (only when non-empty),
-// finished_ms, files (name, sha256, size; never content; only when there
-// are any), outcome and outcome_reason (done tasks; the reason only when
-// non-empty), history (each ended attempt: attempt, worker, ok, outcome or
-// error). Never throws; invalid UTF-8 in other fields becomes U+FFFD.
+// `tq-ctl results`, documented field by field in docs/result-line.md:
+// task_id, batch_id, index, url, queue, status, ok, attempts, worker,
+// duration_ms, result (the output: embedded as JSON when it is a JSON object
+// or array, else text; output_base64 instead when it is not UTF-8),
+// output_truncated (only when true), error (only when non-empty), exit_code,
+// stderr_tail (only when non-empty), submitted and finished (ISO-8601 UTC
+// with milliseconds, "" when unknown), submitted_ms and finished_ms (the
+// same as epoch ms), files (name, sha256, size; never content; only when
+// there are any), outcome and outcome_reason (done tasks; the reason only
+// when non-empty), history (each ended attempt: attempt, worker, ok,
+// outcome or error). Never throws; invalid UTF-8 in other fields becomes U+FFFD.
 std::string ToJsonLine(const TaskResult& result);
 
 struct ResultPage {

@@ -15,6 +15,28 @@ from typing import Any, Dict, List, Optional
 from . import tq_pb2
 
 
+def _json_output(text: str) -> Any:
+    """The output as JSON when it is a JSON object or array, else None
+    (as ParseJsonOutput in client/result_json.cc)."""
+    stripped = text.lstrip(" \t\r\n")
+    if not stripped or stripped[0] not in "{[":
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def _utc_ms(ms: int) -> str:
+    """1700000000123 -> "2023-11-14T22:13:20.123Z"; "" for 0 or less."""
+    if ms <= 0:
+        return ""
+    import datetime
+
+    t = datetime.datetime.fromtimestamp(ms // 1000, datetime.timezone.utc)
+    return t.strftime("%Y-%m-%dT%H:%M:%S") + ".%03dZ" % (ms % 1000)
+
+
 def state_name(state: int) -> str:
     """``TASK_STATE_DONE`` -> ``"done"``, as common/task_state.h names them."""
     try:
@@ -159,10 +181,12 @@ class TaskResult:
     def to_json(self) -> Dict[str, Any]:
         """The object of one ``tq-submit --wait`` line: task_id, batch_id,
         index, url, queue, status, ok, attempts, worker, duration_ms, result
-        (output as text; output_base64 instead when it is not UTF-8),
-        output_truncated (only when true), error (only when non-empty),
-        exit_code, stderr_tail (only when non-empty), finished_ms, files
-        (name, sha256, size; only when there are any)."""
+        (embedded JSON when the output is a JSON object or array, else
+        text; output_base64 instead when it is not UTF-8), output_truncated
+        (only when true), error (only when non-empty), exit_code,
+        stderr_tail (only when non-empty), submitted, finished (ISO-8601
+        UTC), submitted_ms, finished_ms, files (name, sha256, size; only
+        when there are any). As docs/result-line.md and tq-submit."""
         j: Dict[str, Any] = {
             "task_id": self.task_id,
             "batch_id": self.batch_id,
@@ -183,7 +207,8 @@ class TaskResult:
         })
         text = self.text
         if text is not None:
-            j["result"] = text
+            embedded = None if self.output_truncated else _json_output(text)
+            j["result"] = text if embedded is None else embedded
         else:
             j["output_base64"] = base64.b64encode(self.output).decode("ascii")
         if self.output_truncated:
@@ -193,6 +218,9 @@ class TaskResult:
         j["exit_code"] = self.exit_code
         if self.stderr_tail:
             j["stderr_tail"] = self.stderr_tail
+        j["submitted"] = _utc_ms(self.submitted_ms)
+        j["finished"] = _utc_ms(self.finished_ms)
+        j["submitted_ms"] = self.submitted_ms
         j["finished_ms"] = self.finished_ms
         if self.files:
             j["files"] = [
