@@ -254,9 +254,15 @@ std::vector<std::string> JunkFactory::Make(JunkKind kind) {
       return {std::string()};
     case JunkKind::kUnknownBody: {
       // version = 1 (field 1, varint), then a length-delimited field whose
-      // number no Envelope has (in 40..98, not 99).
+      // number no Envelope has (in 40..98, not 99; the descriptor says which
+      // are free, as branches claim numbers in that range).
       std::string s = "\x08\x01";
-      const uint32_t field = uint32_t(Uniform(40, 98));
+      uint32_t field = uint32_t(Uniform(40, 98));
+      for (int i = 0; i < 59 && wire::Envelope::descriptor()->FindFieldByNumber(
+                                    int(field)) != nullptr;
+           ++i) {
+        field = field == 98 ? 40 : field + 1;
+      }
       uint32_t tag = (field << 3) | 2;
       while (tag >= 0x80) {
         s.push_back(char((tag & 0x7f) | 0x80));
