@@ -27,7 +27,7 @@ th, td { text-align:left; padding:6px 10px; border-bottom:1px solid var(--line);
   vertical-align:top; }
 thead th { background:#eef0f4; font-weight:600; font-size:13px; }
 td.num, th.num { text-align:right; font-variant-numeric:tabular-nums; }
-table.numeric thead th:not(:first-child), table.workers thead th:nth-child(n+6),
+table.numeric thead th:not(:first-child), table.workers thead th:nth-child(n+6):nth-child(-n+10),
 table.batches thead th:nth-child(n+4), table.tasks thead th:nth-child(1),
 table.tasks thead th:nth-child(5), table.tasks thead th:nth-child(7) {
   text-align:right; }
@@ -61,7 +61,8 @@ progress { width:160px; height:12px; vertical-align:middle; accent-color:var(--d
 .state.cancelled { background:#ececec; color:#555; }
 .actions, .filters { margin:10px 0; display:flex; gap:8px; flex-wrap:wrap;
   align-items:center; }
-.actions form { display:inline; margin:0; }
+.actions form, .row-actions form { display:inline; margin:0; }
+td.row-actions { white-space:nowrap; }
 .button, button { display:inline-block; padding:5px 12px; border:1px solid #b8c0d0;
   border-radius:4px; background:#fff; color:var(--fg); text-decoration:none;
   font:inherit; cursor:pointer; }

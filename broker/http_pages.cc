@@ -273,7 +273,7 @@ Page RenderWorkers(const WorkersView& v) {
          " s ago</td><td class=\"num\">" + N(w.tasks_done) + "</td><td>" +
          (draining ? "<span class=\"state retry_wait\">draining</span>"
                    : "<span class=\"state done\">active</span>") +
-         "</td><td class=\"actions\">" +
+         "</td><td class=\"row-actions\">" +
          (draining ? ""
                    : "<form method=\"post\" action=\"" + E(base) +
                          "/drain\" data-confirm=\"Drain this worker? It "

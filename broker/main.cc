@@ -1,9 +1,14 @@
 // tq-broker: durable queues in SQLite, served over one ZeroMQ ROUTER socket.
+#include <fcntl.h>
 #include <malloc.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -73,6 +78,42 @@ tq::Result<std::unique_ptr<tq::MmdbCountryDb>> OpenGeoip(std::string path) {
   return std::move(opened).value();
 }
 
+// Where the console's ipc:// endpoint lives: a 0700 directory beside the
+// database, one per database, so a broker killed with -9 leaves nothing new
+// behind (ZeroMQ replaces a stale socket file); in $TMPDIR when that path
+// would be too long for a Unix socket.
+tq::Result<std::string> ConsoleDir(const std::string& db_path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path db = fs::absolute(db_path, ec);
+  std::string dir =
+      (db.parent_path() / ("." + db.filename().string() + ".console")).string();
+  if (!ec && dir.size() + sizeof("/broker") < 100) {
+    if (mkdir(dir.c_str(), 0700) == 0 || errno == EEXIST) return dir;
+  }
+  const char* tmp = std::getenv("TMPDIR");
+  dir = std::string(tmp && *tmp ? tmp : "/tmp") + "/tq-console-XXXXXX";
+  if (mkdtemp(dir.data()) == nullptr) {
+    return tq::Status::IoError("cannot make a directory for the console");
+  }
+  return dir;
+}
+
+// One broker per database: SQLite's exclusive lock, which kept a second one
+// out, is off while the console reads beside the broker. (flock and SQLite's
+// fcntl locks do not interact; the descriptor stays open to the end, so
+// closing it cannot drop SQLite's locks.)
+tq::Status LockDatabase(const std::string& db_path) {
+  // Before SQLite opens it (an empty file is an empty database to SQLite).
+  const int fd = open(db_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return tq::Status::IoError("cannot open " + db_path);
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    close(fd);
+    return tq::Status::Unavailable(db_path + " is in use by another tq-broker");
+  }
+  return tq::Status::Ok();  // fd kept open on purpose
+}
+
 // Binds and serves until a signal; the syncer (with --synchronous full)
 // makes commits durable beside the loop.
 tq::Status Serve(tq::Broker& core, const tq::Clock& clock,
@@ -98,13 +139,9 @@ tq::Status Serve(tq::Broker& core, const tq::Clock& clock,
   // pair, authorized like any client's.
   std::string console_dir;
   if (config.console) {
-    const char* tmp = std::getenv("TMPDIR");
-    std::string pattern =
-        std::string(tmp && *tmp ? tmp : "/tmp") + "/tq-console-XXXXXX";
-    if (mkdtemp(pattern.data()) == nullptr) {
-      return tq::Status::IoError("cannot make a directory for the console");
-    }
-    console_dir = pattern;
+    auto dir = ConsoleDir(config.db_path);
+    if (!dir.ok()) return dir.status();
+    console_dir = *dir;
     options.also_listen.push_back("ipc://" + console_dir + "/broker");
   }
   tq::BrokerServer server(core, clock, options);
@@ -174,6 +211,10 @@ int main(int argc, char** argv) {
   }
   PrepareProcess();
 
+  if (auto st = LockDatabase(config->db_path); !st.ok()) {
+    spdlog::critical("{}", st.message());
+    return kExitCannotStart;
+  }
   auto store = tq::SqliteTaskStore::Open(config->db_path, config->store);
   if (!store.ok()) {
     spdlog::critical("{}", store.status().message());

@@ -125,8 +125,9 @@ CREATE INDEX tasks_finished ON tasks(batch_id, finish_seq, queue, state,
     // from the index alone; done/dead per minute from the finished_ms index
     // alone (it gains the state; the retention sweep reads it as before).
     R"sql(
-CREATE INDEX tasks_by_batch_state ON tasks(batch_id, state, item_index);
-DROP INDEX tasks_by_finished_ms;
+CREATE INDEX IF NOT EXISTS tasks_by_batch_state
+  ON tasks(batch_id, state, item_index);
+DROP INDEX IF EXISTS tasks_by_finished_ms;
 CREATE INDEX tasks_by_finished_ms ON tasks(finished_ms, state)
   WHERE finish_seq IS NOT NULL;
 )sql",

@@ -345,6 +345,20 @@ TEST_CASE("ConsoleOffLoopbackWithoutTokensRefusesToStart", "[web]") {
         std::string::npos);
 }
 
+TEST_CASE("SecondBrokerOnTheSameDatabaseRefusesToStart", "[web]") {
+  Console c;  // its store's SQLite lock is shared, for the console's reads
+  Process second({Binary("tq-broker"), "--db", c.dir.File("tq.db"), "--listen",
+                  "tcp://127.0.0.1:0", "--http", "off", "--geoip-db", "none"},
+                 "", c.dir.File("second.log"));
+  auto code = second.Wait(20s);
+  REQUIRE(code.has_value());
+  CHECK(*code == 1);
+  CHECK(
+      ReadFile(c.dir.File("second.log")).find("in use by another tq-broker") !=
+      std::string::npos);
+  CHECK(Body(c.Http().Get("/api/v1/queues"))["broker"]["store_ok"] == true);
+}
+
 TEST_CASE("ConsoleOffStartsNoHttpServer", "[web]") {
   TempDir dir;
   BrokerProcess broker(
@@ -387,8 +401,7 @@ TEST_CASE("HostileUrlsAndResultsRenderAsInertText", "[web]") {
         std::string::npos);
 }
 
-TEST_CASE("DrainedWorkerTakesNothingNewAndDisconnectEndsItsSession",
-          "[web]") {
+TEST_CASE("DrainedWorkerTakesNothingNewAndDisconnectEndsItsSession", "[web]") {
   Console c;
   auto workers = [&] { return Body(c.Http().Get("/api/v1/workers")); };
   auto start = [&](const char* id) {
@@ -398,8 +411,8 @@ TEST_CASE("DrainedWorkerTakesNothingNewAndDisconnectEndsItsSession",
   };
   auto w1 = start("w1");
   REQUIRE(WaitUntil([&] { return workers()["workers"].size() == 1; }, 20s));
-  auto drained = Body(c.Http().Post("/api/v1/workers/w1/drain", "{}",
-                                    "application/json"));
+  auto drained =
+      Body(c.Http().Post("/api/v1/workers/w1/drain", "{}", "application/json"));
   CHECK(drained["drained"] == true);
   CHECK(workers()["workers"][0]["draining"] == true);
 
@@ -411,13 +424,13 @@ TEST_CASE("DrainedWorkerTakesNothingNewAndDisconnectEndsItsSession",
   auto tasks = Body(c.Http().Get("/api/v1/batches/" + batch + "/tasks"));
   CHECK(tasks["tasks"][0]["worker"] == "w2");
 
-  auto gone = Body(c.Http().Post("/api/v1/workers/w2/disconnect", "{}",
-                                 "application/json"));
+  auto gone = Body(
+      c.Http().Post("/api/v1/workers/w2/disconnect", "{}", "application/json"));
   CHECK(gone["disconnected"] == true);
   CHECK(c.broker->Log().find("worker w2 disconnected by an admin") !=
         std::string::npos);
-  auto unknown = c.Http().Post("/api/v1/workers/nobody/drain", "{}",
-                               "application/json");
+  auto unknown =
+      c.Http().Post("/api/v1/workers/nobody/drain", "{}", "application/json");
   REQUIRE(unknown);
   CHECK(unknown->status == 404);
 }
