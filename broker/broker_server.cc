@@ -89,6 +89,12 @@ Result<KeyReload> BrokerServer::ReloadKeys() {
         loaded.status().message(), keys_ ? keys_->size() : 0);
     return loaded.status();
   }
+  if (!options_.builtin_keys.empty()) {
+    std::vector<AuthorizedKey> all = loaded->keys();
+    all.insert(all.end(), options_.builtin_keys.begin(),
+               options_.builtin_keys.end());
+    loaded = AuthorizedKeys::FromKeys(std::move(all), &problems);
+  }
   auto next = std::make_shared<const AuthorizedKeys>(std::move(*loaded));
   KeyReload reload;
   reload.keys = uint32_t(next->size());

@@ -48,6 +48,9 @@ struct ServerOptions {
   // role.
   CurveCert curve_key;
   std::string authorized_keys_dir;
+  // Keys admitted besides the directory's, at every (re)load: the web
+  // console's own key pair, made at start-up.
+  std::vector<AuthorizedKey> builtin_keys;
   // On shutdown, how long to wait for the last commit to become durable
   // before stopping with its acknowledgements unsent.
   Millis shutdown_sync_wait{5000};

@@ -242,6 +242,7 @@ struct HttpConsole::Impl {
     if (!c) {
       ClientOptions o;
       o.endpoint = options.broker_endpoint;
+      o.curve = options.curve;
       o.request_timeout = std::chrono::milliseconds(5000);
       o.attempts = 2;
       auto made = Client::Connect(o);
@@ -294,6 +295,7 @@ struct HttpConsole::Impl {
   Result<wire::Envelope> Call(wire::Envelope request) const {
     ClientOptions o;
     o.endpoint = options.broker_endpoint;
+    o.curve = options.curve;
     o.request_timeout = std::chrono::milliseconds(5000);
     o.attempts = 2;
     auto channel = Channel::Open(o);

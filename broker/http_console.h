@@ -12,6 +12,7 @@
 #include <string>
 
 #include "common/status.h"
+#include "tq/client.h"
 
 namespace tq {
 
@@ -24,6 +25,9 @@ struct ConsoleOptions {
   // Where the console's clients reach the broker's ROUTER (bound for it by
   // the loop; see main.cc).
   std::string broker_endpoint;
+  // With a CURVE broker: the broker's public key and the console's own key
+  // pair, admitted by the broker as a built-in key (main.cc).
+  CurveClientKeys curve;
   int threads = 4;
 };
 

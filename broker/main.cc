@@ -134,15 +134,31 @@ tq::Status Serve(tq::Broker& core, const tq::Clock& clock,
   // The console's clients reach the ROUTER over ipc:// in a private (0700)
   // directory: they have a ZeroMQ context of their own, which inproc://
   // cannot cross.
-  // TODO(web): once the ROUTER is a CURVE server, this endpoint needs CURVE
-  // too (the mechanism is per socket): give the console an internal key
-  // pair, authorized like any client's.
+  // With CURVE the mechanism covers every endpoint of the ROUTER, so the
+  // console gets a key pair of its own, made now and never written down,
+  // admitted with the submit and admin roles (its users' tokens decide
+  // what they may do).
   std::string console_dir;
+  tq::CurveClientKeys console_keys;
   if (config.console) {
     auto dir = ConsoleDir(config.db_path);
     if (!dir.ok()) return dir.status();
     console_dir = *dir;
     options.also_listen.push_back("ipc://" + console_dir + "/broker");
+    if (options.curve_key.has_secret()) {
+      auto cert = tq::GenerateCurveCert();
+      if (!cert.ok()) return cert.status();
+      tq::AuthorizedKey key;
+      key.name = "tq-console";
+      key.public_key = cert->public_key;
+      key.file = "(the web console's own key)";
+      key.roles.Add(tq::Role::kSubmit);
+      key.roles.Add(tq::Role::kAdmin);
+      options.builtin_keys.push_back(std::move(key));
+      console_keys.broker_public_key = options.curve_key.public_key;
+      console_keys.client_public_key = cert->public_key;
+      console_keys.client_secret_key = cert->secret_key;
+    }
   }
   tq::BrokerServer server(core, clock, options);
   tq::Status st = server.Bind();
@@ -151,6 +167,7 @@ tq::Status Serve(tq::Broker& core, const tq::Clock& clock,
     tq::ConsoleOptions co = config.console_options;
     co.files_dir = store.files_dir();
     co.broker_endpoint = options.also_listen.back();
+    co.curve = console_keys;
     auto started = tq::HttpConsole::Start(co);
     if (started.ok()) {
       console = std::move(*started);

@@ -205,11 +205,11 @@ int ShowWorkers(Client& client, bool json) {
     return kExitOk;
   }
   Table t;
-  t.header = {"ID",        "COUNTRY",   "SOURCE",     "QUEUES", "SLOTS",
-              "IN-FLIGHT", "LAST SEEN", "TASKS DONE", "FAILED", "RETRIED",
-              "TIMED OUT", "IN A ROW",  "UPTIME",     "STATE",  "HOST",
-              "KEY"};
-  t.right_align = {false, false, false, false, true, true,  true, true,
+  t.header = {"ID",     "COUNTRY",   "SOURCE",    "QUEUES",
+              "SLOTS",  "IN-FLIGHT", "LAST SEEN", "TASKS DONE",
+              "FAILED", "RETRIED",   "TIMED OUT", "IN A ROW",
+              "UPTIME", "STATE",     "HOST",      "KEY"};
+  t.right_align = {false, false, false, false, true, true,  true,  true,
                    true,  true,  true,  true,  true, false, false, false};
   std::vector<std::string> notes;
   for (const auto& w : *workers) {

@@ -324,7 +324,8 @@ int WaitForBatch(Client& client, const std::string& batch_id,
   bar.Clear();
   notices.Attach(nullptr);
   g_interrupt_hint_len = 0;
-  if (failed > 0 || failed_outcomes > 0) exit_code = std::max(exit_code, kExitTasksFailed);
+  if (failed > 0 || failed_outcomes > 0)
+    exit_code = std::max(exit_code, kExitTasksFailed);
   if (!waited.ok()) {
     if (Clock::now() >= wait_end) {
       char shown[32];

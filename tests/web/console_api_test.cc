@@ -7,6 +7,7 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <filesystem>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -238,6 +239,28 @@ TEST_CASE("ApiPagesTasksByKeysetAndCancelsAndPurges", "[web]") {
   auto unknown = c.Http().Get("/api/v1/batches/nope");
   REQUIRE(unknown);
   CHECK(unknown->status == 404);
+}
+
+// With CURVE on the ROUTER every endpoint needs keys, the console's own
+// ipc:// one included: the broker gives the console a key pair of its own.
+TEST_CASE("ConsoleOfAKeyedBrokerSubmitsAndCancels", "[web][curve]") {
+  TempDir keys;
+  std::filesystem::create_directories(keys.File("authorized"));
+  Process keygen({Binary("tq-keygen"), "broker", "--dir", keys.path()},
+                 keys.File("keygen.out"), keys.File("keygen.err"));
+  auto code = keygen.Wait(30s);
+  REQUIRE(code.has_value());
+  REQUIRE(*code == 0);
+  Console c({"--key", keys.File("broker.key_secret"), "--authorized-keys",
+             keys.File("authorized")});
+  json receipt = SubmitJson(c, {{"text", "https://a.example/\n"}});
+  const std::string batch = receipt["batch_id"];
+  auto cancelled = Body(c.Http().Post("/api/v1/batches/" + batch + "/cancel",
+                                      "{}", "application/json"));
+  CHECK(cancelled["cancelled"] == 1);
+  auto queues = c.Http().Get("/api/v1/queues");
+  REQUIRE(queues);
+  CHECK(queues->status == 200);
 }
 
 TEST_CASE("StateChangesWithoutCsrfProofAreRefused", "[web]") {
