@@ -119,9 +119,10 @@ void Broker::QuarantineWorker(WorkerHealth& h, const std::string& why) {
     }
   }
   spdlog::warn(
-      "worker {} (host {}) quarantined: {}; last error: {}; {} tasks given "
-      "back; probe in {} (or tq-ctl release {})",
-      h.record.worker_id, s != nullptr ? s->hostname : "?", why,
+      "worker {} (host {}, key {}) quarantined: {}; last error: {}; {} tasks "
+      "given back; probe in {} (or tq-ctl release {})",
+      h.record.worker_id, s != nullptr ? s->hostname : "?",
+      s != nullptr && !s->key_name.empty() ? s->key_name : "none", why,
       h.record.last_failure, given_back, FormatSeconds(h.backoff),
       h.record.worker_id);
 }

@@ -42,7 +42,9 @@ constexpr const char* kEveryFlag =
     "geoip-db = none\n"
     "keep-results = 30d\n"
     "db-max-pages = 1000\n"
-    "log-level = debug\n";
+    "log-level = debug\n"
+    // 0.0.0.0 without --key: refused unless insecure (docs/security.md).
+    "insecure = true\n";
 
 }  // namespace
 
@@ -87,19 +89,19 @@ TEST_CASE("BrokerFlagsOverrideTheFileAndTheFileOverridesTheEnvironment",
           "[broker_config]") {
   testing::TempDir dir;
   testing::WriteFile(dir.File("broker.conf"), kEveryFlag);
-  setenv(kBrokerEnvVar, "tcp://127.0.0.1:9999", 1);
+  setenv(kListenEnvVar, "tcp://127.0.0.1:9999", 1);
   BrokerFlags f;
   const auto rc = Parse({"--max-attempts", "2", "--config",
                          dir.File("broker.conf"), "--synchronous", "full"},
                         dir.File("absent.conf"), &f);
   BrokerFlags env_only;
   const auto env_rc = Parse({}, dir.File("absent.conf"), &env_only);
-  unsetenv(kBrokerEnvVar);
+  unsetenv(kListenEnvVar);
   CHECK_FALSE(rc);
   CHECK(f.max_attempts == 2);
   CHECK(f.synchronous == "full");
   CHECK(f.time_limit_s == 600);             // from the file
-  CHECK(f.listen == "tcp://0.0.0.0:7070");  // the file beats $TQ_BROKER
+  CHECK(f.listen == "tcp://0.0.0.0:7070");  // the file beats $TQ_LISTEN
   CHECK_FALSE(env_rc);
   CHECK(env_only.listen == "tcp://127.0.0.1:9999");
 }

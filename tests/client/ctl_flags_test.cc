@@ -97,10 +97,10 @@ TEST_CASE("ParserRefusesMissingOrConflictingArguments", "[ctl_flags]") {
   CtlFlags flags;
   CHECK(Parse({}, &flags) ==
         "a command is required (commands: queues, workers, batch, results, "
-        "cancel, retry, purge)");
+        "cancel, retry, purge, release)");
   CHECK(Parse({"nosuch"}, &flags) ==
         "unknown command 'nosuch' (commands: queues, workers, batch, results, "
-        "cancel, retry, purge)");
+        "cancel, retry, purge, release)");
   flags = CtlFlags();
   CHECK(Parse({"queues", "workers"}, &flags) ==
         "unexpected argument 'workers'");

@@ -182,9 +182,12 @@ TEST_CASE("SystemdUnitsAreHardened", "[deploy]") {
 }
 
 TEST_CASE("ExampleConfigsNameEveryFlagAndEachSettingIsAccepted", "[deploy]") {
-  CheckExampleConfig("tq-broker", kSource + "/deploy/config/broker.conf", {});
+  // --version and the worker's --check are actions, not settings.
+  CheckExampleConfig("tq-broker", kSource + "/deploy/config/broker.conf",
+                     {"version"});
   CheckExampleConfig("tq-worker", kSource + "/deploy/config/worker.conf",
-                     {"analyse-one", "options-json", "time-limit-ms"});
+                     {"analyse-one", "options-json", "time-limit-ms", "version",
+                      "check", "check-url"});
 }
 
 TEST_CASE("EveryCommandHasAManPage", "[deploy]") {

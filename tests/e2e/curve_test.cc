@@ -208,7 +208,8 @@ TEST_CASE("SubmitKeyCannotPurgeReadAnotherBatchOrActAsWorker", "[e2e][curve]") {
   INFO(submit.err);
   REQUIRE(submit.code == 0);
 
-  Run purge = RunTool(dir, Ctl(ep, keys.Flags("alice"), {"purge", "generic"}));
+  Run purge =
+      RunTool(dir, Ctl(ep, keys.Flags("alice"), {"purge", "generic", "--yes"}));
   CHECK(purge.code == 4);
   CHECK(Contains(purge.err, "PERMISSION_DENIED"));
   CHECK(Contains(purge.err, "lacks the admin role"));

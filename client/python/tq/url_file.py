@@ -201,6 +201,25 @@ def normalize_url(url: str, max_bytes: int = MAX_URL_BYTES) -> Tuple[str, str]:
     return converted, ""
 
 
+def _scheme_hint(text: str) -> str:
+    """' (did you mean http://127.0.0.1:8766/a.html?)' for a line that lacks
+    only its scheme, else '' (client/url_file.cc: SchemeHint)."""
+    if "://" in text:
+        return ""
+    # "mailto:x" or "http:/x" name a scheme already; "host:8080/" does not.
+    colon = text.find(":")
+    if colon != -1 and colon + 1 < len(text) and text[colon + 1] not in "0123456789":
+        return ""
+    # Only what looks like a host: a dot or a port before the path.
+    host = text.split("/", 1)[0]
+    if "." not in host and ":" not in host:
+        return ""
+    fixed, reason = normalize_url("http://" + text)
+    if reason:
+        return ""
+    return f" (did you mean {fixed}?)"
+
+
 def parse_url_file(data: bytes) -> UrlFile:
     """The URLs and bad lines of a URL file's bytes."""
     if len(data) > MAX_FILE_BYTES:
@@ -231,7 +250,7 @@ def parse_url_file(data: bytes) -> UrlFile:
             continue
         url, reason = normalize_url(text)
         if reason:
-            parsed.bad.append(BadLine(line_no, reason))
+            parsed.bad.append(BadLine(line_no, reason + _scheme_hint(text)))
         else:
             parsed.urls.append(UrlLine(line_no, url))
     return parsed
