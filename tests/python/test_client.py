@@ -327,8 +327,9 @@ class ChannelTest(unittest.TestCase):
         self.assertEqual(cm.exception.code, tq.ErrorCode.BAD_VERSION)
 
     def test_curve_keys_encrypt_the_connection(self) -> None:
-        # Not the tq broker (it has no CURVE yet): a CURVE ROUTER shows the
-        # client's options are set before connecting and work.
+        # A bare CURVE ROUTER: the client's options are set before
+        # connecting, and an ephemeral key pair works (KeyedBrokerTest runs
+        # the real broker).
         server_public, server_secret = zmq.curve_keypair()
         broker = FakeBroker(lambda r, n: [status_reply(r.seq, 3)], server_secret)
         self.addCleanup(broker.close)
@@ -351,6 +352,46 @@ class ChannelTest(unittest.TestCase):
                 client.progress("b")
         with self.assertRaises(tq.InvalidArgumentError):
             tq.Client(broker.endpoint, broker_key="short")
+
+
+class KeyedBrokerTest(ClusterTestCase):
+    def keygen(self, name: str, *args: str) -> None:
+        import subprocess
+        from cluster import binary
+        subprocess.run([binary("tq-keygen"), name, "--dir", self.dir, *args], check=True,
+                       stdout=subprocess.DEVNULL)
+
+    def test_keys_from_tq_keygen_reach_the_real_broker_with_their_roles(self) -> None:
+        import os
+        import shutil
+        authorized = self.path("authorized")
+        os.mkdir(authorized)
+        self.keygen("broker")
+        self.keygen("py", "--role", "submit")
+        self.keygen("eve", "--role", "admin")  # never authorized
+        shutil.copy(self.path("py.key"), authorized)
+        endpoint = self.start_broker("--key", self.path("broker.key_secret"),
+                                     "--authorized-keys", authorized)
+        broker_public, _ = tq.load_key_file(self.path("broker.key"))
+        py = tq.load_key_file(self.path("py.key_secret"))
+        self.assertIsNotNone(py[1])
+        with tq.Client(endpoint, request_timeout=2, broker_key=broker_public, key=py) as client:
+            receipt = client.submit(["http://127.0.0.1/keyed"])
+            self.assertEqual(receipt.accepted, 1)
+            self.assertEqual(client.progress(receipt.batch_id).total, 1)
+            # A submit key may not list the workers: that needs admin.
+            with self.assertRaises(tq.TqError) as refused:
+                client.workers()
+            self.assertIn("admin", str(refused.exception))
+        # An unknown key, or no key at all, gets no answer.
+        eve = tq.load_key_file(self.path("eve.key_secret"))
+        for key in (eve, None):
+            with tq.Client(endpoint, request_timeout=0.3, attempts=1, broker_key=broker_public,
+                           key=key) as client:
+                with self.assertRaises(tq.NoReplyError):
+                    client.queues()
+        with self.assertRaises(ValueError):
+            tq.load_key_file(self.path("tq.db"))
 
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from .errors import (
     UnavailableError,
     WaitTimeoutError,
 )
+from .keys import load_key_file
 from .layout import write_result
 from .result import (
     BatchProgress,
@@ -70,6 +71,7 @@ __all__ = [
     "Client",
     "ErrorCode",
     "InvalidArgumentError",
+    "load_key_file",
     "NoReplyError",
     "NotFoundError",
     "ProtocolError",
