@@ -5,8 +5,8 @@
 #include <cstdint>
 #include <cstdlib>
 
-#include "common/config_file.h"
 #include "broker/http_access.h"
+#include "common/config_file.h"
 #include "common/endpoint.h"
 #include "common/version.h"
 

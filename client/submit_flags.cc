@@ -4,9 +4,9 @@
 #include <set>
 #include <sstream>
 
-#include "common/outcome.h"
 #include "common/duration.h"
 #include "common/endpoint.h"
+#include "common/outcome.h"
 #include "common/queue_name.h"
 
 namespace tq {

@@ -132,7 +132,8 @@ std::string NewBatchId();
 // same as epoch ms), files (name, sha256, size; never content; only when
 // there are any), outcome and outcome_reason (done tasks; the reason only
 // when non-empty), history (each ended attempt: attempt, worker, ok,
-// outcome or error). Never throws; invalid UTF-8 in other fields becomes U+FFFD.
+// outcome or error). Never throws; invalid UTF-8 in other fields becomes
+// U+FFFD.
 std::string ToJsonLine(const TaskResult& result);
 
 struct ResultPage {
