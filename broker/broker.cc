@@ -334,10 +334,16 @@ std::vector<Outgoing> Broker::Commit() {
   Status st = store_.Commit();
   if (st.ok()) {
     ++stats_.commits;
+    stats_.tasks_submitted += turn_counts_.submitted;
+    stats_.tasks_done += turn_counts_.done;
+    stats_.attempts_failed += turn_counts_.failed;
+    stats_.tasks_dead += turn_counts_.dead;
+    stats_.tasks_cancelled += turn_counts_.cancelled;
   } else {
     OnStoreFailure(st);
   }
   turn_files_.clear();
+  turn_counts_ = {};
   if (reload_due_) {
     // Nothing of this turn was kept: every acknowledgement waiting on it
     // becomes an error, and the tables go back to what the store holds.
@@ -454,6 +460,7 @@ void Broker::LoseLease(TaskEntry& t, const std::string& reason, bool unproven,
       // (it was detached first), so the reference holds.
     }
   }
+  ++turn_counts_.failed;  // the lease expired: that attempt is used up
   if (!retried) {
     AttemptResult outcome;
     outcome.error = reason;
@@ -482,6 +489,7 @@ void Broker::Requeue(TaskEntry& t, std::optional<std::string> reason) {
 void Broker::FailAttempt(TaskEntry& t, AttemptResult outcome) {
   Detach(t);
   if (t.attempts >= t.max_attempts) {
+    ++turn_counts_.failed;
     return Finish(t, TaskState::kDead, std::move(outcome));
   }
   Millis backoff = options_.retry_backoff *
@@ -491,6 +499,7 @@ void Broker::FailAttempt(TaskEntry& t, AttemptResult outcome) {
       store_.MarkWaiting(t.id, TaskState::kRetryWait, t.attempts,
                          clock_.WallMs() + backoff.count(), outcome.error);
   if (!st.ok()) return OnStoreFailure(st);
+  ++turn_counts_.failed;
   tasks_.WaitForRetry(t, clock_.Now() + backoff);
   spdlog::info("task {} of batch {} failed ({}), attempt {} of {}; retry in {}",
                t.id, t.batch_id(), outcome.error, t.attempts, t.max_attempts,
@@ -518,6 +527,19 @@ void Broker::Finish(TaskEntry& t, TaskState final_state,
                                   clock_.WallMs(), history);
   if (!st.ok()) return OnStoreFailure(st);
   last_finish_seq_ = seq;
+  switch (final_state) {
+    case TaskState::kDone:
+      ++turn_counts_.done;
+      break;
+    case TaskState::kDead:
+      ++turn_counts_.dead;
+      break;
+    case TaskState::kCancelled:
+      ++turn_counts_.cancelled;
+      break;
+    default:
+      break;
+  }
   tasks_.Finish(t, final_state, counted_outcome);
 }
 

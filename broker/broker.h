@@ -44,6 +44,7 @@
 #include "common/clock.h"
 #include "common/codec.h"
 #include "common/defaults.h"
+#include "common/latency_histogram.h"
 #include "common/log_limiter.h"
 #include "geo/country_resolver.h"
 #include "tq.pb.h"
@@ -90,6 +91,11 @@ struct BrokerOptions {
   double read_burst = 4000;
   // Worker health: the quarantine rule and its probes (docs/lifecycle.md).
   HealthOptions health;
+  // Latency of the store's commits and of the WAL syncer's fsyncs, recorded
+  // by them (not by the core, whose clock may be fake) and read when a queue
+  // list is answered. Not owned; null leaves them out.
+  const LatencyHistogram* commit_latency = nullptr;
+  const LatencyHistogram* sync_latency = nullptr;
 };
 
 // One message for one peer (a ZeroMQ routing id).
@@ -363,6 +369,16 @@ class Broker {
   TimePoint next_probe_{};
   bool shutting_down_ = false;
   BrokerStats stats_;
+  // Counted during this turn; added to stats_ once its commit succeeded, so
+  // the counters never include what a failed commit rolled back.
+  struct TurnCounts {
+    uint64_t submitted = 0;
+    uint64_t done = 0;
+    uint64_t failed = 0;
+    uint64_t dead = 0;
+    uint64_t cancelled = 0;
+  };
+  TurnCounts turn_counts_;
   LogLimiter warnings_;  // repeated warnings about peers
   PeerRateLimit reads_;
   uint64_t reads_refused_ = 0;

@@ -163,6 +163,7 @@ void Broker::HandleSubmit(const std::string& peer, uint64_t seq,
     task.queue = spec.queue;
     tasks_.Add(task);
     ++accepted;
+    ++turn_counts_.submitted;
   }
   a->set_accepted(accepted);
   a->set_duplicates(duplicates);
@@ -370,7 +371,16 @@ void Broker::HandleListQueues(const std::string& peer, uint64_t seq) {
     q.counts.ToWire(info->mutable_counts());
     info->set_workers(sessions_.CountServing(name));
   }
-  ToWire(stats_, list->mutable_stats());
+  BrokerStats stats = stats_;
+  stats.permission_denied = permission_denied_;
+  stats.rate_limited = reads_refused_;
+  if (options_.commit_latency != nullptr) {
+    stats.commit_latency = options_.commit_latency->Snapshot();
+  }
+  if (options_.sync_latency != nullptr) {
+    stats.sync_latency = options_.sync_latency->Snapshot();
+  }
+  ToWire(stats, list->mutable_stats());
   Send(peer, std::move(env));
 }
 

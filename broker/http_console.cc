@@ -991,6 +991,27 @@ void HttpConsole::Impl::Action(const Request& req, Response& res, bool api,
                                  "&n=" + std::to_string(*n));
 }
 
+namespace {
+
+// A Prometheus histogram: cumulative buckets, then the sum and count. An
+// empty one (no syncer) is left out.
+void AppendHistogram(std::string& m, const char* name, const char* text,
+                     const LatencyBuckets& h) {
+  if (h.counts.size() != h.upper_bounds_s.size() + 1) return;
+  m += fmt::format("# HELP {} {}\n# TYPE {} histogram\n", name, text, name);
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < h.upper_bounds_s.size(); ++i) {
+    cumulative += h.counts[i];
+    m += fmt::format("{}_bucket{{le=\"{}\"}} {}\n", name, h.upper_bounds_s[i],
+                     cumulative);
+  }
+  cumulative += h.counts.back();
+  m += fmt::format("{}_bucket{{le=\"+Inf\"}} {}\n", name, cumulative);
+  m += fmt::format("{}_sum {}\n{}_count {}\n", name, h.sum_s, name, cumulative);
+}
+
+}  // namespace
+
 void HttpConsole::Impl::Metrics(const Request&, Response& res) {
   BrokerStats stats;
   auto queues = WithClient([&](Client& c) { return c.Queues(&stats); });
@@ -1032,26 +1053,32 @@ void HttpConsole::Impl::Metrics(const Request&, Response& res) {
       m += "tq_queue_workers{queue=\"" + label(q.name) + "\"} " +
            std::to_string(q.workers) + "\n";
     }
-    help("tq_tasks_submitted", "gauge",
-         "tasks kept in the database (all states; results past "
-         "--keep-results are deleted)");
-    m += "tq_tasks_submitted " + std::to_string(all.total()) + "\n";
-    help("tq_tasks_done", "gauge", "tasks kept that finished ok");
-    m += "tq_tasks_done " + std::to_string(all[TaskState::kDone]) + "\n";
-    help("tq_tasks_dead", "gauge", "tasks kept whose every attempt failed");
-    m += "tq_tasks_dead " + std::to_string(all[TaskState::kDead]) + "\n";
     const std::pair<const char*, uint64_t> counters[] = {
+        {"tq_tasks_submitted_total", stats.tasks_submitted},
+        {"tq_tasks_done_total", stats.tasks_done},
+        {"tq_attempts_failed_total", stats.attempts_failed},
+        {"tq_tasks_dead_total", stats.tasks_dead},
+        {"tq_tasks_cancelled_total", stats.tasks_cancelled},
+        {"tq_redeliveries_total", stats.redeliveries},
         {"tq_messages_in_total", stats.messages_in},
         {"tq_messages_out_total", stats.messages_out},
         {"tq_refused_messages_total", stats.bad_messages},
+        {"tq_permission_denied_total", stats.permission_denied},
+        {"tq_rate_limited_total", stats.rate_limited},
         {"tq_commits_total", stats.commits},
         {"tq_commit_failures_total", stats.commit_failures},
-        {"tq_redeliveries_total", stats.redeliveries},
     };
     for (const auto& [name, v] : counters) {
-      help(name, "counter", "broker counter since it started");
+      help(name, "counter", "since the broker started");
       m += std::string(name) + " " + std::to_string(v) + "\n";
     }
+    AppendHistogram(m, "tq_commit_duration_seconds",
+                    "the store's COMMIT, with its fsync unless the WAL "
+                    "syncer makes it durable",
+                    stats.commit_latency);
+    AppendHistogram(m, "tq_fsync_duration_seconds",
+                    "the WAL syncer's fdatasync (--synchronous full)",
+                    stats.sync_latency);
     help("tq_store_ok", "gauge", "0 while the store refuses writes");
     m += "tq_store_ok " + std::string(stats.store_ok ? "1" : "0") + "\n";
   }

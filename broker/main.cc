@@ -117,11 +117,12 @@ tq::Status LockDatabase(const std::string& db_path) {
 // Binds and serves until a signal; the syncer (with --synchronous full)
 // makes commits durable beside the loop.
 tq::Status Serve(tq::Broker& core, const tq::Clock& clock,
-                 tq::SqliteTaskStore& store, const tq::BrokerConfig& config) {
+                 tq::SqliteTaskStore& store, const tq::BrokerConfig& config,
+                 tq::LatencyHistogram* sync_latency) {
   tq::ServerOptions options = config.server;
   std::unique_ptr<tq::WalSyncer> syncer;
   if (config.store.deferred_sync) {
-    syncer = std::make_unique<tq::WalSyncer>(store.wal_path());
+    syncer = std::make_unique<tq::WalSyncer>(store.wal_path(), sync_latency);
     options.syncer = syncer.get();
     options.commit_count = [&store] { return store.commit_count(); };
   }
@@ -247,13 +248,16 @@ int main(int argc, char** argv) {
 
   tq::SystemClock clock;
   config->core.country_resolver = geo->get();
+  config->core.commit_latency = &(*store)->commit_latency();
+  tq::LatencyHistogram sync_latency;
+  if (config->store.deferred_sync) config->core.sync_latency = &sync_latency;
   tq::Broker core(**store, clock, config->core);
   if (auto st = core.Start(); !st.ok()) {
     spdlog::critical("cannot load tasks from {}: {}", config->db_path,
                      st.message());
     return kExitCannotStart;
   }
-  if (auto st = Serve(core, clock, **store, *config); !st.ok()) {
+  if (auto st = Serve(core, clock, **store, *config, &sync_latency); !st.ok()) {
     spdlog::critical("{}", st.message());
     return kExitCannotStart;
   }

@@ -638,6 +638,7 @@ Status SqliteTaskStore::Commit() {
   if (sqlite3_get_autocommit(db_)) return Status::Ok();
   sqlite3_stmt* stmt = stmts_[kCommit];
   ResetOnExit reset(stmt);
+  const auto started = std::chrono::steady_clock::now();
   if (sqlite3_step(stmt) != SQLITE_DONE) {
     Status s =
         Status::IoError(std::string("commit failed: ") + sqlite3_errmsg(db_));
@@ -645,6 +646,7 @@ Status SqliteTaskStore::Commit() {
     Rollback();
     return s;
   }
+  commit_latency_.Record(std::chrono::steady_clock::now() - started);
   ++commit_count_;
   wal_dirty_ = true;
   if (deferred_sync_ && wal_frames_ >= checkpoint_frames_) {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "broker/task_store.h"
+#include "common/latency_histogram.h"
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -114,6 +115,8 @@ class SqliteTaskStore final : public TaskStore {
   bool reserve_present() const { return reserve_present_; }
   // Number of successful commits so far (commit numbers for WalSyncer).
   uint64_t commit_count() const { return commit_count_; }
+  // Every successful COMMIT's duration (read from other threads).
+  const LatencyHistogram& commit_latency() const { return commit_latency_; }
 
   Status LoadPending(
       const std::function<void(const PendingTask&)>& each) override;
@@ -208,6 +211,7 @@ class SqliteTaskStore final : public TaskStore {
   // every later write and by Commit(), cleared by Commit() or Abort().
   Status txn_error_;
   uint64_t commit_count_ = 0;
+  LatencyHistogram commit_latency_;
   int wal_frames_ = 0;     // frames in the WAL after the last commit
   bool wal_dirty_ = true;  // committed since the last TruncateWal()
   bool reserve_present_ = false;

@@ -9,8 +9,9 @@
 
 namespace tq {
 
-WalSyncer::WalSyncer(std::string wal_path)
+WalSyncer::WalSyncer(std::string wal_path, LatencyHistogram* latency)
     : wal_path_(std::move(wal_path)),
+      latency_(latency),
       event_fd_(eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)),
       thread_([this] { Run(); }) {}
 
@@ -64,8 +65,11 @@ void WalSyncer::Run() {
     if (fd < 0) fd = open(wal_path_.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       failure = "cannot open " + wal_path_ + ": " + std::strerror(errno);
-    } else if (fdatasync(fd) != 0) {
-      failure = "fdatasync " + wal_path_ + ": " + std::strerror(errno);
+    } else {
+      ScopedLatency timed(latency_);
+      if (fdatasync(fd) != 0) {
+        failure = "fdatasync " + wal_path_ + ": " + std::strerror(errno);
+      }
     }
     lock.lock();
     if (failure.empty()) {

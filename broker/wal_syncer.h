@@ -16,13 +16,15 @@
 #include <thread>
 
 #include "broker/commit_syncer.h"
+#include "common/latency_histogram.h"
 #include "common/status.h"
 
 namespace tq {
 
 class WalSyncer final : public CommitSyncer {
  public:
-  explicit WalSyncer(std::string wal_path);
+  // Each fdatasync's duration goes to `latency` when given (not owned).
+  explicit WalSyncer(std::string wal_path, LatencyHistogram* latency = nullptr);
   ~WalSyncer() override;  // finishes a sync in progress, then joins
   WalSyncer(const WalSyncer&) = delete;
   WalSyncer& operator=(const WalSyncer&) = delete;
@@ -38,6 +40,7 @@ class WalSyncer final : public CommitSyncer {
 
   // Constant after construction.
   const std::string wal_path_;
+  LatencyHistogram* const latency_;
   int event_fd_ = -1;
 
   mutable std::mutex mu_;  // guards everything below

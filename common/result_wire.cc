@@ -108,6 +108,27 @@ TaskResult FromWire(const wire::TaskInfo& info) {
   return r;
 }
 
+namespace {
+
+void HistogramToWire(const LatencyBuckets& h, wire::LatencyHistogram* out) {
+  for (double b : h.upper_bounds_s) out->add_upper_bounds_seconds(b);
+  for (uint64_t c : h.counts) out->add_counts(c);
+  out->set_sum_seconds(h.sum_s);
+  out->set_count(h.count);
+}
+
+LatencyBuckets HistogramFromWire(const wire::LatencyHistogram& w) {
+  LatencyBuckets h;
+  h.upper_bounds_s.assign(w.upper_bounds_seconds().begin(),
+                          w.upper_bounds_seconds().end());
+  h.counts.assign(w.counts().begin(), w.counts().end());
+  h.sum_s = w.sum_seconds();
+  h.count = w.count();
+  return h;
+}
+
+}  // namespace
+
 void ToWire(const BrokerStats& s, wire::BrokerStats* out) {
   out->set_messages_in(s.messages_in);
   out->set_messages_out(s.messages_out);
@@ -117,6 +138,19 @@ void ToWire(const BrokerStats& s, wire::BrokerStats* out) {
   out->set_redeliveries(s.redeliveries);
   out->set_store_ok(s.store_ok);
   out->set_store_error(s.store_error);
+  out->set_tasks_submitted(s.tasks_submitted);
+  out->set_tasks_done(s.tasks_done);
+  out->set_attempts_failed(s.attempts_failed);
+  out->set_tasks_dead(s.tasks_dead);
+  out->set_tasks_cancelled(s.tasks_cancelled);
+  out->set_permission_denied(s.permission_denied);
+  out->set_rate_limited(s.rate_limited);
+  if (!s.commit_latency.counts.empty()) {
+    HistogramToWire(s.commit_latency, out->mutable_commit_latency());
+  }
+  if (!s.sync_latency.counts.empty()) {
+    HistogramToWire(s.sync_latency, out->mutable_sync_latency());
+  }
 }
 
 BrokerStats FromWire(const wire::BrokerStats& w) {
@@ -129,6 +163,18 @@ BrokerStats FromWire(const wire::BrokerStats& w) {
   s.redeliveries = w.redeliveries();
   s.store_ok = w.store_ok();
   s.store_error = w.store_error();
+  s.tasks_submitted = w.tasks_submitted();
+  s.tasks_done = w.tasks_done();
+  s.attempts_failed = w.attempts_failed();
+  s.tasks_dead = w.tasks_dead();
+  s.tasks_cancelled = w.tasks_cancelled();
+  s.permission_denied = w.permission_denied();
+  s.rate_limited = w.rate_limited();
+  if (w.has_commit_latency()) {
+    s.commit_latency = HistogramFromWire(w.commit_latency());
+  }
+  if (w.has_sync_latency())
+    s.sync_latency = HistogramFromWire(w.sync_latency());
   return s;
 }
 

@@ -99,6 +99,14 @@ std::map<std::string, std::string> Untar(const std::string& bytes) {
   return out;
 }
 
+// The value of the sample `name` (with its labels, as written) in a
+// Prometheus text exposition; -1 when absent.
+double MetricValue(const std::string& text, const std::string& name) {
+  const size_t at = ("\n" + text).find("\n" + name + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(text.substr(at + name.size() + 1));
+}
+
 TEST_CASE("ApiSubmitReportsBadLinesAndTwoWorkersFinishTheBatch", "[web]") {
   Console c;
   // The handler writes its URL as output and one file into {outdir}.
@@ -197,6 +205,21 @@ TEST_CASE("ApiSubmitReportsBadLinesAndTwoWorkersFinishTheBatch", "[web]") {
         std::string::npos);
   CHECK(metrics->body.find("tq_workers{country=\"\"} 2\n") !=
         std::string::npos);
+  // Counters since start, and the store's latency as histograms whose
+  // buckets only grow and end at the count.
+  CHECK(MetricValue(metrics->body, "tq_tasks_submitted_total") == 3);
+  CHECK(MetricValue(metrics->body, "tq_tasks_done_total") == 3);
+  CHECK(MetricValue(metrics->body, "tq_tasks_dead_total") == 0);
+  for (const std::string h :
+       {"tq_commit_duration_seconds", "tq_fsync_duration_seconds"}) {
+    INFO(h);
+    const double count = MetricValue(metrics->body, h + "_count");
+    CHECK(count > 0);
+    CHECK(MetricValue(metrics->body, h + "_bucket{le=\"+Inf\"}") == count);
+    CHECK(MetricValue(metrics->body, h + "_bucket{le=\"0.0001\"}") <=
+          MetricValue(metrics->body, h + "_bucket{le=\"0.1\"}"));
+    CHECK(MetricValue(metrics->body, h + "_sum") > 0);
+  }
   auto chart = Body(c.Http().Get("/api/v1/chart"));
   CHECK(chart["minutes"].size() == 60);
   CHECK(chart["minutes"].back()["done"].get<int>() +

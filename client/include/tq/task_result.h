@@ -67,6 +67,15 @@ struct TaskResult : AttemptResult {
 };
 
 // The broker's counters, as `tq-ctl queues` shows them.
+// A latency histogram: counts per bucket (not cumulative), the last one
+// above every bound.
+struct LatencyBuckets {
+  std::vector<double> upper_bounds_s;
+  std::vector<uint64_t> counts;  // upper_bounds_s.size() + 1
+  double sum_s = 0;
+  uint64_t count = 0;
+};
+
 struct BrokerStats {
   uint64_t messages_in = 0;
   uint64_t messages_out = 0;
@@ -76,6 +85,17 @@ struct BrokerStats {
   uint64_t redeliveries = 0;
   bool store_ok = true;
   std::string store_error;  // why the store refuses writes, if it does
+  // Since the broker started, counted when their commit succeeded.
+  uint64_t tasks_submitted = 0;
+  uint64_t tasks_done = 0;
+  uint64_t attempts_failed = 0;  // failed attempts, retried or not
+  uint64_t tasks_dead = 0;
+  uint64_t tasks_cancelled = 0;
+  uint64_t permission_denied = 0;
+  uint64_t rate_limited = 0;
+  LatencyBuckets commit_latency;  // the store's COMMIT (with fsync when
+                                  // --synchronous normal/full)
+  LatencyBuckets sync_latency;    // the WAL syncer's fdatasync, if it runs
 };
 
 }  // namespace tq
