@@ -24,6 +24,7 @@
 #include "client/submit_flags.h"
 #include "client/url_file.h"
 #include "client/wire_convert.h"
+#include "common/latency_histogram.h"
 #include "tq/client.h"
 
 namespace tq {
@@ -124,7 +125,16 @@ json StatsJson(const BrokerStats& s) {
           {"commit_failures", s.commit_failures},
           {"redeliveries", s.redeliveries},
           {"store_ok", s.store_ok},
-          {"store_error", s.store_error}};
+          {"store_error", s.store_error},
+          {"tasks_submitted", s.tasks_submitted},
+          {"tasks_done", s.tasks_done},
+          {"attempts_failed", s.attempts_failed},
+          {"tasks_dead", s.tasks_dead},
+          {"tasks_cancelled", s.tasks_cancelled},
+          {"permission_denied", s.permission_denied},
+          {"rate_limited", s.rate_limited},
+          {"commit_p99_le_s", QuantileUpperBound(s.commit_latency, 0.99)},
+          {"fsync_p99_le_s", QuantileUpperBound(s.sync_latency, 0.99)}};
 }
 
 int HttpStatusOf(const Status& s) {

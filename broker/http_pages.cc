@@ -5,6 +5,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "common/latency_histogram.h"
+
 namespace tq {
 namespace {
 
@@ -188,6 +190,15 @@ Page RenderOverview(const OverviewData& d) {
   card("store", d.stats.store_ok ? "ok" : "refusing writes", !d.stats.store_ok);
   card("workers", N(d.workers.size()));
   card("commits", N(d.stats.commits));
+  // Bucket bounds: "p99 ≤ 5 ms" says at most, which is what matters here.
+  if (d.stats.sync_latency.count > 0) {
+    card("fsync p50 / p99", DescribeQuantile(d.stats.sync_latency, 0.5) +
+                                " / " +
+                                DescribeQuantile(d.stats.sync_latency, 0.99));
+  }
+  card("commit p50 / p99", DescribeQuantile(d.stats.commit_latency, 0.5) +
+                               " / " +
+                               DescribeQuantile(d.stats.commit_latency, 0.99));
   card("commit failures", N(d.stats.commit_failures),
        d.stats.commit_failures > 0);
   card("bad messages", N(d.stats.bad_messages), d.stats.bad_messages > 0);

@@ -1,8 +1,26 @@
 #include "common/latency_histogram.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <limits>
 
 namespace tq {
+namespace {
+
+std::string FormatBound(double seconds) {
+  char buf[32];
+  if (seconds < 0.001) {
+    std::snprintf(buf, sizeof buf, "%g \u00b5s", seconds * 1e6);
+  } else if (seconds < 1) {
+    std::snprintf(buf, sizeof buf, "%g ms", seconds * 1e3);
+  } else {
+    std::snprintf(buf, sizeof buf, "%g s", seconds);
+  }
+  return buf;
+}
+
+}  // namespace
 
 void LatencyHistogram::Record(std::chrono::nanoseconds elapsed) {
   const double seconds = std::chrono::duration<double>(elapsed).count();
@@ -25,6 +43,26 @@ LatencyBuckets LatencyHistogram::Snapshot() const {
   }
   out.sum_s = double(sum_ns_.load(std::memory_order_relaxed)) / 1e9;
   return out;
+}
+
+double QuantileUpperBound(const LatencyBuckets& h, double q) {
+  if (h.count == 0 || h.counts.size() != h.upper_bounds_s.size() + 1) return 0;
+  const double wanted = q * double(h.count);
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < h.upper_bounds_s.size(); ++i) {
+    cumulative += h.counts[i];
+    if (double(cumulative) >= wanted) return h.upper_bounds_s[i];
+  }
+  return std::numeric_limits<double>::infinity();
+}
+
+std::string DescribeQuantile(const LatencyBuckets& h, double q) {
+  if (h.count == 0) return "none";
+  const double bound = QuantileUpperBound(h, q);
+  if (std::isinf(bound)) {
+    return "> " + FormatBound(h.upper_bounds_s.back());
+  }
+  return "\u2264 " + FormatBound(bound);
 }
 
 }  // namespace tq

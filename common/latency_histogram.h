@@ -8,6 +8,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <string>
 
 #include "tq/task_result.h"
 
@@ -27,6 +28,13 @@ class LatencyHistogram {
   std::array<std::atomic<uint64_t>, kBounds.size() + 1> counts_{};
   std::atomic<uint64_t> sum_ns_{0};
 };
+
+// The upper bound of the bucket holding quantile q (0..1) of the samples:
+// "at most this long". Infinity for the last bucket, 0 with no samples.
+double QuantileUpperBound(const LatencyBuckets& h, double q);
+
+// "≤ 2.5 ms", "> 2.5 s", "none": a quantile as a person reads it.
+std::string DescribeQuantile(const LatencyBuckets& h, double q);
 
 // Times one call: records on destruction.
 class ScopedLatency {

@@ -126,3 +126,21 @@ TEST_CASE("HistogramBucketsAreUpperBoundsInclusive", "[metrics]") {
 }
 
 }  // namespace tq::testing
+
+namespace tq::testing {
+
+TEST_CASE("QuantilesReadAsAtMostTheirBucketsBound", "[metrics]") {
+  LatencyHistogram h;
+  CHECK(DescribeQuantile(h.Snapshot(), 0.99) == "none");
+  for (int i = 0; i < 98; ++i) h.Record(std::chrono::microseconds(700));
+  h.Record(std::chrono::milliseconds(4));
+  h.Record(std::chrono::seconds(3));
+  const LatencyBuckets b = h.Snapshot();
+  CHECK(QuantileUpperBound(b, 0.5) == 0.001);
+  CHECK(DescribeQuantile(b, 0.5) == "\u2264 1 ms");
+  CHECK(DescribeQuantile(b, 0.99) == "\u2264 5 ms");
+  CHECK(DescribeQuantile(b, 1.0) == "> 2.5 s");
+  CHECK(DescribeQuantile(LatencyBuckets{}, 0.5) == "none");
+}
+
+}  // namespace tq::testing
