@@ -35,7 +35,6 @@ void AddCancelCommand(CLI::App& app, CtlFlags* flags) {
   auto* batch = cancel->add_option("--batch", flags->batch_id,
                                    "cancel this batch's waiting tasks");
   target->excludes(batch);
-  cancel->require_option(1);
   cancel
       ->add_flag("--terminate", flags->terminate,
                  "the task is running: have its worker kill the handler now "
@@ -172,6 +171,9 @@ Status ResolveCancelTarget(CtlFlags* flags) {
   if (flags->command != CtlCommand::kCancel) return Status::Ok();
   const std::string& t = flags->cancel_target;
   if (t.empty()) {
+    if (flags->batch_id.empty()) {
+      return Status::InvalidArgument("cancel needs TASK_ID or --batch ID");
+    }
     if (flags->terminate) {
       return Status::InvalidArgument("--terminate goes with a task id");
     }
