@@ -97,9 +97,8 @@ Status Broker::ReloadFromStore(bool first_load) {
   Status paused = store_.LoadPausedQueues(
       [this](const std::string& queue) { tasks_.SetPaused(queue, true); });
   if (!paused.ok()) return paused;
-  std::erase_if(urls_, [this](const auto& u) {
-    return tasks_.Find(u.first) == nullptr;
-  });
+  std::erase_if(
+      urls_, [this](const auto& u) { return tasks_.Find(u.first) == nullptr; });
   DropUnconfirmedLeases();
   if (first_load) {
     spdlog::info(
@@ -470,8 +469,9 @@ void Broker::LoseLease(TaskEntry& t, const std::string& reason, bool unproven,
         "finished no task)",
         TaskName(t.id), reason);
     return Requeue(t, reason,
-                   reason + " (no attempt counted: that session had finished "
-                            "no task)");
+                   reason +
+                       " (no attempt counted: that session had finished "
+                       "no task)");
   }
   const bool retried = t.attempts < t.max_attempts;
   if (holder != nullptr) {

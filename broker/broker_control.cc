@@ -40,11 +40,12 @@ void Broker::HandleSubscribe(const std::string& peer, uint64_t seq,
               true);
     return;
   }
-  spdlog::info("events: new subscriber ({} subscribed; batch {}, queue {}, "
-               "worker {})",
-               events_.size(), req.batch_id().empty() ? "*" : req.batch_id(),
-               req.queue().empty() ? "*" : req.queue(),
-               req.worker_id().empty() ? "*" : req.worker_id());
+  spdlog::info(
+      "events: new subscriber ({} subscribed; batch {}, queue {}, "
+      "worker {})",
+      events_.size(), req.batch_id().empty() ? "*" : req.batch_id(),
+      req.queue().empty() ? "*" : req.queue(),
+      req.worker_id().empty() ? "*" : req.worker_id());
   wire::Envelope env;
   env.set_seq(seq);
   env.mutable_subscribed()->set_lease_ms(uint32_t(lease->count()));
@@ -121,8 +122,9 @@ void Broker::HandleCancelTask(const std::string& peer, uint64_t seq,
   if (who.keyed && !who.roles.Has(Role::kAdmin) &&
       !OwnsBatch(who, t->batch_id(), /*submitting=*/false)) {
     Deny(peer, seq, who,
-         who.Describe() + " may cancel only tasks of the batches it "
-                          "submitted; task " +
+         who.Describe() +
+             " may cancel only tasks of the batches it "
+             "submitted; task " +
              std::to_string(t->id) + " is not one of them");
     return;
   }
@@ -179,8 +181,7 @@ void Broker::HandlePauseQueue(const std::string& peer, uint64_t seq,
     SendAdminAck(peer, seq, 0);
     return;
   }
-  Status st =
-      store_.SetQueuePaused(req.queue(), req.paused(), clock_.WallMs());
+  Status st = store_.SetQueuePaused(req.queue(), req.paused(), clock_.WallMs());
   if (!st.ok()) {
     OnStoreFailure(st);
     SendStoreError(peer, seq);

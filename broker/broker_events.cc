@@ -5,7 +5,8 @@
 namespace tq {
 
 std::optional<Millis> EventFeed::Subscribe(const std::string& peer,
-                                           uint64_t seq, SubscriptionFilter filter,
+                                           uint64_t seq,
+                                           SubscriptionFilter filter,
                                            Millis lease, TimePoint now) {
   if (!subs_.contains(peer) && subs_.size() >= kMaxSubscribers) {
     return std::nullopt;

@@ -87,8 +87,8 @@ class EventFeed {
     SubscriptionFilter filter;
     Millis lease{0};
     TimePoint expires{};
-    uint64_t sent = 0;   // Events numbers sent so far
-    uint64_t acked = 0;  // highest number acknowledged
+    uint64_t sent = 0;                // Events numbers sent so far
+    uint64_t acked = 0;               // highest number acknowledged
     std::deque<wire::Event> backlog;  // may end with a "missed" marker
   };
   bool WindowOpen(const Subscription& s) const {

@@ -281,7 +281,8 @@ std::string ToJsonLine(const ClusterEvent& e) {
   if (e.count != 0 || e.event == "submitted" || e.event == "missed") {
     j["count"] = e.count;
   }
-  return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  return j.dump(-1, ' ', false,
+                nlohmann::ordered_json::error_handler_t::replace);
 }
 
 Status Client::CancelTask(uint64_t task_id, bool terminate) {
@@ -351,9 +352,9 @@ Status Client::FollowEvents(
     if (now >= renew_at) {
       if (Status s = ack(); !s.ok()) return s;
     }
-    const milliseconds wait = std::clamp(
-        std::chrono::ceil<milliseconds>(renew_at - Clock::now()),
-        milliseconds(0), kStopCheck);
+    const milliseconds wait =
+        std::clamp(std::chrono::ceil<milliseconds>(renew_at - Clock::now()),
+                   milliseconds(0), kStopCheck);
     auto got = channel.Receive(wait);
     if (!got.ok()) return got.status();
     if (!got->has_value()) continue;

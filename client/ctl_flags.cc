@@ -179,9 +179,9 @@ Status ResolveCancelTarget(CtlFlags* flags) {
     }
     return Status::Ok();  // --batch ID
   }
-  const bool digits = t.size() <= 19 && std::all_of(t.begin(), t.end(), [](char c) {
-    return c >= '0' && c <= '9';
-  });
+  const bool digits = t.size() <= 19 &&
+                      std::all_of(t.begin(), t.end(),
+                                  [](char c) { return c >= '0' && c <= '9'; });
   if (!digits) {
     if (flags->terminate) {
       return Status::InvalidArgument("--terminate goes with a task id, not '" +

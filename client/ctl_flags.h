@@ -25,7 +25,7 @@ enum class CtlCommand {
   kCancel,
   kRetry,
   kPurge,
-  kRelease,  // end a worker's quarantine
+  kRelease,     // end a worker's quarantine
   kCancelTask,  // cancel TASK_ID [--terminate]
   kEvents,      // follow the cluster live
   kPause,
@@ -48,10 +48,10 @@ struct CtlFlags {
   // cancel: a task id (all digits), else a batch id (the older form);
   // --batch ID names a batch outright.
   std::string cancel_target;
-  uint64_t task_id = 0;    // cancel TASK_ID, once resolved
-  bool terminate = false;  // cancel TASK_ID --terminate
+  uint64_t task_id = 0;       // cancel TASK_ID, once resolved
+  bool terminate = false;     // cancel TASK_ID --terminate
   std::string worker_filter;  // events --worker
-  CurveFlags curve;       // --broker-key, --key
+  CurveFlags curve;           // --broker-key, --key
 };
 
 // The subcommands' names, in --help's order, for "unknown command" messages.

@@ -143,11 +143,10 @@ int ShowQueues(Client& client, bool json) {
     return kExitOk;
   }
   Table t;
-  t.header = {"QUEUE", "QUEUED",      "LEASED",     "RETRY_WAIT",
-              "DONE",  "DEAD",        "CANCELLED",  "WORKERS",
-              "OK",    "UNREACHABLE", "HTTP_ERROR", "TIMEOUT",
-              "STATE"};
-  t.right_align = {false, true, true, true, true, true,  true,
+  t.header = {"QUEUE",      "QUEUED",    "LEASED",  "RETRY_WAIT", "DONE",
+              "DEAD",       "CANCELLED", "WORKERS", "OK",         "UNREACHABLE",
+              "HTTP_ERROR", "TIMEOUT",   "STATE"};
+  t.right_align = {false, true, true, true, true, true, true,
                    true,  true, true, true, true, false};
   for (const auto& q : *queues) {
     const auto& c = q.counts;
@@ -384,8 +383,9 @@ int FollowEvents(Client& client, const CtlFlags& flags) {
       },
       [] { return g_stop_events != 0; },
       [] {
-        Fail("the broker had forgotten this subscription (restarted?): "
-             "subscribed again; events in between are missed");
+        Fail(
+            "the broker had forgotten this subscription (restarted?): "
+            "subscribed again; events in between are missed");
       });
   if (!s.ok()) return ExitFor(s);
   return kExitOk;

@@ -453,7 +453,7 @@ struct ExecRunner::Child {
   Millis time_limit{0};
   bool timed_out = false;  // also set by Terminate: the run is over
   std::string terminated;  // Terminate's reason, "" if not terminated
-  bool exited = false;  // the command is gone (status known or lost)
+  bool exited = false;     // the command is gone (status known or lost)
   bool has_status = false;
   int wait_status = 0;
   int exec_errno = 0;      // exec failed in the reaper

@@ -42,8 +42,9 @@ std::vector<std::string> Kinds(const std::vector<Outgoing>& out,
   for (const Outgoing& o : out) {
     if (o.peer != peer || !o.envelope.has_events()) continue;
     for (const auto& e : o.envelope.events().events()) {
-      kinds.push_back(e.task_id() ? e.event() + ":" + std::to_string(e.task_id())
-                                  : e.event());
+      kinds.push_back(e.task_id()
+                          ? e.event() + ":" + std::to_string(e.task_id())
+                          : e.event());
     }
   }
   return kinds;
@@ -123,7 +124,8 @@ TEST_CASE("EventsOfAWorkerLostAndTheRedeliveryInOrder", "[broker][events]") {
   h.broker().OnDisconnect("w1");
   auto out = h.Turn();
   const std::string id = std::to_string(second[0].task_id());
-  CHECK(Kinds(out, "tail") == std::vector<std::string>{"worker_lost", "failed:" + id});
+  CHECK(Kinds(out, "tail") ==
+        std::vector<std::string>{"worker_lost", "failed:" + id});
   auto events = Events(out, "tail");
   REQUIRE(events.size() == 2);
   CHECK(events[0].worker_id() == "worker-1");
@@ -246,6 +248,20 @@ TEST_CASE("VanishedSubscriberEndsWithItsLease", "[broker][events]") {
   CHECK(h.broker().event_feed().size() == 1);
   h.broker().OnDisconnect("conn");
   CHECK(h.broker().event_feed().size() == 0);
+}
+
+TEST_CASE("SubmittedIsOneSummaryPerQueueOfASubmit", "[broker][events]") {
+  Harness h;
+  Subscribe(h, "tail");
+  h.Turn();
+  h.Submit("big", Urls(3));
+  auto events = Events(h.Turn(), "tail");
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].event() == "submitted");
+  CHECK(events[0].count() == 3);
+  CHECK(events[0].task_id() == 0);  // a summary: no one task
+  CHECK(events[0].url().empty());
+  CHECK(events[0].batch_id() == "big");
 }
 
 TEST_CASE("EventsOfAFailedCommitAreNotSent", "[broker][events]") {

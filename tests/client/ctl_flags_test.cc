@@ -234,8 +234,8 @@ TEST_CASE("EventsPauseAndResumeAreRecognised", "[ctl_flags]") {
   CHECK(events.worker_filter == "w1");
   CHECK(Parsed({"pause", "IT"}).command == CtlCommand::kPause);
   CHECK(Parsed({"resume", "IT"}).queue == "IT");
-  CHECK(ValidateCtlFlags(Parsed({"pause", "italy"})).message().find(
-            "italy") != std::string::npos);
+  CHECK(ValidateCtlFlags(Parsed({"pause", "italy"})).message().find("italy") !=
+        std::string::npos);
 }
 
 }  // namespace

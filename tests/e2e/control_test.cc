@@ -74,7 +74,8 @@ std::vector<json> Lines(const std::string& path) {
 bool HasEvent(const std::vector<json>& lines, const std::string& event,
               const std::string& worker = "") {
   for (const json& j : lines) {
-    if (j["event"] == event && (worker.empty() || j.value("worker", "") == worker)) {
+    if (j["event"] == event &&
+        (worker.empty() || j.value("worker", "") == worker)) {
       return true;
     }
   }
@@ -157,9 +158,9 @@ TEST_CASE("EventsShowAWorkerLostAndItsTaskLeasedAgainAndFinished",
     CHECK(time.size() == 24);
     CHECK(time.back() == 'Z');
     if (j["event"] != "worker_lost") CHECK(j["batch_id"] == "ev-1");
-    seen.push_back(j["event"].get<std::string>() +
-                   (j.contains("worker") ? "/" + j["worker"].get<std::string>()
-                                         : ""));
+    seen.push_back(
+        j["event"].get<std::string>() +
+        (j.contains("worker") ? "/" + j["worker"].get<std::string>() : ""));
   }
   // The doomed worker had finished nothing: losing it costs no attempt, so
   // its task is requeued (not failed) and leased again as attempt 1.
