@@ -88,8 +88,7 @@ void Broker::PublishTurnEvents(bool committed, std::vector<Outgoing>* out) {
   }
   turn_events_.clear();
   for (auto& [peer, env] : events_.Take()) {
-    out->push_back({peer, std::move(env)});
-    ++stats_.messages_out;
+    out->push_back({peer, std::move(env)});  // counted by Commit()
   }
 }
 
