@@ -94,6 +94,11 @@ Status Broker::ReloadFromStore(bool first_load) {
         batch_owners_[batch] = key;
       });
   if (!owners.ok()) return owners;
+  Status paused = store_.LoadPausedQueues(
+      [this](const std::string& queue) { tasks_.SetPaused(queue, true); });
+  if (!paused.ok()) return paused;
+  std::erase_if(
+      urls_, [this](const auto& u) { return tasks_.Find(u.first) == nullptr; });
   DropUnconfirmedLeases();
   if (first_load) {
     spdlog::info(
@@ -132,6 +137,7 @@ void Broker::OnMessage(const std::string& peer, const wire::Envelope& env,
     case B::kBatchStatusRequest:
     case B::kListQueues:
     case B::kListWorkers:
+    case B::kSubscribe:
       if (!WithinReadRate(peer, seq, peer_address)) return;
       break;
     default:
@@ -166,6 +172,17 @@ void Broker::OnMessage(const std::string& peer, const wire::Envelope& env,
                                 /*disconnect=*/true);
     case B::kReloadKeys:
       return HandleReloadKeys(peer, seq);
+    case B::kSubscribe:
+      return HandleSubscribe(peer, seq, env.subscribe());
+    case B::kEventsAck:
+      return HandleEventsAck(peer, seq, env.events_ack());
+    case B::kUnsubscribe:
+      if (events_.Remove(peer)) spdlog::info("events: a subscriber left");
+      return;
+    case B::kCancelTask:
+      return HandleCancelTask(peer, seq, env.cancel_task(), who);
+    case B::kPauseQueue:
+      return HandlePauseQueue(peer, seq, env.pause_queue());
     case B::kCredit:
     case B::kHeartbeat:
     case B::kResult:
@@ -231,6 +248,7 @@ void Broker::OnDisconnect(const std::string& peer) {
   }
   std::erase_if(parked_, [&](const ParkedFetch& p) { return p.peer == peer; });
   reads_.Forget(peer);
+  events_.Remove(peer);
 }
 
 void Broker::BeginShutdown() {
@@ -247,6 +265,7 @@ TimePoint Broker::OnTick() {
   ExpireLeases(now);
   ReadyDueRetries(now);
   ProbeStore(now);
+  ExpireSubscriptions(now);
   const bool sweeping = options_.keep_results.count() > 0;
   if (sweeping && store_ok() && now >= next_sweep_) Sweep(now);
   AnswerParkedFetches(/*expired_only=*/true);
@@ -261,6 +280,7 @@ TimePoint Broker::OnTick() {
   if (!store_ok()) next = std::min(next, next_probe_);
   if (auto due = warnings_.NextDue()) next = std::min(next, *due);
   if (auto probe = sessions_.OpenDueProbes(now)) next = std::min(next, *probe);
+  if (auto expiry = events_.NextExpiry()) next = std::min(next, *expiry);
   if (!bulk_.empty() && store_ok()) next = now;  // its next step
   return next;
 }
@@ -293,9 +313,10 @@ void Broker::ExpireLeases(TimePoint now) {
     }
     // Leased before a restart and not reclaimed: the attempt never ran to an
     // end, so it does not count.
-    spdlog::info("task {} not reclaimed after restart: queued again", t->id);
+    spdlog::info("{} not reclaimed after restart: queued again",
+                 TaskName(t->id));
     ++stats_.redeliveries;
-    Requeue(*t);
+    Requeue(*t, std::nullopt, "not reclaimed by its worker after a restart");
   }
 }
 
@@ -342,6 +363,7 @@ std::vector<Outgoing> Broker::Commit() {
   } else {
     OnStoreFailure(st);
   }
+  const bool committed = !reload_due_;
   turn_files_.clear();
   turn_counts_ = {};
   if (reload_due_) {
@@ -364,6 +386,7 @@ std::vector<Outgoing> Broker::Commit() {
   // Errors of the store's failure may have been produced after Flush().
   for (Outgoing& o : immediate_) out.push_back(std::move(o));
   immediate_.clear();
+  PublishTurnEvents(committed, &out);
   stats_.messages_out += out.size();
   return out;
 }
@@ -421,6 +444,11 @@ void Broker::Lease(TaskEntry& t, WorkerSession& s, wire::Assign* assign) {
   if (!payload.ok()) return OnStoreFailure(payload.status());
   tasks_.Lease(t, s.id, token, LeaseExpiry(t));
   sessions_.Assign(s, t.id, token);
+  urls_[t.id] = payload->url;
+  if (PublishedEvent* e = NewEvent("leased", &t)) {
+    e->event.set_worker_id(s.worker_id);
+    e->event.set_attempt(t.attempts);
+  }
 
   wire::Task* w = assign->add_tasks();
   w->set_task_id(t.id);
@@ -443,10 +471,13 @@ void Broker::LoseLease(TaskEntry& t, const std::string& reason, bool unproven,
     // nothing about the task, so it costs no attempt (within a bound).
     ++t.unproven_losses;
     spdlog::info(
-        "task {} back to its queue ({}; no attempt counted: that session had "
+        "{} back to its queue ({}; no attempt counted: that session had "
         "finished no task)",
-        t.id, reason);
-    return Requeue(t, reason);
+        TaskName(t.id), reason);
+    return Requeue(t, reason,
+                   reason +
+                       " (no attempt counted: that session had finished "
+                       "no task)");
   }
   const bool retried = t.attempts < t.max_attempts;
   if (holder != nullptr) {
@@ -465,20 +496,32 @@ void Broker::LoseLease(TaskEntry& t, const std::string& reason, bool unproven,
     AttemptResult outcome;
     outcome.error = reason;
     outcome.exit_code = -1;
+    if (holder != nullptr) outcome.worker = holder->worker_id;
     return Finish(t, TaskState::kDead, std::move(outcome));
   }
-  spdlog::info("task {} redelivered ({}; attempt {} of {} used)", t.id, reason,
-               t.attempts, t.max_attempts);
+  spdlog::info("{} of batch {} redelivered ({}; attempt {} of {} used)",
+               TaskName(t.id), t.batch_id(), reason, t.attempts,
+               t.max_attempts);
+  if (PublishedEvent* e = NewEvent("failed", &t)) {
+    if (holder != nullptr) e->event.set_worker_id(holder->worker_id);
+    e->event.set_attempt(t.attempts);
+    e->event.set_error(reason);
+  }
   Status st =
       store_.MarkWaiting(t.id, TaskState::kQueued, t.attempts, 0, reason);
   if (!st.ok()) return OnStoreFailure(st);
   tasks_.MakeReady(t);
 }
 
-void Broker::Requeue(TaskEntry& t, std::optional<std::string> reason) {
+void Broker::Requeue(TaskEntry& t, std::optional<std::string> reason,
+                     const std::string& why) {
   Detach(t);
   if (!store_ok()) return;  // the reload re-reads it
   const uint16_t attempts = t.attempts > 0 ? t.attempts - 1 : 0;
+  if (PublishedEvent* e = NewEvent("requeued", &t)) {
+    e->event.set_attempt(t.attempts);
+    e->event.set_error(!why.empty() ? why : reason.value_or(""));
+  }
   Status st = store_.MarkWaiting(t.id, TaskState::kQueued, attempts, 0,
                                  std::move(reason));
   if (!st.ok()) return OnStoreFailure(st);
@@ -501,18 +544,39 @@ void Broker::FailAttempt(TaskEntry& t, AttemptResult outcome) {
   if (!st.ok()) return OnStoreFailure(st);
   ++turn_counts_.failed;
   tasks_.WaitForRetry(t, clock_.Now() + backoff);
-  spdlog::info("task {} of batch {} failed ({}), attempt {} of {}; retry in {}",
-               t.id, t.batch_id(), outcome.error, t.attempts, t.max_attempts,
-               FormatSeconds(backoff));
+  spdlog::info(
+      "{} of batch {} failed on worker {} ({}), attempt {} of {}; retry in {}",
+      TaskName(t.id), t.batch_id(),
+      outcome.worker.empty() ? "?" : outcome.worker, outcome.error, t.attempts,
+      t.max_attempts, FormatSeconds(backoff));
+  if (PublishedEvent* e = NewEvent("failed", &t)) {
+    e->event.set_worker_id(outcome.worker);
+    e->event.set_attempt(t.attempts);
+    e->event.set_error(outcome.error);
+  }
 }
 
 void Broker::Finish(TaskEntry& t, TaskState final_state,
                     AttemptResult outcome) {
   Detach(t);
   if (final_state == TaskState::kDead) {
-    spdlog::warn("task {} of batch {} dead after {} attempts: {}", t.id,
+    spdlog::warn("{} of batch {} dead after {} attempts: {}", TaskName(t.id),
                  t.batch_id(), t.attempts, outcome.error);
   }
+  const char* kind = final_state == TaskState::kDone   ? "finished"
+                     : final_state == TaskState::kDead ? "dead"
+                                                       : "cancelled";
+  // Built before the task leaves the table; dropped with the turn if the
+  // store fails below.
+  if (PublishedEvent* e = NewEvent(kind, &t)) {
+    e->event.set_worker_id(outcome.worker);
+    e->event.set_attempt(t.attempts);
+    if (final_state == TaskState::kDone) {
+      e->event.set_outcome(outcome.outcome.empty() ? "ok" : outcome.outcome);
+    }
+    e->event.set_error(outcome.error);
+  }
+  urls_.erase(t.id);
   std::vector<AttemptRecord> history;
   if (auto h = history_.find(t.id); h != history_.end()) {
     history = std::move(h->second);

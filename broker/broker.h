@@ -36,6 +36,7 @@
 #include <utility>
 #include <vector>
 
+#include "broker/broker_events.h"
 #include "broker/peer_identity.h"
 #include "broker/peer_limits.h"
 #include "broker/task_store.h"
@@ -147,7 +148,8 @@ class Broker {
   // or a store failure waits for its reload.
   bool CommitPending() const {
     return !after_commit_.empty() || store_.HasUncommitted() || reload_due_ ||
-           !dirty_workers_.empty();
+           !dirty_workers_.empty() || !turn_events_.empty() ||
+           events_.HasSendable();
   }
 
   const BrokerStats& stats() const { return stats_; }
@@ -156,6 +158,8 @@ class Broker {
   size_t worker_count() const { return sessions_.size(); }
   // Messages refused for want of a role (or of batch ownership).
   uint64_t permission_denied() const { return permission_denied_; }
+  // Live event subscriptions (tq-ctl events).
+  const EventFeed& event_feed() const { return events_; }
 
  private:
   struct ParkedFetch {
@@ -224,6 +228,28 @@ class Broker {
   void HandleWorkerAction(const std::string& peer, uint64_t seq,
                           const std::string& worker_id, bool disconnect);
 
+  // --- control (broker_control.cc): events, per-task cancel, pause ---
+  void HandleSubscribe(const std::string& peer, uint64_t seq,
+                       const wire::Subscribe& req);
+  void HandleEventsAck(const std::string& peer, uint64_t seq,
+                       const wire::EventsAck& ack);
+  void HandleCancelTask(const std::string& peer, uint64_t seq,
+                        const wire::CancelTask& req, const PeerIdentity& who);
+  void HandlePauseQueue(const std::string& peer, uint64_t seq,
+                        const wire::PauseQueue& req);
+  // Ends subscriptions whose lease ran out.
+  void ExpireSubscriptions(TimePoint now);
+  // A new event of this turn, or null when nobody subscribes (then nothing
+  // is built). `t`, if given, fills in the task's id, batch, queue and URL.
+  PublishedEvent* NewEvent(const char* kind, const TaskEntry* t = nullptr);
+  // After a successful commit: the turn's events go to the subscribers;
+  // after a failed one they are dropped (what they tell was rolled back).
+  void PublishTurnEvents(bool committed, std::vector<Outgoing>* out);
+  // The URL of a task leased in this broker's life, or "".
+  const std::string& UrlOf(uint64_t id) const;
+  // "task 12 (http://...)": how log lines name a task.
+  std::string TaskName(uint64_t id) const;
+
   // --- the pieces of Hello and Result ---
   // Why a Hello is refused, or empty.
   std::string CheckHello(const wire::Hello& hello) const;
@@ -252,7 +278,10 @@ class Broker {
                  WorkerSession* holder = nullptr);
   // Back to its queue, the attempt not counted (handed back unrun, leased
   // before a restart and never reclaimed, lost unproven).
-  void Requeue(TaskEntry& t, std::optional<std::string> reason = std::nullopt);
+  // `reason` is stored as the task's last error; `why` (else `reason`) is
+  // what the requeued event says.
+  void Requeue(TaskEntry& t, std::optional<std::string> reason = std::nullopt,
+               const std::string& why = "");
   // A session ended holding leases before it finished any task.
   void NoteUnprovenLoss(const WorkerSession& s, size_t lost);
   void FailAttempt(TaskEntry& t, AttemptResult outcome);
@@ -394,6 +423,13 @@ class Broker {
   std::unordered_map<std::string, std::string> batch_owners_;
   std::function<Result<KeyReload>()> key_reloader_;
   uint64_t permission_denied_ = 0;
+
+  // URLs of pending tasks leased since the start (task id -> URL): the
+  // table keeps none, and events and log lines name them. Bounded by the
+  // pending tasks; a task's entry goes when it finishes.
+  std::unordered_map<uint64_t, std::string> urls_;
+  EventFeed events_;
+  std::vector<PublishedEvent> turn_events_;  // empty unless events_.active()
 };
 
 }  // namespace tq

@@ -25,6 +25,10 @@ std::optional<Role> NeededRole(wire::Envelope::BodyCase body) {
     case B::kFetchResults:
     case B::kBatchStatusRequest:
     case B::kCancelBatch:
+    case B::kCancelTask:  // its batch: checked by the handler
+    case B::kSubscribe:
+    case B::kEventsAck:
+    case B::kUnsubscribe:
       return Role::kSubmit;  // or admin, for any batch
     case B::kListQueues:     // submit may too: see Authorize
     case B::kListWorkers:
@@ -34,6 +38,7 @@ std::optional<Role> NeededRole(wire::Envelope::BodyCase body) {
     case B::kReleaseWorker:
     case B::kDrainWorker:
     case B::kDisconnectWorker:
+    case B::kPauseQueue:
       return Role::kAdmin;
     default:
       return std::nullopt;
@@ -51,6 +56,8 @@ const std::string* BatchOf(const wire::Envelope& env) {
       return &env.batch_status_request().batch_id();
     case B::kCancelBatch:
       return &env.cancel_batch().batch_id();
+    case B::kSubscribe:
+      return &env.subscribe().batch_id();
     default:
       return nullptr;
   }
@@ -69,6 +76,13 @@ bool Broker::Authorize(const std::string& peer, const wire::Envelope& env,
     if (batch == nullptr || who.roles.Has(Role::kAdmin) ||
         OwnsBatch(who, *batch, env.has_submit())) {
       return true;
+    }
+    if (env.has_subscribe() && batch->empty()) {
+      Deny(peer, env.seq(), who,
+           who.Describe() +
+               " may follow only the batches it submitted: name one "
+               "(tq-ctl events --batch ID), or use a key with the admin role");
+      return false;
     }
     Deny(peer, env.seq(), who,
          who.Describe() + " may use only the batches it submitted; '" +

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -137,6 +138,14 @@ void Broker::HandleSubmit(const std::string& peer, uint64_t seq,
   wire::SubmitAck* a = ack.mutable_submit_ack();
   a->set_batch_id(submit.batch_id());
   uint32_t accepted = 0, duplicates = 0;
+  // For the events: one summary per queue of this Submit (queue -> count,
+  // and the first task's id and URL).
+  struct Queued {
+    uint64_t count = 0;
+    uint64_t first_id = 0;
+    std::string first_url;
+  };
+  std::map<std::string, Queued> queued;
   for (const wire::SubmitItem& item : submit.items()) {
     Status valid = ValidateQueueName(item.queue());
     if (valid.ok()) valid = ValidateUrl(item.url());
@@ -164,6 +173,24 @@ void Broker::HandleSubmit(const std::string& peer, uint64_t seq,
     tasks_.Add(task);
     ++accepted;
     ++turn_counts_.submitted;
+    if (events_.active()) {
+      Queued& q = queued[spec.queue];
+      if (q.count++ == 0) {
+        q.first_id = task.id;
+        q.first_url = spec.url;
+      }
+    }
+  }
+  for (const auto& [queue, q] : queued) {
+    if (PublishedEvent* e = NewEvent("submitted")) {
+      e->event.set_batch_id(submit.batch_id());
+      e->event.set_queue(queue);
+      e->event.set_count(q.count);
+      if (q.count == 1) {
+        e->event.set_task_id(q.first_id);
+        e->event.set_url(q.first_url);
+      }
+    }
   }
   a->set_accepted(accepted);
   a->set_duplicates(duplicates);
@@ -370,6 +397,7 @@ void Broker::HandleListQueues(const std::string& peer, uint64_t seq) {
     info->set_name(name);
     q.counts.ToWire(info->mutable_counts());
     info->set_workers(sessions_.CountServing(name));
+    info->set_paused(q.paused);
   }
   BrokerStats stats = stats_;
   stats.permission_denied = permission_denied_;

@@ -105,6 +105,15 @@ void Broker::HandleHello(const std::string& peer, uint64_t seq,
              " and generic, not " + country);
     return;
   }
+  if (country.empty() && hello.no_generic()) {
+    // Refused rather than left idle: a worker that serves nothing should
+    // say so at once.
+    SendError(peer, seq, wire::INVALID_ARGUMENT,
+              "worker would serve no queue: --no-generic needs a country, and "
+              "it has none (" +
+                  country_source + ")");
+    return;
+  }
   std::unordered_map<uint64_t, uint64_t> held;  // task id -> token
   for (const wire::Lease& l : hello.held()) held[l.task_id()] = l.token();
   // A new Hello replaces any session under the same identity or connection.
@@ -124,7 +133,7 @@ void Broker::HandleHello(const std::string& peer, uint64_t seq,
   fresh.key_name = who.key_name;
   fresh.key_public = who.public_key;
   if (!fresh.country.empty()) fresh.queues.push_back(fresh.country);
-  fresh.queues.push_back(kGenericQueue);
+  if (!hello.no_generic()) fresh.queues.push_back(kGenericQueue);
   fresh.hostname = hello.hostname().substr(0, kMaxIdBytes);
   fresh.peer_address = address;
   fresh.concurrency = hello.concurrency();
@@ -160,6 +169,10 @@ void Broker::HandleHello(const std::string& peer, uint64_t seq,
         "task only",
         wid, health.reason);
   }
+  if (PublishedEvent* e = NewEvent("worker_joined")) {
+    e->event.set_worker_id(wid);
+    e->queues = s.queues;
+  }
 
   wire::Envelope welcome;
   welcome.set_seq(seq);
@@ -187,7 +200,11 @@ size_t Broker::ReclaimLeases(WorkerSession& s, const wire::Hello& hello) {
     if (store_ok()) {
       auto leased = store_.MarkLeased(t->id, t->token, t->attempts, s.worker_id,
                                       clock_.WallMs());
-      if (!leased.ok()) OnStoreFailure(leased.status());
+      if (!leased.ok()) {
+        OnStoreFailure(leased.status());
+      } else {
+        urls_[t->id] = std::move(leased->url);
+      }
     }
     tasks_.HoldLease(*t, s.id, LeaseExpiry(*t));
     sessions_.Hold(s, t->id, t->token);
@@ -244,8 +261,8 @@ void Broker::HandleResult(WorkerSession& s, uint64_t seq,
     }
     AckResult(s, seq, r, false, "no lease with that token");
   } else if (t->token != r.token()) {
-    spdlog::info("refused a late result for task {} from {}: lease superseded",
-                 r.task_id(), s.worker_id);
+    spdlog::info("refused a late result for {} from {}: lease superseded",
+                 TaskName(r.task_id()), s.worker_id);
     AckResult(s, seq, r, false, "lease superseded by a newer one");
   } else if (t->holder != 0 && t->holder != s.id) {
     // The token is right but another live session holds the lease.
@@ -358,8 +375,9 @@ void Broker::HandleRelease(WorkerSession& s, const wire::Release& release) {
         t->token != l.token()) {
       continue;
     }
-    spdlog::debug("task {} handed back by {}", t->id, s.worker_id);
-    Requeue(*t);  // handed back unrun: not an attempt
+    spdlog::debug("{} handed back by {}", TaskName(t->id), s.worker_id);
+    // Handed back unrun: not an attempt.
+    Requeue(*t, std::nullopt, "handed back unrun by worker " + s.worker_id);
   }
 }
 
@@ -371,6 +389,25 @@ void Broker::EndSession(SessionId id, const std::string& reason,
     sessions_.ProbeFailed(*s->health, clock_.Now());  // lost with it
   }
   const bool unproven = s->results == 0;
+  // A worker that said goodbye or was replaced is routine; one that went
+  // silent or dropped its connection is what an operator looks for.
+  const bool lost =
+      reason != "said goodbye" && reason != "replaced by a new session";
+  // Before the events of the tasks it held, which it explains.
+  if (PublishedEvent* e = NewEvent(lost ? "worker_lost" : "worker_left")) {
+    e->event.set_worker_id(s->worker_id);
+    e->event.set_error(reason);
+    e->queues = s->queues;
+    for (const auto& [task_id, token] : s->in_flight) {
+      if (const TaskEntry* t = tasks_.Find(task_id)) {
+        if (std::find(e->batches.begin(), e->batches.end(), t->batch_id()) ==
+            e->batches.end()) {
+          e->batches.push_back(t->batch_id());
+        }
+      }
+    }
+    e->event.set_count(s->in_flight.size());
+  }
   size_t requeued = 0;
   for (auto& [task_id, token] : s->in_flight) {
     TaskEntry* t = tasks_.Find(task_id);
@@ -382,10 +419,6 @@ void Broker::EndSession(SessionId id, const std::string& reason,
     LoseLease(*t, "worker " + s->worker_id + " lost: " + reason, unproven, &*s);
     ++requeued;
   }
-  // A worker that said goodbye or was replaced is routine; one that went
-  // silent or dropped its connection is what an operator looks for.
-  const bool lost =
-      reason != "said goodbye" && reason != "replaced by a new session";
   spdlog::log(lost ? spdlog::level::warn : spdlog::level::info,
               "worker {} {}: {}; {} tasks back to their queues", s->worker_id,
               lost ? "lost" : "left", reason, requeued);

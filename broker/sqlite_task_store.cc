@@ -139,6 +139,13 @@ CREATE TABLE batch_owners(
   key_name TEXT NOT NULL
 ) WITHOUT ROWID;
 )sql",
+    // 6 -> 7: paused queues (tq-ctl pause/resume): they lease nothing.
+    R"sql(
+CREATE TABLE paused_queues(
+  queue TEXT PRIMARY KEY,
+  paused_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+)sql",
 };
 static_assert(std::size(kMigrations) == SqliteTaskStore::kSchemaVersion);
 
@@ -224,6 +231,10 @@ constexpr const char* kStatementSql[] = {
     /* kSetBatchOwner */
     "INSERT OR IGNORE INTO batch_owners(batch_id, key_name) VALUES(?1, ?2)",
     /* kLoadBatchOwners */ "SELECT batch_id, key_name FROM batch_owners",
+    /* kPauseQueue */
+    "INSERT OR IGNORE INTO paused_queues(queue, paused_ms) VALUES(?1, ?2)",
+    /* kResumeQueue */ "DELETE FROM paused_queues WHERE queue = ?1",
+    /* kLoadPausedQueues */ "SELECT queue FROM paused_queues ORDER BY queue",
 };
 
 #undef TQ_PENDING_COLUMNS
@@ -864,6 +875,31 @@ Status SqliteTaskStore::LoadBatchOwners(
     each(batch, key);
   }
   if (rc != SQLITE_DONE) return ReadError("load batch owners");
+  return Status::Ok();
+}
+
+Status SqliteTaskStore::SetQueuePaused(const std::string& queue, bool paused,
+                                       int64_t now_ms) {
+  if (Status s = BeginWrite(); !s.ok()) return s;
+  sqlite3_stmt* stmt = stmts_[paused ? kPauseQueue : kResumeQueue];
+  ResetOnExit reset(stmt);
+  BindText(stmt, 1, queue);
+  if (paused) sqlite3_bind_int64(stmt, 2, now_ms);
+  if (sqlite3_step(stmt) != SQLITE_DONE) return FailWrite("pause queue");
+  return Status::Ok();
+}
+
+Status SqliteTaskStore::LoadPausedQueues(
+    const std::function<void(const std::string&)>& each) {
+  sqlite3_stmt* stmt = stmts_[kLoadPausedQueues];
+  ResetOnExit reset(stmt);
+  std::string queue;
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    AssignText(stmt, 0, &queue);
+    each(queue);
+  }
+  if (rc != SQLITE_DONE) return ReadError("load paused queues");
   return Status::Ok();
 }
 

@@ -53,7 +53,7 @@ class SqliteTaskStore final : public TaskStore {
  public:
   // The schema version this code writes; older databases are migrated at
   // Open, newer ones refused.
-  static constexpr int kSchemaVersion = 6;
+  static constexpr int kSchemaVersion = 7;
 
   // Opens or creates the database at `path` and migrates it to
   // kSchemaVersion. Fails with IoError naming the path if the file cannot be
@@ -86,6 +86,11 @@ class SqliteTaskStore final : public TaskStore {
   Status LoadBatchOwners(
       const std::function<void(const std::string&, const std::string&)>& each)
       override;
+
+  Status SetQueuePaused(const std::string& queue, bool paused,
+                        int64_t now_ms) override;
+  Status LoadPausedQueues(
+      const std::function<void(const std::string&)>& each) override;
 
   Result<std::vector<std::string>> DeleteFinished(
       const std::vector<uint64_t>& ids) override;
@@ -162,6 +167,9 @@ class SqliteTaskStore final : public TaskStore {
     kLoadWorkers,
     kSetBatchOwner,
     kLoadBatchOwners,
+    kPauseQueue,
+    kResumeQueue,
+    kLoadPausedQueues,
     kStmtCount,
   };
 

@@ -134,6 +134,11 @@ class TaskStore {
   virtual Status SetBatchOwner(const std::string& batch_id,
                                const std::string& key_name) = 0;
 
+  // Records that `queue` is paused (leases nothing) or resumed; durable
+  // across restarts (docs/lifecycle.md, "Pausing a queue").
+  virtual Status SetQueuePaused(const std::string& queue, bool paused,
+                                int64_t now_ms) = 0;
+
   // Deletes finished tasks and their file references; returns the digests
   // those references named (candidates for RemoveUnreferencedFiles).
   virtual Result<std::vector<std::string>> DeleteFinished(
@@ -176,6 +181,9 @@ class TaskStore {
   virtual Status LoadBatchOwners(
       const std::function<void(const std::string&, const std::string&)>&
           each) = 0;
+  // Calls `each(queue)` for every paused queue.
+  virtual Status LoadPausedQueues(
+      const std::function<void(const std::string&)>& each) = 0;
   // Counts of the terminal tasks and the largest finish_seq.
   virtual Result<FinishedSummary> LoadFinishedSummary() = 0;
   // Terminal tasks of a batch with finish_seq > after, in finish_seq order.

@@ -248,7 +248,7 @@ TaskEntry* TaskTable::NextReadyExcept(
 
 TaskEntry* TaskTable::NextReady(const std::string& queue) {
   auto qit = queues_.find(queue);
-  if (qit == queues_.end()) return nullptr;
+  if (qit == queues_.end() || qit->second.paused) return nullptr;
   auto& lanes = qit->second.lanes;
   while (!lanes.empty()) {
     auto lane = lanes.begin();
@@ -275,6 +275,19 @@ bool TaskTable::TakeWorkAdded() {
   const bool added = work_added_;
   work_added_ = false;
   return added;
+}
+
+bool TaskTable::SetPaused(const std::string& queue, bool paused) {
+  QueueState& q = Queue(queue).second;
+  if (q.paused == paused) return false;
+  q.paused = paused;
+  if (!paused && !q.lanes.empty()) work_added_ = true;  // dispatch again
+  return true;
+}
+
+bool TaskTable::IsPaused(const std::string& queue) const {
+  auto it = queues_.find(queue);
+  return it != queues_.end() && it->second.paused;
 }
 
 const Counts* TaskTable::BatchCounts(const std::string& batch_id) const {

@@ -55,6 +55,7 @@ struct ReadyLane {
 struct QueueState {
   std::map<int64_t, ReadyLane> lanes;  // by -priority: highest first
   Counts counts;
+  bool paused = false;  // leases nothing (tq-ctl pause); still accepts tasks
 };
 
 using QueueEntry = std::map<std::string, QueueState>::value_type;
@@ -145,6 +146,10 @@ class TaskTable {
                              int max_checks);
   // Whether tasks became ready since the last call.
   bool TakeWorkAdded();
+  // Pauses or resumes `queue` (made if unknown): a paused queue's tasks stay
+  // ready but NextReady passes them over. Returns whether that changed.
+  bool SetPaused(const std::string& queue, bool paused);
+  bool IsPaused(const std::string& queue) const;
 
   // --- reads ---
 

@@ -276,6 +276,53 @@ Status Channel::SendFrame(const std::string& bytes) {
   }
 }
 
+Result<uint64_t> Channel::Post(wire::Envelope message) {
+  const uint64_t seq = next_seq_++;
+  message.set_seq(seq);
+  if (Status s = SendFrame(Encode(message)); !s.ok()) return s;
+  return seq;
+}
+
+Result<std::optional<wire::Envelope>> Channel::Receive(milliseconds wait) {
+  const Clock::time_point end = Clock::now() + wait;
+  for (;;) {
+    zmq::message_t frame;
+    zmq::recv_result_t got;
+    try {
+      got = socket_->recv(frame, zmq::recv_flags::dontwait);
+    } catch (const zmq::error_t& e) {
+      if (e.num() == EINTR) continue;
+      return Status::IoError(std::string("receive failed: ") + e.what());
+    }
+    if (got) {
+      Decoded decoded = DecodeFromBroker(frame.to_string_view());
+      if (decoded.error != DecodeError::kNone) {
+        spdlog::warn("unreadable message from {}: {}", options_.endpoint,
+                     DecodeErrorName(decoded.error));
+        continue;
+      }
+      return std::optional<wire::Envelope>(std::move(decoded.envelope));
+    }
+    const Clock::time_point now = Clock::now();
+    if (now >= end) return std::optional<wire::Envelope>();
+    const Clock::time_point until = std::min(end, NextMonitorDeadline());
+    auto left = std::chrono::ceil<milliseconds>(until - now);
+    zmq_pollitem_t items[2] = {
+        {static_cast<void*>(*socket_), 0, ZMQ_POLLIN, 0},
+        {monitor_ ? static_cast<void*>(*monitor_) : nullptr, 0, ZMQ_POLLIN, 0}};
+    try {
+      zmq::poll(items, monitor_ ? 2 : 1,
+                std::max<milliseconds>(left, milliseconds(0)));
+    } catch (const zmq::error_t& e) {
+      if (e.num() != EINTR) {
+        return Status::IoError(std::string("poll failed: ") + e.what());
+      }
+      return std::optional<wire::Envelope>();  // a signal: let the caller see
+    }
+    DrainMonitor();
+  }
+}
+
 Result<wire::Envelope> Channel::Call(wire::Envelope request,
                                      milliseconds extra_wait) {
   std::vector<wire::Envelope> requests;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,14 @@ class Channel {
       std::vector<wire::Envelope>& requests, size_t window,
       std::chrono::milliseconds extra_wait,
       const std::function<Status(size_t, const wire::Envelope&)>& on_reply);
+
+  // For a stream of messages the broker pushes (events): sends `message`
+  // once under a fresh seq, waiting for nothing, and returns the seq.
+  Result<uint64_t> Post(wire::Envelope message);
+  // Waits up to `wait` for the next message from the broker, whatever its
+  // seq; nullopt if none came. Errors of the socket only (an Error reply is
+  // returned as a message).
+  Result<std::optional<wire::Envelope>> Receive(std::chrono::milliseconds wait);
 
   const std::string& endpoint() const { return options_.endpoint; }
 

@@ -3,12 +3,14 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 
 #include "client/channel.h"
 #include "client/submit_plan.h"
 #include "client/wire_convert.h"
 #include "common/queue_name.h"
 #include "common/result_wire.h"
+#include "common/time_format.h"
 
 namespace tq {
 namespace {
@@ -17,6 +19,25 @@ using std::chrono::milliseconds;
 
 constexpr uint32_t kWaitPageLimit = 1000;
 constexpr milliseconds kMaxLongPoll{1000};
+// How often FollowEvents looks at its stop flag, at the least.
+constexpr milliseconds kStopCheck{200};
+constexpr milliseconds kEventsLease{10'000};
+
+ClusterEvent FromWire(const wire::Event& e) {
+  ClusterEvent c;
+  c.time_ms = e.time_ms();
+  c.event = e.event();
+  c.task_id = e.task_id();
+  c.batch_id = e.batch_id();
+  c.queue = e.queue();
+  c.url = e.url();
+  c.worker_id = e.worker_id();
+  c.attempt = e.attempt();
+  c.outcome = e.outcome();
+  c.error = e.error();
+  c.count = e.count();
+  return c;
+}
 
 Status UnexpectedReply(const wire::Envelope& reply, const char* wanted) {
   return Status::Internal(std::string("broker answered ") + wanted +
@@ -239,6 +260,130 @@ Result<uint64_t> Client::Purge(const std::string& queue) {
   if (!reply.ok()) return reply.status();
   if (!reply->has_admin_ack()) return UnexpectedReply(*reply, "PurgeQueue");
   return reply->admin_ack().affected();
+}
+
+}  // namespace tq
+
+namespace tq {
+
+std::string ToJsonLine(const ClusterEvent& e) {
+  nlohmann::ordered_json j;
+  j["time"] = FormatUtcMs(e.time_ms);
+  j["event"] = e.event;
+  if (e.task_id != 0) j["task_id"] = e.task_id;
+  if (!e.batch_id.empty()) j["batch_id"] = e.batch_id;
+  if (!e.queue.empty()) j["queue"] = e.queue;
+  if (!e.url.empty()) j["url"] = e.url;
+  if (!e.worker_id.empty()) j["worker"] = e.worker_id;
+  if (e.attempt != 0) j["attempt"] = e.attempt;
+  if (!e.outcome.empty()) j["outcome"] = e.outcome;
+  if (!e.error.empty()) j["error"] = e.error;
+  if (e.count != 0 || e.event == "submitted" || e.event == "missed") {
+    j["count"] = e.count;
+  }
+  return j.dump(-1, ' ', false,
+                nlohmann::ordered_json::error_handler_t::replace);
+}
+
+Status Client::CancelTask(uint64_t task_id, bool terminate) {
+  if (task_id == 0) return Status::InvalidArgument("task ids start at 1");
+  wire::Envelope request;
+  request.mutable_cancel_task()->set_task_id(task_id);
+  request.mutable_cancel_task()->set_terminate(terminate);
+  auto reply = impl_->channel->Call(std::move(request));
+  if (!reply.ok()) return reply.status();
+  if (!reply->has_admin_ack()) return UnexpectedReply(*reply, "CancelTask");
+  return Status::Ok();
+}
+
+Result<bool> Client::PauseQueue(const std::string& queue, bool paused) {
+  if (Status s = ValidateQueueName(queue); !s.ok()) return s;
+  wire::Envelope request;
+  request.mutable_pause_queue()->set_queue(queue);
+  request.mutable_pause_queue()->set_paused(paused);
+  auto reply = impl_->channel->Call(std::move(request));
+  if (!reply.ok()) return reply.status();
+  if (!reply->has_admin_ack()) return UnexpectedReply(*reply, "PauseQueue");
+  return reply->admin_ack().affected() > 0;
+}
+
+Status Client::FollowEvents(
+    const EventFilter& filter,
+    const std::function<bool(const ClusterEvent&)>& on_event,
+    const std::function<bool()>& stop,
+    const std::function<void()>& on_forgotten) {
+  using Clock = std::chrono::steady_clock;
+  Channel& channel = *impl_->channel;
+  wire::Envelope subscribe;
+  auto* sub = subscribe.mutable_subscribe();
+  sub->set_batch_id(filter.batch_id);
+  sub->set_queue(filter.queue);
+  sub->set_worker_id(filter.worker_id);
+  sub->set_lease_ms(uint32_t(kEventsLease.count()));
+
+  milliseconds renew_every{0};
+  uint64_t last = 0;  // the highest Events number seen
+  auto subscribe_now = [&]() -> Status {
+    auto reply = channel.Call(subscribe);
+    if (!reply.ok()) return reply.status();
+    if (!reply->has_subscribed()) return UnexpectedReply(*reply, "Subscribe");
+    // Well within the lease: a lost renewal or two do not end it.
+    renew_every = milliseconds(
+        std::max<uint32_t>(reply->subscribed().lease_ms() / 4, 100));
+    last = 0;
+    return Status::Ok();
+  };
+  if (Status s = subscribe_now(); !s.ok()) return s;
+  Clock::time_point renew_at = Clock::now() + renew_every;
+  auto ack = [&]() -> Status {
+    wire::Envelope a;
+    a.mutable_events_ack()->set_number(last);
+    renew_at = Clock::now() + renew_every;
+    return channel.Post(std::move(a)).status();
+  };
+  auto unsubscribe = [&]() {
+    wire::Envelope bye;
+    bye.mutable_unsubscribe();
+    (void)channel.Post(std::move(bye));
+  };
+
+  while (!(stop && stop())) {
+    const auto now = Clock::now();
+    if (now >= renew_at) {
+      if (Status s = ack(); !s.ok()) return s;
+    }
+    const milliseconds wait =
+        std::clamp(std::chrono::ceil<milliseconds>(renew_at - Clock::now()),
+                   milliseconds(0), kStopCheck);
+    auto got = channel.Receive(wait);
+    if (!got.ok()) return got.status();
+    if (!got->has_value()) continue;
+    const wire::Envelope& msg = **got;
+    if (msg.has_events()) {
+      const wire::Events& events = msg.events();
+      if (events.number() <= last) continue;  // a duplicate
+      last = events.number();
+      // Acknowledged first: the broker may prepare the next while we print.
+      if (Status s = ack(); !s.ok()) return s;
+      for (const wire::Event& e : events.events()) {
+        if (!on_event(FromWire(e))) {
+          unsubscribe();
+          return Status::Ok();
+        }
+      }
+    } else if (msg.has_error()) {
+      if (msg.error().code() != wire::NOT_FOUND) {
+        return StatusFromWireError(msg.error());
+      }
+      // The broker forgot us (restarted, or our lease ran out).
+      if (on_forgotten) on_forgotten();
+      if (Status s = subscribe_now(); !s.ok()) return s;
+      renew_at = Clock::now() + renew_every;
+    }
+    // Anything else (a late reply to the Subscribe) is not ours to handle.
+  }
+  unsubscribe();
+  return Status::Ok();
 }
 
 }  // namespace tq

@@ -1,6 +1,7 @@
 #include "client/ctl_flags.h"
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 
 #include "common/endpoint.h"
 #include "common/queue_name.h"
@@ -19,6 +20,52 @@ CLI::App* AddCommand(CLI::App& app, const char* name, const char* help,
   CLI::App* sub = app.add_subcommand(name, help);
   sub->callback([flags, command] { flags->command = command; });
   return sub;
+}
+
+// cancel TASK_ID [--terminate] | cancel --batch ID (| cancel BATCH_ID).
+void AddCancelCommand(CLI::App& app, CtlFlags* flags) {
+  CLI::App* cancel = AddCommand(
+      app, "cancel",
+      "cancel one task (TASK_ID: queued, waiting or running), or a batch's "
+      "queued and retry-waiting tasks (--batch ID)",
+      CtlCommand::kCancel, flags);
+  auto* target = cancel->add_option(
+      "TASK_ID", flags->cancel_target,
+      "task id (a batch id here still cancels the batch, as before)");
+  auto* batch = cancel->add_option("--batch", flags->batch_id,
+                                   "cancel this batch's waiting tasks");
+  target->excludes(batch);
+  cancel
+      ->add_flag("--terminate", flags->terminate,
+                 "the task is running: have its worker kill the handler now "
+                 "(else it runs on and its result is discarded)")
+      ->excludes(batch);
+}
+
+void AddEventsCommand(CLI::App& app, CtlFlags* flags) {
+  CLI::App* events = AddCommand(
+      app, "events",
+      "follow the cluster live, one JSON object per line, until Ctrl-C",
+      CtlCommand::kEvents, flags);
+  events->add_option("--batch", flags->batch_id,
+                     "only this batch's events (a submit key must name one "
+                     "of its batches)");
+  events->add_option("--queue", flags->queue, "only this queue's events");
+  events->add_option("--worker", flags->worker_filter,
+                     "only this worker's events");
+}
+
+void AddPauseCommands(CLI::App& app, CtlFlags* flags) {
+  CLI::App* pause = AddCommand(
+      app, "pause",
+      "stop leasing a queue's tasks (it still takes submissions; survives "
+      "a broker restart)",
+      CtlCommand::kPause, flags);
+  pause->add_option("QUEUE", flags->queue, "queue name")->required();
+  CLI::App* resume =
+      AddCommand(app, "resume", "lease a paused queue's tasks again",
+                 CtlCommand::kResume, flags);
+  resume->add_option("QUEUE", flags->queue, "queue name")->required();
 }
 
 }  // namespace
@@ -64,10 +111,7 @@ void AddCtlFlags(CLI::App& app, CtlFlags* flags) {
                    "DIR/<md5(url)>/<timestamp>/analysis/json/analysis.json")
       ->check(CLI::IsMember({"tasks", "thug"}))
       ->capture_default_str();
-  CLI::App* cancel = AddCommand(
-      app, "cancel", "cancel a batch's queued and retry-waiting tasks",
-      CtlCommand::kCancel, flags);
-  cancel->add_option("ID", flags->batch_id, "batch id")->required();
+  AddCancelCommand(app, flags);
   CLI::App* retry =
       AddCommand(app, "retry", "queue dead tasks again, with fresh attempts",
                  CtlCommand::kRetry, flags);
@@ -88,6 +132,8 @@ void AddCtlFlags(CLI::App& app, CtlFlags* flags) {
   release->add_option("WORKER", flags->worker_id, "worker id")->required();
   purge->add_flag("--yes,-y", flags->yes,
                   "do not ask (needed when standard input is not a terminal)");
+  AddEventsCommand(app, flags);
+  AddPauseCommands(app, flags);
   // Extra words at the top level are the unknown command tq-ctl names; a
   // subcommand keeps refusing its own.
   for (CLI::App* sub : app.get_subcommands({})) sub->allow_extras(false);
@@ -118,6 +164,37 @@ Status CheckCtlCommand(const CtlFlags& flags,
     return Status::InvalidArgument("unexpected argument '" + remaining.front() +
                                    "'");
   }
+  return Status::Ok();
+}
+
+Status ResolveCancelTarget(CtlFlags* flags) {
+  if (flags->command != CtlCommand::kCancel) return Status::Ok();
+  const std::string& t = flags->cancel_target;
+  if (t.empty()) {
+    if (flags->batch_id.empty()) {
+      return Status::InvalidArgument("cancel needs TASK_ID or --batch ID");
+    }
+    if (flags->terminate) {
+      return Status::InvalidArgument("--terminate goes with a task id");
+    }
+    return Status::Ok();  // --batch ID
+  }
+  const bool digits = t.size() <= 19 &&
+                      std::all_of(t.begin(), t.end(),
+                                  [](char c) { return c >= '0' && c <= '9'; });
+  if (!digits) {
+    if (flags->terminate) {
+      return Status::InvalidArgument("--terminate goes with a task id, not '" +
+                                     t + "'");
+    }
+    flags->batch_id = t;  // the older `cancel BATCH_ID`
+    return Status::Ok();
+  }
+  flags->task_id = std::stoull(t);
+  if (flags->task_id == 0) {
+    return Status::InvalidArgument("task ids start at 1");
+  }
+  flags->command = CtlCommand::kCancelTask;
   return Status::Ok();
 }
 

@@ -25,7 +25,11 @@ enum class CtlCommand {
   kCancel,
   kRetry,
   kPurge,
-  kRelease,  // end a worker's quarantine
+  kRelease,     // end a worker's quarantine
+  kCancelTask,  // cancel TASK_ID [--terminate]
+  kEvents,      // follow the cluster live
+  kPause,
+  kResume,
 };
 
 // What the command line says, as given.
@@ -41,7 +45,13 @@ struct CtlFlags {
   std::string layout = "tasks";
   std::string worker_id;  // release
   bool yes = false;       // purge --yes: no confirmation asked
-  CurveFlags curve;       // --broker-key, --key
+  // cancel: a task id (all digits), else a batch id (the older form);
+  // --batch ID names a batch outright.
+  std::string cancel_target;
+  uint64_t task_id = 0;       // cancel TASK_ID, once resolved
+  bool terminate = false;     // cancel TASK_ID --terminate
+  std::string worker_filter;  // events --worker
+  CurveFlags curve;           // --broker-key, --key
 };
 
 // The subcommands' names, in --help's order, for "unknown command" messages.
@@ -59,6 +69,11 @@ Status CheckCtlCommand(const CtlFlags& flags,
 // are the defaults --help shows; $TQ_BROKER, $TQ_BROKER_KEY and $TQ_KEY are
 // read at parse time.
 void AddCtlFlags(CLI::App& app, CtlFlags* flags);
+
+// After parsing: `cancel X` with X all digits is a task, else a batch (sets
+// command to kCancelTask with task_id, or batch_id). --terminate goes with a
+// task only; --batch and a positional argument not together.
+Status ResolveCancelTarget(CtlFlags* flags);
 
 // Refuses here, as a usage error, what the broker would refuse later: a
 // malformed --broker endpoint, retry without a batch or queue, a malformed

@@ -1,4 +1,5 @@
 // tq-ctl: look at and steer a tq broker (queues, workers, batches).
+#include <signal.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -123,6 +124,7 @@ int ShowQueues(Client& client, bool json) {
       j["name"] = q.name;
       j.update(CountsJson(q.counts));
       j["workers"] = q.workers;
+      j["paused"] = q.paused;
       list.push_back(std::move(j));
     }
     ordered_json broker;
@@ -141,11 +143,11 @@ int ShowQueues(Client& client, bool json) {
     return kExitOk;
   }
   Table t;
-  t.header = {"QUEUE", "QUEUED",      "LEASED",     "RETRY_WAIT",
-              "DONE",  "DEAD",        "CANCELLED",  "WORKERS",
-              "OK",    "UNREACHABLE", "HTTP_ERROR", "TIMEOUT"};
-  t.right_align = {false, true, true, true, true, true,
-                   true,  true, true, true, true, true};
+  t.header = {"QUEUE",      "QUEUED",    "LEASED",  "RETRY_WAIT", "DONE",
+              "DEAD",       "CANCELLED", "WORKERS", "OK",         "UNREACHABLE",
+              "HTTP_ERROR", "TIMEOUT",   "STATE"};
+  t.right_align = {false, true, true, true, true, true, true,
+                   true,  true, true, true, true, false};
   for (const auto& q : *queues) {
     const auto& c = q.counts;
     t.rows.push_back({q.name, std::to_string(c.queued),
@@ -153,7 +155,8 @@ int ShowQueues(Client& client, bool json) {
                       std::to_string(c.done), std::to_string(c.dead),
                       std::to_string(c.cancelled), std::to_string(q.workers),
                       std::to_string(c.ok), std::to_string(c.unreachable),
-                      std::to_string(c.http_error), std::to_string(c.timeout)});
+                      std::to_string(c.http_error), std::to_string(c.timeout),
+                      q.paused ? "paused" : "active"});
   }
   std::cout << FormatTable(t);
   std::cout << "broker: " << counters.messages_in << " messages in, "
@@ -327,6 +330,67 @@ bool Confirm(const std::string& question) {
   return answer == "y" || answer == "yes";
 }
 
+// cancel TASK_ID [--terminate].
+int CancelOneTask(Client& client, const CtlFlags& flags) {
+  Status s = client.CancelTask(flags.task_id, flags.terminate);
+  if (!s.ok()) return ExitFor(s);
+  const std::string id = std::to_string(flags.task_id);
+  return PrintCount(flags.json, "cancelled", 1,
+                    "cancelled task " + id +
+                        (flags.terminate ? " (its handler, if running, is "
+                                           "being terminated)"
+                                         : ""));
+}
+
+int PauseOrResume(Client& client, const CtlFlags& flags, bool pause) {
+  auto changed = client.PauseQueue(flags.queue, pause);
+  if (!changed.ok()) return ExitFor(changed.status());
+  if (flags.json) {
+    ordered_json j;
+    j["queue"] = flags.queue;
+    j["paused"] = pause;
+    j["changed"] = *changed;
+    std::cout << Dump(j) << "\n";
+    return kExitOk;
+  }
+  const char* state = pause ? "paused" : "resumed";
+  if (*changed) {
+    std::cout << state << " queue " << flags.queue << "\n";
+  } else {
+    std::cout << "queue " << flags.queue << " was "
+              << (pause ? "paused" : "not paused") << " already\n";
+  }
+  return kExitOk;
+}
+
+volatile sig_atomic_t g_stop_events = 0;
+
+void StopEvents(int) { g_stop_events = 1; }
+
+// Follows the cluster until SIGINT, SIGTERM or SIGPIPE (the reader went
+// away); stdout is flushed after every line so a pipe sees each at once.
+int FollowEvents(Client& client, const CtlFlags& flags) {
+  struct sigaction sa = {};
+  sa.sa_handler = StopEvents;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGINT, SIGTERM, SIGPIPE}) sigaction(sig, &sa, nullptr);
+  EventFilter filter{flags.batch_id, flags.queue, flags.worker_filter};
+  Status s = client.FollowEvents(
+      filter,
+      [](const ClusterEvent& e) {
+        std::cout << ToJsonLine(e) << "\n" << std::flush;
+        return bool(std::cout);
+      },
+      [] { return g_stop_events != 0; },
+      [] {
+        Fail(
+            "the broker had forgotten this subscription (restarted?): "
+            "subscribed again; events in between are missed");
+      });
+  if (!s.ok()) return ExitFor(s);
+  return kExitOk;
+}
+
 // The subcommand's request and its answer on stdout.
 int RunCommand(Client& client, const CtlFlags& flags) {
   switch (flags.command) {
@@ -383,6 +447,14 @@ int RunCommand(Client& client, const CtlFlags& flags) {
       return PrintCount(flags.json, "released", 1,
                         "released worker " + flags.worker_id);
     }
+    case CtlCommand::kCancelTask:
+      return CancelOneTask(client, flags);
+    case CtlCommand::kEvents:
+      return FollowEvents(client, flags);
+    case CtlCommand::kPause:
+      return PauseOrResume(client, flags, /*pause=*/true);
+    case CtlCommand::kResume:
+      return PauseOrResume(client, flags, /*pause=*/false);
     case CtlCommand::kNone:
       break;
   }
@@ -428,6 +500,10 @@ int main(int argc, char** argv) {
     return rc == 0 ? tq::kExitOk : tq::kExitUsage;
   }
   if (tq::Status s = tq::CheckCtlCommand(flags, app.remaining()); !s.ok()) {
+    std::cerr << "tq-ctl: " << s.message() << "\n";
+    return tq::kExitUsage;
+  }
+  if (tq::Status s = tq::ResolveCancelTarget(&flags); !s.ok()) {
     std::cerr << "tq-ctl: " << s.message() << "\n";
     return tq::kExitUsage;
   }

@@ -23,6 +23,7 @@ QueueSummary ToQueueSummary(const wire::QueueInfo& info) {
   q.name = info.name();
   q.counts = ToBatchProgress(info.counts());
   q.workers = info.workers();
+  q.paused = info.paused();
   return q;
 }
 

@@ -70,6 +70,11 @@ Direction BodyDirection(wire::Envelope::BodyCase body) {
     case B::kDisconnectWorker:
     case B::kReleaseWorker:
     case B::kReloadKeys:
+    case B::kSubscribe:
+    case B::kEventsAck:
+    case B::kUnsubscribe:
+    case B::kCancelTask:
+    case B::kPauseQueue:
       return Direction::kToBroker;
     case B::kWelcome:
     case B::kAssign:
@@ -81,6 +86,9 @@ Direction BodyDirection(wire::Envelope::BodyCase body) {
     case B::kWorkerList:
     case B::kAdminAck:
     case B::kKeysReloaded:
+    case B::kSubscribed:
+    case B::kEvents:
+    case B::kTerminateTask:
       return Direction::kFromBroker;
     case B::kHeartbeat:
     case B::kError:

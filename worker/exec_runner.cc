@@ -451,8 +451,9 @@ struct ExecRunner::Child {
   TimePoint started;
   TimePoint deadline;
   Millis time_limit{0};
-  bool timed_out = false;
-  bool exited = false;  // the command is gone (status known or lost)
+  bool timed_out = false;  // also set by Terminate: the run is over
+  std::string terminated;  // Terminate's reason, "" if not terminated
+  bool exited = false;     // the command is gone (status known or lost)
   bool has_status = false;
   int wait_status = 0;
   int exec_errno = 0;      // exec failed in the reaper
@@ -794,7 +795,11 @@ void ExecRunner::Finish(size_t index) {
     FailToStart(c->tag, c->program, c->exec_errno);
     return;
   }
-  if (c->timed_out) {
+  if (!c->terminated.empty()) {
+    o.ok = false;
+    o.exit_code = -1;
+    o.error = c->terminated;
+  } else if (c->timed_out) {
     o.ok = false;
     o.exit_code = -1;
     o.error = TimeLimitMessage(c->time_limit);
@@ -821,6 +826,19 @@ void ExecRunner::Finish(size_t index) {
 void ExecRunner::TakeFinished(std::vector<TaskOutcome>* out) {
   for (auto& o : finished_) out->push_back(std::move(o));
   finished_.clear();
+}
+
+bool ExecRunner::Terminate(uint64_t tag, const std::string& reason) {
+  for (auto& c : children_) {
+    if (c->tag != tag) continue;
+    if (c->exited || c->timed_out) return true;  // ending anyway
+    c->timed_out = true;
+    c->terminated = reason.empty() ? "terminated" : reason;
+    c->ended = clock_.Now();
+    StopReaper(c.get());
+    return true;
+  }
+  return false;
 }
 
 void ExecRunner::KillAll() {

@@ -79,6 +79,12 @@ class ExecRunner {
   void TakeFinished(std::vector<TaskOutcome>* out);
   bool has_finished() const { return !finished_.empty(); }
 
+  // Kills the processes of the run `tag` as its time limit would (the
+  // reaper ends the whole tree, cgroup first); its outcome comes later from
+  // TakeFinished, failed with `reason` as its error. False if no such run
+  // is going.
+  bool Terminate(uint64_t tag, const std::string& reason);
+
   // Kills every run's processes (SIGKILL) and reaps without producing
   // outcomes. Blocks for at most about two seconds.
   void KillAll();

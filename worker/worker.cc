@@ -260,6 +260,11 @@ Status Worker::ApplyActions() {
         core_.OnConnectFailed(s.message());
       }
     }
+    core_.TakeTasksToTerminate(&terminate_);
+    for (uint64_t id : terminate_) {
+      if (runner_) runner_->Terminate(id, "terminated by an operator");
+    }
+    terminate_.clear();
     core_.TakeTasksToStart(&tasks_);
     for (const auto& t : tasks_) StartTask(t);
     tasks_.clear();

@@ -84,6 +84,7 @@ class Worker {
   std::vector<int> fds_;
   std::vector<wire::Envelope> out_;
   std::vector<wire::Task> tasks_;
+  std::vector<uint64_t> terminate_;
   std::vector<TaskOutcome> outcomes_;
   std::vector<std::string> argv_;
 };

@@ -67,6 +67,7 @@ void WorkerCore::SendHello() {
   hello->set_country_auto(config_.country_auto);
   hello->set_country_source(config_.country_source);
   hello->set_public_ip(config_.public_ip);
+  hello->set_no_generic(config_.no_generic);
   hello->set_concurrency(config_.concurrency);
   for (const auto& [task_id, r] : running_) {
     auto* lease = hello->add_held();
@@ -117,6 +118,9 @@ void WorkerCore::OnMessage(const wire::Envelope& envelope) {
       OnResultAck(envelope.result_ack());
       break;
     case wire::Envelope::kHeartbeat:
+      break;
+    case wire::Envelope::kTerminateTask:
+      OnTerminate(envelope.terminate_task());
       break;
     case wire::Envelope::kError:
       OnError(envelope.seq(), envelope.error());
@@ -279,6 +283,19 @@ void WorkerCore::OnResultAck(const wire::ResultAck& ack) {
     spdlog::info("result of task {} dropped by the broker: stale lease{}{}",
                  ack.task_id(), ack.reason().empty() ? "" : ": ", ack.reason());
   }
+}
+
+void WorkerCore::OnTerminate(const wire::TerminateTask& terminate) {
+  auto it = running_.find(terminate.task_id());
+  if (it == running_.end() || it->second.token != terminate.token()) {
+    spdlog::debug("terminate for task {} not running here ignored",
+                  terminate.task_id());
+    return;
+  }
+  ++counters_.tasks_terminated;
+  spdlog::info("task {}: the broker says to terminate its handler ({})",
+               terminate.task_id(), terminate.reason());
+  to_terminate_.push_back(terminate.task_id());
 }
 
 void WorkerCore::OnError(uint64_t seq, const wire::Error& error) {
@@ -462,9 +479,14 @@ bool WorkerCore::TakeCloseSocket() {
 bool WorkerCore::TakeOpenSocket() { return std::exchange(open_socket_, false); }
 bool WorkerCore::TakeKillAll() { return std::exchange(kill_all_, false); }
 
+void WorkerCore::TakeTasksToTerminate(std::vector<uint64_t>* out) {
+  for (uint64_t id : to_terminate_) out->push_back(id);
+  to_terminate_.clear();
+}
+
 bool WorkerCore::HasPendingActions() const {
   return !outbox_.empty() || !to_start_.empty() || close_socket_ ||
-         open_socket_ || kill_all_;
+         open_socket_ || kill_all_ || !to_terminate_.empty();
 }
 
 }  // namespace tq

@@ -43,6 +43,8 @@ struct WorkerConfig {
   bool country_auto = false;
   std::string country_source;
   std::string public_ip;  // --public-ip, for the broker's lookup
+  // --no-generic (or --queues without generic): the country queue only.
+  bool no_generic = false;
   uint32_t concurrency = 1;
   std::string hostname;
   uint32_t pid = 0;
@@ -61,6 +63,7 @@ struct WorkerCounters {
   uint64_t results_acked = 0;
   uint64_t results_stale = 0;  // acked with accepted=false
   uint64_t tasks_released = 0;
+  uint64_t tasks_terminated = 0;  // TerminateTask from the broker
   uint64_t refused_messages = 0;  // well-formed but not acceptable here
   uint64_t malformed_messages = 0;
   uint64_t reconnects = 0;
@@ -93,6 +96,9 @@ class WorkerCore {
   bool TakeCloseSocket();  // drop the current socket (pending sends too)
   bool TakeOpenSocket();   // open + connect a new socket, then OnConnected()
   bool TakeKillAll();      // SIGKILL every running task, no results
+  // Tasks whose handler the broker said to kill (TerminateTask): the loop
+  // kills each as the time limit does; its outcome comes back as usual.
+  void TakeTasksToTerminate(std::vector<uint64_t>* out);
   bool HasPendingActions() const;
   bool done() const { return done_; }
   int exit_code() const { return exit_code_; }
@@ -128,6 +134,7 @@ class WorkerCore {
   void OnWelcome(const wire::Welcome& welcome);
   void OnAssign(const wire::Assign& assign);
   void OnResultAck(const wire::ResultAck& ack);
+  void OnTerminate(const wire::TerminateTask& terminate);
   void OnError(uint64_t seq, const wire::Error& error);
   void Refuse(uint64_t seq, const std::string& what);
   void LoseBroker(const std::string& why);
@@ -164,6 +171,7 @@ class WorkerCore {
   // Pending actions.
   std::vector<wire::Envelope> outbox_;
   std::vector<wire::Task> to_start_;
+  std::vector<uint64_t> to_terminate_;
   bool close_socket_ = false;
   bool open_socket_ = false;
   bool kill_all_ = false;

@@ -15,26 +15,70 @@
 namespace tq {
 namespace {
 
-Status CountryCodeError(const std::string& country) {
+Status CountryCodeError(const std::string& country,
+                        const std::string& flag = "--country") {
   std::string upper = country;
   for (char& c : upper) {
     c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   }
   if (upper != country && IsIsoCountryCode(upper)) {
-    return Status::InvalidArgument(
-        "--country '" + country +
-        "': country codes are upper case (use --country " + upper + ")");
+    return Status::InvalidArgument(flag + " '" + country +
+                                   "': country codes are upper case (use " +
+                                   flag + " " + upper + ")");
   }
   if (auto code = CountryCodeForName(country)) {
     return Status::InvalidArgument(
-        "--country '" + country +
-        "' is not an ISO 3166-1 alpha-2 country code (use --country " + *code +
-        ")");
+        flag + " '" + country +
+        "' is not an ISO 3166-1 alpha-2 country code (use " + flag + " " +
+        *code + ")");
   }
   return Status::InvalidArgument(
-      "--country '" + country +
+      flag + " '" + country +
       "' is not an ISO 3166-1 alpha-2 country code; pass one such as IT, or "
       "generic");
+}
+
+// --queues as given: the country it names ("" for none) and whether it
+// names generic.
+struct QueueList {
+  std::string country;
+  bool generic = false;
+};
+
+Result<QueueList> ParseQueueList(const std::string& text) {
+  QueueList list;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find(',', start);
+    if (end == std::string::npos) end = text.size();
+    std::string name = text.substr(start, end - start);
+    while (!name.empty() && name.front() == ' ') name.erase(0, 1);
+    while (!name.empty() && name.back() == ' ') name.pop_back();
+    start = end + 1;
+    if (name.empty()) {
+      return Status::InvalidArgument("--queues '" + text +
+                                     "': an empty queue name; pass e.g. "
+                                     "--queues IT or --queues IT,generic");
+    }
+    if (name == kGenericQueue) {
+      if (list.generic) {
+        return Status::InvalidArgument("--queues names generic twice");
+      }
+      list.generic = true;
+      continue;
+    }
+    if (!IsIsoCountryCode(name)) return CountryCodeError(name, "--queues");
+    if (name == list.country) {
+      return Status::InvalidArgument("--queues names " + name + " twice");
+    }
+    if (!list.country.empty()) {
+      return Status::InvalidArgument(
+          "--queues names two countries (" + list.country + ", " + name +
+          "): a worker serves the queue of its own country only");
+    }
+    list.country = name;
+  }
+  return list;
 }
 
 // The handler part of the options: which one, and what it runs.
@@ -82,6 +126,14 @@ void AddWorkerFlags(CLI::App& app, WorkerFlags* flags) {
          "from this host's address by the broker's GeoIP database, "
          "or by --geoip-db here")
       ->capture_default_str();
+  app.add_option("--queues", flags->queues,
+                 "serve only these queues, comma-separated: a country code "
+                 "(this worker's country; sets --country) and/or generic, "
+                 "e.g. IT or IT,generic (default: the --country queue and "
+                 "generic)");
+  app.add_flag("--no-generic", flags->no_generic,
+               "do not serve the generic queue: only the country's (needs "
+               "--country CC, --country auto or --queues CC)");
   app.add_option("--geoip-db", flags->geoip_db,
                  "with --country auto: find the country here, in this "
                  "MaxMind-format database (e.g. share/tq/country.mmdb), from "
@@ -188,6 +240,31 @@ Status ValidateWorkerFlags(const WorkerFlags& flags) {
       flags.country != kGenericQueue && !IsIsoCountryCode(flags.country)) {
     return CountryCodeError(flags.country);
   }
+  const bool country_given = IsIsoCountryCode(flags.country);
+  if (!flags.queues.empty()) {
+    if (country_auto) {
+      return Status::InvalidArgument(
+          "--queues names the country itself, which --country auto finds: "
+          "use --no-generic to serve only the country found");
+    }
+    Result<QueueList> list = ParseQueueList(flags.queues);
+    if (!list.ok()) return list.status();
+    if (country_given && list->country != flags.country) {
+      return Status::InvalidArgument(
+          "--queues " + flags.queues + " leaves out the --country " +
+          flags.country + " queue: add " + flags.country +
+          " to --queues, or drop --country");
+    }
+    if (flags.no_generic && list->generic) {
+      return Status::InvalidArgument(
+          "--no-generic and --queues " + flags.queues +
+          " contradict each other: leave generic out of --queues");
+    }
+  } else if (flags.no_generic && !country_given && !country_auto) {
+    return Status::InvalidArgument(
+        "--no-generic leaves this worker no queue: pass --country CC, "
+        "--country auto or --queues CC");
+  }
   if (Status s = CheckEndpoint(flags.broker, EndpointUse::kConnect, "--broker");
       !s.ok()) {
     return s;
@@ -215,6 +292,12 @@ Result<WorkerOptions> WorkerOptionsFromFlags(const WorkerFlags& flags,
                          ? ""
                          : flags.country;
   identity.public_ip = flags.public_ip;
+  identity.no_generic = flags.no_generic;
+  if (!flags.queues.empty()) {
+    const QueueList list = *ParseQueueList(flags.queues);  // validated above
+    identity.country = list.country;
+    identity.no_generic = !list.generic;
+  }
   identity.concurrency = flags.concurrency;
   identity.worker_id = flags.id;
   return options;

@@ -34,6 +34,10 @@ struct WorkerFlags {
   std::string geo_resolver;  // "", "geoip" or "cymru"
   std::string dns_servers;   // for cymru: HOST:PORT,...
   std::string public_ip;
+  // --queues IT[,generic]: the queues to serve, at most one country; "":
+  // the country's queue (if any) and generic.
+  std::string queues;
+  bool no_generic = false;  // --no-generic: not the generic queue
   uint32_t concurrency = 1;
   std::string id;  // empty: <hostname>-<pid>
   // The handler: --noop, --exec (set even when given empty), else --analyse.
@@ -75,7 +79,8 @@ void AddWorkerConfigFile(
 // The checks CLI11 cannot make, bar the handler's, in the order tq-worker
 // reports them: --geoip-db, --geo-resolver and --public-ip only with
 // --country auto, a resolver with what it needs, --public-ip an address,
-// --country a code (or auto or none), --broker not empty, --key and
+// --country a code (or auto or none), --queues codes or generic agreeing
+// with --country, --no-generic with a country, --broker not empty, --key and
 // --broker-key together. Returns
 // InvalidArgument with the message tq-worker prints after "tq-worker: ".
 Status ValidateWorkerFlags(const WorkerFlags& flags);

@@ -158,6 +158,7 @@ TEST_CASE("SchemaV1DatabaseIsMigratedToCurrent", "[store][files]") {
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
   REQUIRE(sqlite3_exec(db,
+                       "DROP TABLE paused_queues;"
                        "DROP TABLE batch_owners;"
                        "DROP TABLE task_files; DROP INDEX tasks_by_finished_ms;"
                        "DROP INDEX tasks_finished;"

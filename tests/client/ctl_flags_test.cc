@@ -97,10 +97,10 @@ TEST_CASE("ParserRefusesMissingOrConflictingArguments", "[ctl_flags]") {
   CtlFlags flags;
   CHECK(Parse({}, &flags) ==
         "a command is required (commands: queues, workers, batch, results, "
-        "cancel, retry, purge, release)");
+        "cancel, retry, purge, release, events, pause, resume)");
   CHECK(Parse({"nosuch"}, &flags) ==
         "unknown command 'nosuch' (commands: queues, workers, batch, results, "
-        "cancel, retry, purge, release)");
+        "cancel, retry, purge, release, events, pause, resume)");
   flags = CtlFlags();
   CHECK(Parse({"queues", "workers"}, &flags) ==
         "unexpected argument 'workers'");
@@ -184,4 +184,59 @@ TEST_CASE("CtlKeysComeFromTheEnvironmentUnlessGiven", "[ctl_flags]") {
         "b.key");
 }
 
+}  // namespace tq
+
+namespace tq {
+namespace {
+
+CtlFlags Resolved(const std::vector<std::string>& args) {
+  CtlFlags flags;
+  REQUIRE(Parse(args, &flags).empty());
+  Status s = ResolveCancelTarget(&flags);
+  INFO(s.message());
+  REQUIRE(s.ok());
+  return flags;
+}
+
+std::string ResolveError(const std::vector<std::string>& args) {
+  CtlFlags flags;
+  const std::string parse = Parse(args, &flags);
+  if (!parse.empty()) return parse;
+  return ResolveCancelTarget(&flags).message();
+}
+
+TEST_CASE("CancelTakesATaskIdOrABatch", "[ctl_flags]") {
+  CtlFlags task = Resolved({"cancel", "42"});
+  CHECK(task.command == CtlCommand::kCancelTask);
+  CHECK(task.task_id == 42);
+  CHECK_FALSE(task.terminate);
+  CHECK(Resolved({"cancel", "42", "--terminate"}).terminate);
+  CtlFlags batch = Resolved({"cancel", "--batch", "b1"});
+  CHECK(batch.command == CtlCommand::kCancel);
+  CHECK(batch.batch_id == "b1");
+  // The older form: a batch id that is not a number.
+  CtlFlags old = Resolved({"cancel", "fixed-1"});
+  CHECK(old.command == CtlCommand::kCancel);
+  CHECK(old.batch_id == "fixed-1");
+  CHECK(ResolveError({"cancel"}) == "cancel needs TASK_ID or --batch ID");
+  CHECK(ResolveError({"cancel", "0"}) == "task ids start at 1");
+  CHECK(ResolveError({"cancel", "b1", "--terminate"}) ==
+        "--terminate goes with a task id, not 'b1'");
+  CHECK_FALSE(ResolveError({"cancel", "--batch", "b1", "--terminate"}).empty());
+}
+
+TEST_CASE("EventsPauseAndResumeAreRecognised", "[ctl_flags]") {
+  CtlFlags events =
+      Parsed({"events", "--batch", "b1", "--queue", "IT", "--worker", "w1"});
+  CHECK(events.command == CtlCommand::kEvents);
+  CHECK(events.batch_id == "b1");
+  CHECK(events.queue == "IT");
+  CHECK(events.worker_filter == "w1");
+  CHECK(Parsed({"pause", "IT"}).command == CtlCommand::kPause);
+  CHECK(Parsed({"resume", "IT"}).queue == "IT");
+  CHECK(ValidateCtlFlags(Parsed({"pause", "italy"})).message().find("italy") !=
+        std::string::npos);
+}
+
+}  // namespace
 }  // namespace tq

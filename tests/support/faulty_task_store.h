@@ -66,6 +66,16 @@ class FaultyTaskStore final : public TaskStore {
     return inner_.LoadBatchOwners(each);
   }
 
+  Status SetQueuePaused(const std::string& queue, bool paused,
+                        int64_t now_ms) override {
+    if (fail_writes_) return WriteError();
+    return inner_.SetQueuePaused(queue, paused, now_ms);
+  }
+  Status LoadPausedQueues(
+      const std::function<void(const std::string&)>& each) override {
+    return inner_.LoadPausedQueues(each);
+  }
+
   Result<std::vector<std::string>> DeleteFinished(
       const std::vector<uint64_t>& ids) override {
     if (fail_writes_) return WriteError();

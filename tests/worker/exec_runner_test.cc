@@ -433,3 +433,36 @@ TEST_CASE("KillAllEndsEveryRunWithoutOutcomes", "[exec_runner]") {
 
 }  // namespace
 }  // namespace tq
+
+namespace tq {
+namespace {
+
+TEST_CASE("TerminateKillsTheRunsWholeTreeAndReportsWhy", "[exec_runner]") {
+  TempDir dir;
+  const fs::path pid_file = dir.path / "grandchild.pid";
+  SystemClock clock;
+  ExecRunner runner(clock, {});
+  runner.Start(5,
+               {"sh", "-c",
+                "sleep 30 & echo $! > '" + pid_file.string() + "'; sleep 30"},
+               Millis(60'000));
+  runner.Start(6, {"sleep", "30"}, Millis(60'000));
+  const pid_t grandchild = ReadPidFile(pid_file);
+  REQUIRE(grandchild > 0);
+  CHECK_FALSE(runner.Terminate(99, "no such run"));
+  const auto start = Steady::now();
+  REQUIRE(runner.Terminate(5, "terminated by an operator"));
+  auto done = RunUntilDone(runner, 1);
+  REQUIRE(done.size() == 1);
+  CHECK(done[0].task_id == 5);
+  CHECK_FALSE(done[0].ok);
+  CHECK(done[0].exit_code == -1);
+  CHECK(done[0].error == "terminated by an operator");
+  CHECK(Steady::now() - start < Millis(5000));
+  CHECK(WaitUntilGone(grandchild));
+  CHECK(runner.running() == 1);  // the other run goes on
+  runner.KillAll();
+}
+
+}  // namespace
+}  // namespace tq

@@ -597,3 +597,61 @@ TEST_CASE("OtherBrokerErrorsAreCountedNotAnswered", "[worker_core]") {
 
 }  // namespace
 }  // namespace tq
+
+namespace tq {
+namespace {
+
+TEST_CASE("TerminateTaskNamesTheRunningLeaseForTheLoopToKill",
+          "[worker_core]") {
+  Harness h(2);
+  h.Ready();
+  h.Assign({MakeTask(7, 70), MakeTask(8, 80)});
+  h.Started();
+  auto terminate = [&](uint64_t id, uint64_t token) {
+    wire::Envelope e;
+    e.mutable_terminate_task()->set_task_id(id);
+    e.mutable_terminate_task()->set_token(token);
+    e.mutable_terminate_task()->set_reason("cancelled by an operator");
+    h.core.OnMessage(e);
+  };
+  terminate(7, 999);  // another lease of it: not this run
+  terminate(9, 90);   // not running here
+  CHECK_FALSE(h.core.HasPendingActions());
+  terminate(7, 70);
+  CHECK(h.core.HasPendingActions());
+  std::vector<uint64_t> kill;
+  h.core.TakeTasksToTerminate(&kill);
+  CHECK(kill == std::vector<uint64_t>{7});
+  CHECK(h.core.counters().tasks_terminated == 1);
+  // The killed run ends as usual: its result goes out and frees the slot.
+  TaskOutcome o = Ok(7);
+  o.ok = false;
+  o.error = "terminated by an operator";
+  h.core.OnTaskFinished(o);
+  auto out = h.Out();
+  REQUIRE(out.size() == 1);
+  REQUIRE(out[0].has_result());
+  CHECK_FALSE(out[0].result().ok());
+  CHECK(out[0].result().credit() == 1);
+  CHECK(h.core.running() == 1);
+}
+
+TEST_CASE("HelloSaysWhetherTheWorkerServesGeneric", "[worker_core]") {
+  WorkerConfig config = Config(1);
+  config.country = "IT";
+  config.no_generic = true;
+  FakeClock clock;
+  WorkerCore core(config, clock);
+  core.OnTick();
+  REQUIRE(core.TakeOpenSocket());
+  core.OnConnected();
+  Envelopes out;
+  core.TakeOutbox(&out);
+  REQUIRE(out.size() == 1);
+  REQUIRE(out[0].has_hello());
+  CHECK(out[0].hello().country() == "IT");
+  CHECK(out[0].hello().no_generic());
+}
+
+}  // namespace
+}  // namespace tq

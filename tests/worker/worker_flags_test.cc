@@ -295,3 +295,60 @@ TEST_CASE("CurveKeysComeFromTheEnvironmentUnlessGiven", "[worker_flags]") {
 }
 
 }  // namespace tq
+
+namespace tq {
+namespace {
+
+TEST_CASE("QueuesNameTheCountryAndWhetherGenericIsServed", "[worker_flags]") {
+  WorkerOptions it_only = Options({"--queues", "IT"});
+  CHECK(it_only.identity.country == "IT");
+  CHECK(it_only.identity.no_generic);
+  WorkerOptions both = Options({"--queues", "IT,generic"});
+  CHECK(both.identity.country == "IT");
+  CHECK_FALSE(both.identity.no_generic);
+  WorkerOptions generic = Options({"--queues", "generic"});
+  CHECK(generic.identity.country.empty());
+  CHECK_FALSE(generic.identity.no_generic);
+  WorkerOptions agreeing = Options({"--country", "IT", "--queues", "IT"});
+  CHECK(agreeing.identity.country == "IT");
+  CHECK(agreeing.identity.no_generic);
+  WorkerOptions no_generic = Options({"--country", "DE", "--no-generic"});
+  CHECK(no_generic.identity.country == "DE");
+  CHECK(no_generic.identity.no_generic);
+  CHECK(Options({"--country", "auto", "--no-generic"}).identity.no_generic);
+  CHECK_FALSE(Options({}).identity.no_generic);
+}
+
+TEST_CASE("QueuesAreValidatedLikeCountry", "[worker_flags]") {
+  CHECK(UsageError({"--queues", "it"}) ==
+        "--queues 'it': country codes are upper case (use --queues IT)");
+  CHECK(UsageError({"--queues", "italy"}) ==
+        "--queues 'italy' is not an ISO 3166-1 alpha-2 country code (use "
+        "--queues IT)");
+  CHECK(UsageError({"--queues", "IT,,generic"}) ==
+        "--queues 'IT,,generic': an empty queue name; pass e.g. --queues IT "
+        "or --queues IT,generic");
+  CHECK(UsageError({"--queues", "IT,DE"}) ==
+        "--queues names two countries (IT, DE): a worker serves the queue of "
+        "its own country only");
+  CHECK(UsageError({"--queues", "generic,generic"}) ==
+        "--queues names generic twice");
+  CHECK(UsageError({"--country", "DE", "--queues", "IT"}) ==
+        "--queues IT leaves out the --country DE queue: add DE to --queues, "
+        "or drop --country");
+  CHECK(UsageError({"--queues", "IT,generic", "--no-generic"}) ==
+        "--no-generic and --queues IT,generic contradict each other: leave "
+        "generic out of --queues");
+  CHECK(UsageError({"--country", "auto", "--queues", "IT"}) ==
+        "--queues names the country itself, which --country auto finds: use "
+        "--no-generic to serve only the country found");
+  CHECK(UsageError({"--no-generic"}) ==
+        "--no-generic leaves this worker no queue: pass --country CC, "
+        "--country auto or --queues CC");
+  CHECK(UsageError({"--country", "generic", "--no-generic"}) ==
+        "--no-generic leaves this worker no queue: pass --country CC, "
+        "--country auto or --queues CC");
+}
+
+}  // namespace
+}  // namespace tq

@@ -146,7 +146,44 @@ struct QueueSummary {
   std::string name;
   BatchProgress counts;
   uint32_t workers = 0;
+  bool paused = false;  // PauseQueue: leases nothing until resumed
 };
+
+// What FollowEvents selects; an empty field matches everything. A key with
+// the submit role alone must name one of its own batches.
+struct EventFilter {
+  std::string batch_id;
+  std::string queue;
+  std::string worker_id;
+};
+
+// One thing that happened in the cluster, as the broker reports it.
+// event: submitted (one per queue of each Submit message: count tasks;
+// task_id and url only when count is 1), leased, finished (outcome),
+// failed (an attempt failed or its worker was lost; retried), requeued
+// (back to its queue, no attempt counted), dead, cancelled, worker_joined,
+// worker_left (goodbye), worker_lost (error says why; count: tasks it
+// held), or missed (count events the broker dropped here because this
+// subscriber read too slowly). Fields that do not apply are empty or 0.
+struct ClusterEvent {
+  int64_t time_ms = 0;  // wall clock, ms since the epoch
+  std::string event;
+  uint64_t task_id = 0;
+  std::string batch_id;
+  std::string queue;
+  std::string url;  // "" where the broker does not hold it in memory
+  std::string worker_id;
+  uint32_t attempt = 0;
+  std::string outcome;
+  std::string error;
+  uint64_t count = 0;
+};
+
+// One JSON object (no newline) as printed by `tq-ctl events`: time
+// (ISO-8601 UTC with milliseconds and Z), event, then task_id, batch_id,
+// queue, url, worker, attempt, outcome, error and count, each only when it
+// applies (non-empty, non-zero; count always for submitted and missed).
+std::string ToJsonLine(const ClusterEvent& event);
 
 struct WorkerSummary {
   std::string worker_id;
@@ -237,6 +274,30 @@ class Client {
   // Ends the quarantine of a worker at once; kNotFound if it is not
   // quarantined.
   Status ReleaseWorker(const std::string& worker_id);
+
+  // Cancels one task (see docs/lifecycle.md): queued or waiting to retry,
+  // it is cancelled; leased, it is cancelled too and its worker's result is
+  // refused when it comes; with `terminate` the worker is also told to kill
+  // the running handler. kNotFound when no task with that id is pending
+  // (unknown, or finished already).
+  Status CancelTask(uint64_t task_id, bool terminate);
+  // Pauses (the queue leases nothing; submissions are still taken) or
+  // resumes a queue; durable across broker restarts. Returns whether that
+  // changed anything (false: it already was so).
+  Result<bool> PauseQueue(const std::string& queue, bool paused);
+
+  // Follows the cluster live: subscribes with `filter` and calls on_event
+  // for each event, in the broker's order, until `stop` returns true
+  // (checked at least every 200 ms, so a signal flag works) or on_event
+  // returns false; then unsubscribes and returns Ok. The subscription is
+  // renewed in the background of this call; a broker that forgot it
+  // (restarted) is subscribed to again, and on_forgotten, if set, is told
+  // (events in between are lost). A refused subscription is its Status
+  // (kInternal for permission denied, with the broker's reason).
+  Status FollowEvents(const EventFilter& filter,
+                      const std::function<bool(const ClusterEvent&)>& on_event,
+                      const std::function<bool()>& stop,
+                      const std::function<void()>& on_forgotten = {});
 
  private:
   struct Impl;
