@@ -41,7 +41,10 @@ Broker::Broker(TaskStore& store, const Clock& clock, BrokerOptions options)
   sessions_.set_health_options(options.health);
 }
 
-Status Broker::Start() { return ReloadFromStore(/*first_load=*/true); }
+Status Broker::Start() {
+  started_wall_ms_ = clock_.WallMs();
+  return ReloadFromStore(/*first_load=*/true);
+}
 
 // Rebuilds the task tables from what the store holds. Sessions survive; a
 // lease they hold stays theirs if the store agrees on its token.
@@ -94,6 +97,13 @@ Status Broker::ReloadFromStore(bool first_load) {
         batch_owners_[batch] = key;
       });
   if (!owners.ok()) return owners;
+  batch_meta_.clear();
+  Status batches = store_.LoadBatches(
+      [this](const std::string& batch, uint64_t seq, int64_t created_ms) {
+        batch_meta_[batch] = {seq, created_ms};
+        last_batch_seq_ = std::max(last_batch_seq_, seq);
+      });
+  if (!batches.ok()) return batches;
   DropUnconfirmedLeases();
   if (first_load) {
     spdlog::info(
@@ -132,6 +142,10 @@ void Broker::OnMessage(const std::string& peer, const wire::Envelope& env,
     case B::kBatchStatusRequest:
     case B::kListQueues:
     case B::kListWorkers:
+    case B::kStatusRequest:
+    case B::kListBatches:
+    case B::kTaskRequest:
+    case B::kListActive:
       if (!WithinReadRate(peer, seq, peer_address)) return;
       break;
     default:
@@ -151,7 +165,15 @@ void Broker::OnMessage(const std::string& peer, const wire::Envelope& env,
     case B::kListQueues:
       return HandleListQueues(peer, seq);
     case B::kListWorkers:
-      return HandleListWorkers(peer, seq);
+      return HandleListWorkers(peer, seq, env.list_workers());
+    case B::kStatusRequest:
+      return HandleStatus(peer, seq);
+    case B::kListBatches:
+      return HandleListBatches(peer, seq, env.list_batches(), who);
+    case B::kTaskRequest:
+      return HandleTask(peer, seq, env.task_request(), who);
+    case B::kListActive:
+      return HandleListActive(peer, seq, env.list_active());
     case B::kRetryDead:
       return HandleRetryDead(peer, seq, env.retry_dead());
     case B::kPurgeQueue:
@@ -416,6 +438,7 @@ void Broker::Lease(TaskEntry& t, WorkerSession& s, wire::Assign* assign) {
   tasks_.Lease(t, s.id, token, LeaseExpiry(t));
   sessions_.Assign(s, t.id, token);
 
+  live_leases_[t.id] = {payload->url, clock_.WallMs()};
   wire::Task* w = assign->add_tasks();
   w->set_task_id(t.id);
   w->set_token(t.token);
@@ -470,6 +493,7 @@ void Broker::LoseLease(TaskEntry& t, const std::string& reason, bool unproven,
 
 void Broker::Requeue(TaskEntry& t, std::optional<std::string> reason) {
   Detach(t);
+  live_leases_.erase(t.id);
   if (!store_ok()) return;  // the reload re-reads it
   const uint16_t attempts = t.attempts > 0 ? t.attempts - 1 : 0;
   Status st = store_.MarkWaiting(t.id, TaskState::kQueued, attempts, 0,
@@ -500,6 +524,7 @@ void Broker::FailAttempt(TaskEntry& t, AttemptResult outcome) {
 void Broker::Finish(TaskEntry& t, TaskState final_state,
                     AttemptResult outcome) {
   Detach(t);
+  live_leases_.erase(t.id);
   if (final_state == TaskState::kDead) {
     spdlog::warn("task {} of batch {} dead after {} attempts: {}", t.id,
                  t.batch_id(), t.attempts, outcome.error);

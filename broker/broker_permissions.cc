@@ -25,6 +25,8 @@ std::optional<Role> NeededRole(wire::Envelope::BodyCase body) {
     case B::kFetchResults:
     case B::kBatchStatusRequest:
     case B::kCancelBatch:
+    case B::kListBatches:    // a submit key sees only its own (broker_views.cc)
+    case B::kTaskRequest:    // of its own batches
       return Role::kSubmit;  // or admin, for any batch
     case B::kListQueues:     // submit may too: see Authorize
     case B::kListWorkers:
@@ -34,6 +36,8 @@ std::optional<Role> NeededRole(wire::Envelope::BodyCase body) {
     case B::kReleaseWorker:
     case B::kDrainWorker:
     case B::kDisconnectWorker:
+    case B::kStatusRequest:
+    case B::kListActive:
       return Role::kAdmin;
     default:
       return std::nullopt;

@@ -187,7 +187,12 @@ size_t Broker::ReclaimLeases(WorkerSession& s, const wire::Hello& hello) {
     if (store_ok()) {
       auto leased = store_.MarkLeased(t->id, t->token, t->attempts, s.worker_id,
                                       clock_.WallMs());
-      if (!leased.ok()) OnStoreFailure(leased.status());
+      if (!leased.ok()) {
+        OnStoreFailure(leased.status());
+      } else if (!live_leases_.contains(t->id)) {
+        // Reclaimed after a broker restart: it runs since at least now.
+        live_leases_[t->id] = {leased->url, clock_.WallMs()};
+      }
     }
     tasks_.HoldLease(*t, s.id, LeaseExpiry(*t));
     sessions_.Hold(s, t->id, t->token);
@@ -371,6 +376,11 @@ void Broker::EndSession(SessionId id, const std::string& reason,
     sessions_.ProbeFailed(*s->health, clock_.Now());  // lost with it
   }
   const bool unproven = s->results == 0;
+  // Shown offline for an hour (tq-ctl workers, the console).
+  if (s->health != nullptr) {
+    s->health->record.last_seen_ms = clock_.WallMs();
+    MarkDirty(*s->health);
+  }
   size_t requeued = 0;
   for (auto& [task_id, token] : s->in_flight) {
     TaskEntry* t = tasks_.Find(task_id);

@@ -119,6 +119,7 @@ tq::Status LockDatabase(const std::string& db_path) {
 tq::Status Serve(tq::Broker& core, const tq::Clock& clock,
                  tq::SqliteTaskStore& store, const tq::BrokerConfig& config) {
   tq::ServerOptions options = config.server;
+  options.db_path = config.db_path;
   std::unique_ptr<tq::WalSyncer> syncer;
   if (config.store.deferred_sync) {
     syncer = std::make_unique<tq::WalSyncer>(store.wal_path());

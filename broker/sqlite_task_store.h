@@ -52,7 +52,7 @@ class SqliteTaskStore final : public TaskStore {
  public:
   // The schema version this code writes; older databases are migrated at
   // Open, newer ones refused.
-  static constexpr int kSchemaVersion = 6;
+  static constexpr int kSchemaVersion = 7;
 
   // Opens or creates the database at `path` and migrates it to
   // kSchemaVersion. Fails with IoError naming the path if the file cannot be
@@ -85,6 +85,10 @@ class SqliteTaskStore final : public TaskStore {
   Status LoadBatchOwners(
       const std::function<void(const std::string&, const std::string&)>& each)
       override;
+  Status AddBatch(const std::string& batch_id, int64_t created_ms) override;
+  Status LoadBatches(const std::function<void(const std::string&, uint64_t,
+                                              int64_t)>& each) override;
+  Result<TaskDetail> ReadTask(uint64_t id) override;
 
   Result<std::vector<std::string>> DeleteFinished(
       const std::vector<uint64_t>& ids) override;
@@ -159,6 +163,8 @@ class SqliteTaskStore final : public TaskStore {
     kLoadWorkers,
     kSetBatchOwner,
     kLoadBatchOwners,
+    kAddBatch,
+    kLoadBatches,
     kStmtCount,
   };
 

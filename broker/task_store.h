@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "broker/task_detail.h"
 #include "common/status.h"
 #include "common/task_state.h"
 #include "tq/task_result.h"
@@ -86,6 +87,7 @@ struct WorkerRecord {
   std::string last_failure;
   int64_t first_seen_ms = 0;     // wall clock
   int64_t session_start_ms = 0;  // wall clock, of its current session
+  int64_t last_seen_ms = 0;      // wall clock, when its last session ended
 };
 
 // What start-up needs to know of the finished tasks.
@@ -134,6 +136,10 @@ class TaskStore {
   virtual Status SetBatchOwner(const std::string& batch_id,
                                const std::string& key_name) = 0;
 
+  // Records a batch's creation (its first submit), unless recorded; the
+  // order of these calls is the batches' creation order.
+  virtual Status AddBatch(const std::string& batch_id, int64_t created_ms) = 0;
+
   // Deletes finished tasks and their file references; returns the digests
   // those references named (candidates for RemoveUnreferencedFiles).
   virtual Result<std::vector<std::string>> DeleteFinished(
@@ -176,6 +182,14 @@ class TaskStore {
   virtual Status LoadBatchOwners(
       const std::function<void(const std::string&, const std::string&)>&
           each) = 0;
+  // Calls `each(batch_id, seq, created_ms)` for every recorded batch, in
+  // creation order (seq ascending).
+  virtual Status LoadBatches(
+      const std::function<void(const std::string&, uint64_t, int64_t)>&
+          each) = 0;
+  // One task as tq-ctl task and the console show it (no file content);
+  // NotFound for an unknown id. A point read by primary key.
+  virtual Result<TaskDetail> ReadTask(uint64_t id) = 0;
   // Counts of the terminal tasks and the largest finish_seq.
   virtual Result<FinishedSummary> LoadFinishedSummary() = 0;
   // Terminal tasks of a batch with finish_seq > after, in finish_seq order.

@@ -26,6 +26,11 @@ enum class CtlCommand {
   kRetry,
   kPurge,
   kRelease,  // end a worker's quarantine
+  // The views (#19): the same queries the web console shows.
+  kStatus,
+  kBatches,
+  kTask,
+  kActive,
 };
 
 // What the command line says, as given.
@@ -41,6 +46,11 @@ struct CtlFlags {
   std::string layout = "tasks";
   std::string worker_id;  // release
   bool yes = false;       // purge --yes: no confirmation asked
+  bool all = false;       // queues --all: empty unserved queues too
+  uint32_t limit = 50;    // batches --limit
+  uint64_t before = 0;    // batches --before (a page's next_before)
+  uint64_t task_id = 0;   // task ID
+  std::string worker;     // active --worker
   CurveFlags curve;       // --broker-key, --key
 };
 

@@ -70,6 +70,10 @@ Direction BodyDirection(wire::Envelope::BodyCase body) {
     case B::kDisconnectWorker:
     case B::kReleaseWorker:
     case B::kReloadKeys:
+    case B::kStatusRequest:
+    case B::kListBatches:
+    case B::kTaskRequest:
+    case B::kListActive:
       return Direction::kToBroker;
     case B::kWelcome:
     case B::kAssign:
@@ -81,6 +85,10 @@ Direction BodyDirection(wire::Envelope::BodyCase body) {
     case B::kWorkerList:
     case B::kAdminAck:
     case B::kKeysReloaded:
+    case B::kBrokerStatus:
+    case B::kBatchList:
+    case B::kTaskReport:
+    case B::kActiveList:
       return Direction::kFromBroker;
     case B::kHeartbeat:
     case B::kError:
