@@ -250,7 +250,8 @@ int ShowWorkers(Client& client, bool json) {
   for (const auto& w : *workers) {
     t.rows.push_back(
         {w.worker_id, w.country.empty() ? "-" : w.country,
-         w.country_source.empty() ? "-" : w.country_source, Join(w.queues, ","),
+         w.country_source.empty() ? "-" : w.country_source,
+         w.queues.empty() ? "-" : Join(w.queues, ","),
          std::to_string(w.concurrency), std::to_string(w.in_flight),
          FormatAgo(w.last_seen_ms_ago), std::to_string(w.tasks_done),
          std::to_string(w.failed), std::to_string(w.retried),

@@ -96,11 +96,12 @@ TEST_CASE("GlobalFlagsMayFollowTheSubcommand", "[ctl_flags]") {
 TEST_CASE("ParserRefusesMissingOrConflictingArguments", "[ctl_flags]") {
   CtlFlags flags;
   CHECK(Parse({}, &flags) ==
-        "a command is required (commands: queues, workers, batch, results, "
-        "cancel, retry, purge, release)");
+        "a command is required (commands: queues, workers, status, batches, "
+        "task, active, batch, results, cancel, retry, purge, release)");
   CHECK(Parse({"nosuch"}, &flags) ==
-        "unknown command 'nosuch' (commands: queues, workers, batch, results, "
-        "cancel, retry, purge, release)");
+        "unknown command 'nosuch' (commands: queues, workers, status, "
+        "batches, task, active, batch, results, cancel, retry, purge, "
+        "release)");
   flags = CtlFlags();
   CHECK(Parse({"queues", "workers"}, &flags) ==
         "unexpected argument 'workers'");
