@@ -104,6 +104,11 @@ Status Broker::ReloadFromStore(bool first_load) {
         last_batch_seq_ = std::max(last_batch_seq_, seq);
       });
   if (!batches.ok()) return batches;
+  // Tasks written without a batches row (by hand, or a tool filling the
+  // database): listed as the oldest, creation time unknown.
+  for (const auto& [id, counts] : tasks_.batches()) {
+    if (!batch_meta_.contains(id)) batch_meta_[id] = {0, 0};
+  }
   DropUnconfirmedLeases();
   if (first_load) {
     spdlog::info(

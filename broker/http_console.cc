@@ -769,8 +769,6 @@ void HttpConsole::Impl::WorkerAction(const Request& req, Response& res,
 }
 
 void HttpConsole::Impl::Batches(const Request& req, Response& res, bool api) {
-  auto db = Db();
-  if (!db.ok()) return SendError(req, res, db.status(), api);
   uint64_t before = 0;
   uint32_t limit = 50;
   try {
@@ -781,18 +779,29 @@ void HttpConsole::Impl::Batches(const Request& req, Response& res, bool api) {
     return SendError(req, res, Status::InvalidArgument("bad before or limit"),
                      api);
   }
-  auto page = ListBatches((*db)->get(), before, limit);
-  if (!page.ok()) return SendError(req, res, page.status(), api);
-  if (!api) return SendPage(req, res, RenderBatchList(*page), "Batches");
-  json list = json::array();
-  for (const auto& b : page->batches) {
-    list.push_back({{"batch_id", b.batch_id},
-                    {"submitted_ms", b.submitted_ms},
-                    {"first_task_id", b.first_task_id},
-                    {"counts", CountsJson(b.counts)}});
+  // The broker's list, as tq-ctl batches shows it: from its memory, so it
+  // costs the same at 1,000,000 tasks. `before` is a creation seq there.
+  auto listing =
+      WithClient([&](Client& c) { return c.Batches(limit, before); });
+  if (!listing.ok()) return SendError(req, res, listing.status(), api);
+  BatchListPage page;
+  for (const BatchOverview& b : listing->batches) {
+    page.batches.push_back(
+        {b.batch_id, FromProgress(b.counts), b.seq, b.created_ms});
   }
-  json j = {{"batches", list}};
-  if (page->next_before) j["next_before"] = page->next_before;
+  page.next_before = listing->next_before;
+  if (!api) return SendPage(req, res, RenderBatchList(page), "Batches");
+  json list = json::array();
+  for (const BatchOverview& b : listing->batches) {
+    list.push_back({{"batch_id", b.batch_id},
+                    {"submitted_ms", b.created_ms},
+                    {"created_ms", b.created_ms},
+                    {"submitter", b.submitter},
+                    {"seq", b.seq},
+                    {"counts", CountsJson(FromProgress(b.counts))}});
+  }
+  json j = {{"batches", list}, {"total", listing->total}};
+  if (page.next_before) j["next_before"] = page.next_before;
   SendJson(res, j);
 }
 
