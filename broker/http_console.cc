@@ -920,7 +920,7 @@ void HttpConsole::Impl::Task(const Request& req, Response& res, bool api) {
                         {"outcome", a.outcome},
                         {"error", a.error}});
   }
-  j["attempts"] = attempts;
+  j["history"] = attempts;
   j["lease"] = lease ? RunningJson(*lease) : json();
   if (t->result) j["result"] = json::parse(ToJsonLine(*t->result));
   SendJson(res, j);
