@@ -1,10 +1,14 @@
 // The views behind tq-ctl status, batches, task, active and workers (#19),
 // on the core with a fake clock: what each answers, who may ask, and that
 // the batches' order and the workers' last-seen survive a restart.
+#include <sqlite3.h>
+
 #include <catch2/catch.hpp>
 
 #include "broker/authorized_keys.h"
+#include "broker/sqlite_task_store.h"
 #include "tests/broker/broker_harness.h"
+#include "tests/support/temp_dir.h"
 
 namespace tq {
 namespace {
@@ -222,6 +226,53 @@ TEST_CASE("AWorkerThatLeftIsListedOfflineForAnHour", "[broker][views]") {
   h.clock().Advance(Millis(3'600'001));
   CHECK(Ask(h, "ctl", workers, B::kWorkerList).worker_list().workers_size() ==
         0);
+}
+
+TEST_CASE("ASchema6DatabaseGetsItsBatchesInCreationOrder", "[broker][views]") {
+  testing::TempDir dir;
+  const std::string path = dir.File("tq.db");
+  {
+    auto store = SqliteTaskStore::Open(path);
+    REQUIRE(store.ok());
+    for (auto [batch, index, ms] :
+         {std::tuple{"old", 0u, 500}, {"new", 0u, 900}, {"old", 1u, 700}}) {
+      NewTask t;
+      t.batch_id = batch;
+      t.index = index;
+      t.queue = "generic";
+      t.url = "http://example.com/";
+      t.max_attempts = 1;
+      t.time_limit_ms = 1000;
+      t.options_json = "{}";
+      t.submitted_ms = ms;
+      REQUIRE((*store)->Insert(t).ok());
+    }
+    REQUIRE((*store)->Commit().ok());
+  }
+  // Back to what schema 6 wrote: no batches table, no last_seen_ms.
+  sqlite3* db = nullptr;
+  REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
+  REQUIRE(sqlite3_exec(db,
+                       "DROP TABLE batches;"
+                       "ALTER TABLE workers DROP COLUMN last_seen_ms;"
+                       "PRAGMA user_version = 6;",
+                       nullptr, nullptr, nullptr) == SQLITE_OK);
+  sqlite3_close(db);
+  auto store = SqliteTaskStore::Open(path);
+  INFO(store.status().message());
+  REQUIRE(store.ok());
+  std::vector<std::tuple<std::string, uint64_t, int64_t>> batches;
+  REQUIRE(
+      (*store)
+          ->LoadBatches([&](const std::string& b, uint64_t seq, int64_t ms) {
+            batches.emplace_back(b, seq, ms);
+          })
+          .ok());
+  REQUIRE(batches.size() == 2);
+  CHECK(batches[0] ==
+        std::tuple<std::string, uint64_t, int64_t>{"old", 1, 500});
+  CHECK(batches[1] ==
+        std::tuple<std::string, uint64_t, int64_t>{"new", 2, 900});
 }
 
 }  // namespace tq

@@ -158,7 +158,7 @@ TEST_CASE("SchemaV1DatabaseIsMigratedToCurrent", "[store][files]") {
   sqlite3* db = nullptr;
   REQUIRE(sqlite3_open(path.c_str(), &db) == SQLITE_OK);
   REQUIRE(sqlite3_exec(db,
-                       "DROP TABLE batch_owners;"
+                       "DROP TABLE batches; DROP TABLE batch_owners;"
                        "DROP TABLE task_files; DROP INDEX tasks_by_finished_ms;"
                        "DROP INDEX tasks_finished;"
                        // v4's columns and table (worker health).
