@@ -529,13 +529,15 @@ TEST_CASE("Database with a newer schema version is refused") {
   TempDir dir;
   const std::string path = dir.File("tq.db");
   OpenStore(path);
-  SetUserVersion(path, 7);
+  const int newer = SqliteTaskStore::kSchemaVersion + 1;
+  SetUserVersion(path, newer);
   auto store = SqliteTaskStore::Open(path);
   REQUIRE_FALSE(store.ok());
   INFO(store.status().message());
   CHECK(store.status().code() == Status::Code::kCorruption);
   CHECK(store.status().message().find(
-            "database schema version 7 is newer than this tq-broker "
+            "database schema version " + std::to_string(newer) +
+            " is newer than this tq-broker "
             "supports (" +
             std::to_string(SqliteTaskStore::kSchemaVersion) + ")") !=
         std::string::npos);
