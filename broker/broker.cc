@@ -41,7 +41,10 @@ Broker::Broker(TaskStore& store, const Clock& clock, BrokerOptions options)
   sessions_.set_health_options(options.health);
 }
 
-Status Broker::Start() { return ReloadFromStore(/*first_load=*/true); }
+Status Broker::Start() {
+  started_wall_ms_ = clock_.WallMs();
+  return ReloadFromStore(/*first_load=*/true);
+}
 
 // Rebuilds the task tables from what the store holds. Sessions survive; a
 // lease they hold stays theirs if the store agrees on its token.
@@ -97,8 +100,21 @@ Status Broker::ReloadFromStore(bool first_load) {
   Status paused = store_.LoadPausedQueues(
       [this](const std::string& queue) { tasks_.SetPaused(queue, true); });
   if (!paused.ok()) return paused;
-  std::erase_if(
-      urls_, [this](const auto& u) { return tasks_.Find(u.first) == nullptr; });
+  std::erase_if(live_leases_, [this](const auto& u) {
+    return tasks_.Find(u.first) == nullptr;
+  });
+  batch_meta_.clear();
+  Status batches = store_.LoadBatches(
+      [this](const std::string& batch, uint64_t seq, int64_t created_ms) {
+        batch_meta_[batch] = {seq, created_ms};
+        last_batch_seq_ = std::max(last_batch_seq_, seq);
+      });
+  if (!batches.ok()) return batches;
+  // Tasks written without a batches row (by hand, or a tool filling the
+  // database): listed as the oldest, creation time unknown.
+  for (const auto& [id, counts] : tasks_.batches()) {
+    if (!batch_meta_.contains(id)) batch_meta_[id] = {0, 0};
+  }
   DropUnconfirmedLeases();
   if (first_load) {
     spdlog::info(
@@ -138,6 +154,10 @@ void Broker::OnMessage(const std::string& peer, const wire::Envelope& env,
     case B::kListQueues:
     case B::kListWorkers:
     case B::kSubscribe:
+    case B::kStatusRequest:
+    case B::kListBatches:
+    case B::kTaskRequest:
+    case B::kListActive:
       if (!WithinReadRate(peer, seq, peer_address)) return;
       break;
     default:
@@ -157,7 +177,15 @@ void Broker::OnMessage(const std::string& peer, const wire::Envelope& env,
     case B::kListQueues:
       return HandleListQueues(peer, seq);
     case B::kListWorkers:
-      return HandleListWorkers(peer, seq);
+      return HandleListWorkers(peer, seq, env.list_workers());
+    case B::kStatusRequest:
+      return HandleStatus(peer, seq);
+    case B::kListBatches:
+      return HandleListBatches(peer, seq, env.list_batches(), who);
+    case B::kTaskRequest:
+      return HandleTask(peer, seq, env.task_request(), who);
+    case B::kListActive:
+      return HandleListActive(peer, seq, env.list_active());
     case B::kRetryDead:
       return HandleRetryDead(peer, seq, env.retry_dead());
     case B::kPurgeQueue:
@@ -444,12 +472,11 @@ void Broker::Lease(TaskEntry& t, WorkerSession& s, wire::Assign* assign) {
   if (!payload.ok()) return OnStoreFailure(payload.status());
   tasks_.Lease(t, s.id, token, LeaseExpiry(t));
   sessions_.Assign(s, t.id, token);
-  urls_[t.id] = payload->url;
+  live_leases_[t.id] = {payload->url, clock_.WallMs()};
   if (PublishedEvent* e = NewEvent("leased", &t)) {
     e->event.set_worker_id(s.worker_id);
     e->event.set_attempt(t.attempts);
   }
-
   wire::Task* w = assign->add_tasks();
   w->set_task_id(t.id);
   w->set_token(t.token);
@@ -516,6 +543,9 @@ void Broker::LoseLease(TaskEntry& t, const std::string& reason, bool unproven,
 void Broker::Requeue(TaskEntry& t, std::optional<std::string> reason,
                      const std::string& why) {
   Detach(t);
+  if (auto live = live_leases_.find(t.id); live != live_leases_.end()) {
+    live->second.since_ms = 0;
+  }
   if (!store_ok()) return;  // the reload re-reads it
   const uint16_t attempts = t.attempts > 0 ? t.attempts - 1 : 0;
   if (PublishedEvent* e = NewEvent("requeued", &t)) {
@@ -576,7 +606,7 @@ void Broker::Finish(TaskEntry& t, TaskState final_state,
     }
     e->event.set_error(outcome.error);
   }
-  urls_.erase(t.id);
+  live_leases_.erase(t.id);
   std::vector<AttemptRecord> history;
   if (auto h = history_.find(t.id); h != history_.end()) {
     history = std::move(h->second);

@@ -129,6 +129,12 @@ class Broker {
   void SetKeyReloader(std::function<Result<KeyReload>()> reload) {
     key_reloader_ = std::move(reload);
   }
+  // Fills what only the process knows for StatusRequest (version, pid, RSS,
+  // database and WAL size, listen addresses); the core adds the rest. Set by
+  // the loop (BrokerServer::Bind); called on the loop thread.
+  void SetStatusFiller(std::function<void(wire::BrokerStatus*)> fill) {
+    status_filler_ = std::move(fill);
+  }
   // A frame that failed to decode: counted, logged (a few per address and
   // kind a minute, then a summary), answered with Error.
   void OnBadMessage(const std::string& peer, DecodeError error,
@@ -217,7 +223,25 @@ class Broker {
   void HandleCancel(const std::string& peer, uint64_t seq,
                     const wire::CancelBatch& req);
   void HandleListQueues(const std::string& peer, uint64_t seq);
-  void HandleListWorkers(const std::string& peer, uint64_t seq);
+  void HandleListWorkers(const std::string& peer, uint64_t seq,
+                         const wire::ListWorkers& req);
+
+  // --- the views of tq-ctl and the console (broker_views.cc) ---
+  // Every one answers from memory or with a point read: none blocks the
+  // loop on a scan.
+  void HandleStatus(const std::string& peer, uint64_t seq);
+  void HandleListBatches(const std::string& peer, uint64_t seq,
+                         const wire::ListBatches& req, const PeerIdentity& who);
+  void HandleTask(const std::string& peer, uint64_t seq,
+                  const wire::TaskRequest& req, const PeerIdentity& who);
+  void HandleListActive(const std::string& peer, uint64_t seq,
+                        const wire::ListActive& req);
+  // The workers not connected now that left within the last hour.
+  void AddOfflineWorkers(wire::WorkerList* list);
+  // The live lease of task `id` (leased to a connected session), or false.
+  bool FillActive(uint64_t id, wire::ActiveTask* out);
+  // A new batch: its creation is recorded in the turn's transaction.
+  Status NoteBatchCreated(const std::string& batch_id);
   void HandleRetryDead(const std::string& peer, uint64_t seq,
                        const wire::RetryDead& req);
   void HandlePurge(const std::string& peer, uint64_t seq,
@@ -418,16 +442,32 @@ class Broker {
   // Worker ids whose accounting changed this turn.
   std::unordered_set<std::string> dirty_workers_;
 
+  // Pending tasks leased since the start (task id -> URL, and when the
+  // current lease began: 0 once its attempt ended). The table keeps no
+  // URLs; events, log lines and the views name them. Bounded by the pending
+  // tasks: an entry goes when its task finishes. (FillActive checks the task
+  // is still leased.)
+  struct LiveLease {
+    std::string url;
+    int64_t since_ms = 0;
+  };
+  std::unordered_map<uint64_t, LiveLease> live_leases_;
+  // Each batch's creation (from the store's batches table): order and time.
+  struct BatchMeta {
+    uint64_t seq = 0;
+    int64_t created_ms = 0;
+  };
+  std::unordered_map<std::string, BatchMeta> batch_meta_;
+  uint64_t last_batch_seq_ = 0;
+  int64_t started_wall_ms_ = 0;
+  std::function<void(wire::BrokerStatus*)> status_filler_;
+
   // CURVE: which key submitted each batch (batch id -> key name; from the
   // store), the reload hook, and the refusals so far.
   std::unordered_map<std::string, std::string> batch_owners_;
   std::function<Result<KeyReload>()> key_reloader_;
   uint64_t permission_denied_ = 0;
 
-  // URLs of pending tasks leased since the start (task id -> URL): the
-  // table keeps none, and events and log lines name them. Bounded by the
-  // pending tasks; a task's entry goes when it finishes.
-  std::unordered_map<uint64_t, std::string> urls_;
   EventFeed events_;
   std::vector<PublishedEvent> turn_events_;  // empty unless events_.active()
 };

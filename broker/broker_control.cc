@@ -94,8 +94,8 @@ void Broker::PublishTurnEvents(bool committed, std::vector<Outgoing>* out) {
 
 const std::string& Broker::UrlOf(uint64_t id) const {
   static const std::string kNone;
-  auto it = urls_.find(id);
-  return it == urls_.end() ? kNone : it->second;
+  auto it = live_leases_.find(id);
+  return it == live_leases_.end() ? kNone : it->second.url;
 }
 
 std::string Broker::TaskName(uint64_t id) const {

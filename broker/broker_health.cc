@@ -29,7 +29,13 @@ void Broker::RecordAttempt(uint64_t id, uint32_t attempt,
   // Bounded: attempts are, but unproven losses and RetryDead are not.
   constexpr size_t kMaxHistory = 32;
   if (h.size() >= kMaxHistory) h.erase(h.begin());
-  h.push_back({attempt, worker, ok, outcome, error.substr(0, 500)});
+  int64_t started_ms = 0;
+  if (auto live = live_leases_.find(id); live != live_leases_.end()) {
+    started_ms = live->second.since_ms;
+    live->second.since_ms = 0;  // the URL stays for the task's next events
+  }
+  h.push_back({attempt, worker, ok, outcome, error.substr(0, 500), started_ms,
+               clock_.WallMs()});
 }
 
 std::vector<std::string> Broker::FailedBy(uint64_t id,

@@ -29,6 +29,8 @@ std::optional<Role> NeededRole(wire::Envelope::BodyCase body) {
     case B::kSubscribe:
     case B::kEventsAck:
     case B::kUnsubscribe:
+    case B::kListBatches:    // a submit key sees only its own (broker_views.cc)
+    case B::kTaskRequest:    // of its own batches
       return Role::kSubmit;  // or admin, for any batch
     case B::kListQueues:     // submit may too: see Authorize
     case B::kListWorkers:
@@ -39,6 +41,8 @@ std::optional<Role> NeededRole(wire::Envelope::BodyCase body) {
     case B::kDrainWorker:
     case B::kDisconnectWorker:
     case B::kPauseQueue:
+    case B::kStatusRequest:
+    case B::kListActive:
       return Role::kAdmin;
     default:
       return std::nullopt;

@@ -104,6 +104,11 @@ void Broker::HandleSubmit(const std::string& peer, uint64_t seq,
     return;
   }
   if (!CheckWritable(peer, seq)) return;
+  if (Status st = NoteBatchCreated(submit.batch_id()); !st.ok()) {
+    OnStoreFailure(st);
+    SendStoreError(peer, seq);
+    return;
+  }
   // The first key to submit a batch owns it (Authorize checked the rest).
   if (who.keyed && !batch_owners_.contains(submit.batch_id())) {
     if (Status st = store_.SetBatchOwner(submit.batch_id(), who.key_name);
@@ -412,7 +417,8 @@ void Broker::HandleListQueues(const std::string& peer, uint64_t seq) {
   Send(peer, std::move(env));
 }
 
-void Broker::HandleListWorkers(const std::string& peer, uint64_t seq) {
+void Broker::HandleListWorkers(const std::string& peer, uint64_t seq,
+                               const wire::ListWorkers& req) {
   wire::Envelope env;
   env.set_seq(seq);
   wire::WorkerList* list = env.mutable_worker_list();
@@ -436,7 +442,16 @@ void Broker::HandleListWorkers(const std::string& peer, uint64_t seq) {
     FillHealth(*s, w);
     w->set_draining(s->state == WorkerState::kDraining);
     w->set_key_name(s->key_name);
+    w->set_last_seen_ms(clock_.WallMs() - (now - s->last_seen).count());
+    std::vector<uint64_t> held;
+    for (const auto& [task_id, token] : s->in_flight) held.push_back(task_id);
+    std::sort(held.begin(), held.end());
+    for (uint64_t id : held) {
+      wire::ActiveTask a;
+      if (FillActive(id, &a)) *w->add_current() = std::move(a);
+    }
   }
+  if (req.include_offline()) AddOfflineWorkers(list);
   Send(peer, std::move(env));
 }
 

@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include "common/version.h"
+
 namespace tq {
 namespace {
 
@@ -41,6 +43,20 @@ Status WriteFileAtomically(const std::string& path, const std::string& text) {
   std::filesystem::rename(tmp, path, ec);
   if (ec) return Status::IoError("cannot rename " + tmp + ": " + ec.message());
   return Status::Ok();
+}
+
+uint64_t FileSize(const std::string& path) {
+  std::error_code ec;
+  const uintmax_t size = std::filesystem::file_size(path, ec);
+  return ec ? 0 : uint64_t(size);
+}
+
+// Resident set size from /proc/self/statm (pages), 0 if unreadable.
+uint64_t ResidentBytes() {
+  std::ifstream statm("/proc/self/statm");
+  uint64_t size = 0, resident = 0;
+  if (!(statm >> size >> resident)) return 0;
+  return resident * uint64_t(sysconf(_SC_PAGESIZE));
 }
 
 Millis Until(TimePoint deadline, TimePoint now) {
@@ -197,6 +213,7 @@ Status BrokerServer::Bind() {
     spdlog::info("listening on {} without keys (every peer has every role)",
                  endpoint_);
   }
+  core_.SetStatusFiller([this](wire::BrokerStatus* st) { FillStatus(st); });
   if (!options_.ready_file.empty()) {
     return WriteFileAtomically(options_.ready_file, endpoint_);
   }
@@ -459,6 +476,19 @@ void BrokerServer::CountSilentCloses() {
             " bytes with their connection)");
   }
   silent_closes_.clear();
+}
+
+void BrokerServer::FillStatus(wire::BrokerStatus* st) const {
+  st->set_version(TqVersion() + " (git " + GitRevision() + ")");
+  st->set_pid(uint32_t(getpid()));
+  st->set_rss_bytes(ResidentBytes());
+  st->add_listen(endpoint_);
+  for (const std::string& also : options_.also_listen) st->add_listen(also);
+  if (!options_.db_path.empty()) {
+    st->set_db_path(options_.db_path);
+    st->set_db_bytes(FileSize(options_.db_path));
+    st->set_wal_bytes(FileSize(options_.db_path + "-wal"));
+  }
 }
 
 void BrokerServer::SendAll(std::vector<Outgoing> messages) {

@@ -26,6 +26,8 @@ namespace tq {
 struct ServerOptions {
   std::string listen = kDefaultEndpoint;  // port 0 or * picks a free port
   std::string ready_file;  // if set, the bound endpoint is written here
+  // The database, for the sizes StatusRequest reports ("" leaves them 0).
+  std::string db_path;
   // More endpoints for the same socket (the web console's ipc://).
   std::vector<std::string> also_listen;
   // The codec refuses (and answers) messages over this; ZeroMQ drops frames
@@ -108,6 +110,8 @@ class BrokerServer {
   void CommitIfDue();
   void RunIdleWork();
   void SendAll(std::vector<Outgoing> messages);
+  // What only the process knows, for StatusRequest (Broker::SetStatusFiller).
+  void FillStatus(wire::BrokerStatus* status) const;
 
   // Connection events (socket monitor). libzmq 4.3 drops a frame over its
   // cap with the connection and reports only ZMQ_EVENT_DISCONNECTED, as for

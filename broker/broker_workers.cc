@@ -203,7 +203,10 @@ size_t Broker::ReclaimLeases(WorkerSession& s, const wire::Hello& hello) {
       if (!leased.ok()) {
         OnStoreFailure(leased.status());
       } else {
-        urls_[t->id] = std::move(leased->url);
+        LiveLease& live = live_leases_[t->id];
+        live.url = std::move(leased->url);
+        // Reclaimed after a broker restart: it runs since at least now.
+        if (live.since_ms == 0) live.since_ms = clock_.WallMs();
       }
     }
     tasks_.HoldLease(*t, s.id, LeaseExpiry(*t));
@@ -407,6 +410,11 @@ void Broker::EndSession(SessionId id, const std::string& reason,
       }
     }
     e->event.set_count(s->in_flight.size());
+  }
+  // Shown offline for an hour (tq-ctl workers, the console).
+  if (s->health != nullptr) {
+    s->health->record.last_seen_ms = clock_.WallMs();
+    MarkDirty(*s->health);
   }
   size_t requeued = 0;
   for (auto& [task_id, token] : s->in_flight) {

@@ -103,6 +103,14 @@ json TaskRowJson(const TaskRow& t) {
   return j;
 }
 
+json RunningJson(const RunningTask& r);
+
+json CurrentJson(const std::vector<RunningTask>& tasks) {
+  json list = json::array();
+  for (const RunningTask& r : tasks) list.push_back(RunningJson(r));
+  return list;
+}
+
 json WorkerJson(const WorkerSummary& w) {
   return {{"worker_id", w.worker_id},
           {"country", w.country},
@@ -114,7 +122,15 @@ json WorkerJson(const WorkerSummary& w) {
           {"last_seen_ms_ago", w.last_seen_ms_ago},
           {"hostname", w.hostname},
           {"tasks_done", w.tasks_done},
-          {"peer_address", w.peer_address}};
+          {"peer_address", w.peer_address},
+          {"current", CurrentJson(w.current)}};
+}
+
+json RunningJson(const RunningTask& r) {
+  return {{"task_id", r.task_id}, {"url", r.url},
+          {"queue", r.queue},     {"batch_id", r.batch_id},
+          {"worker", r.worker},   {"since_ms", r.since_ms},
+          {"attempt", r.attempt}};
 }
 
 json StatsJson(const BrokerStats& s) {
@@ -699,12 +715,16 @@ void HttpConsole::Impl::Chart(const Request&, Response& res) {
 void HttpConsole::Impl::Workers(const Request& req, Response& res, bool api) {
   // Straight from the wire: the list carries the draining flag too.
   wire::Envelope ask;
-  ask.mutable_list_workers();
+  ask.mutable_list_workers()->set_include_offline(true);
   auto reply = Call(std::move(ask));
   WorkersView v;
   v.csrf = csrf;
   if (reply.ok()) {
     for (const auto& w : reply->worker_list().workers()) {
+      if (w.offline()) {
+        v.offline.push_back(ToWorkerSummary(w));
+        continue;
+      }
       v.workers.push_back(ToWorkerSummary(w));
       v.draining.push_back(w.draining());
     }
@@ -717,7 +737,14 @@ void HttpConsole::Impl::Workers(const Request& req, Response& res, bool api) {
       w["draining"] = bool(v.draining[i]);
       list.push_back(w);
     }
-    return SendJson(res, {{"workers", list}});
+    json offline = json::array();
+    for (const WorkerSummary& w : v.offline) {
+      offline.push_back({{"worker_id", w.worker_id},
+                         {"last_seen_ms", w.last_seen_ms},
+                         {"tasks_done", w.tasks_done},
+                         {"failed", w.failed}});
+    }
+    return SendJson(res, {{"workers", list}, {"offline", offline}});
   }
   if (!reply.ok()) v.broker_error = reply.status().message();
   const std::string done = Param(req, "done");
@@ -752,8 +779,6 @@ void HttpConsole::Impl::WorkerAction(const Request& req, Response& res,
 }
 
 void HttpConsole::Impl::Batches(const Request& req, Response& res, bool api) {
-  auto db = Db();
-  if (!db.ok()) return SendError(req, res, db.status(), api);
   uint64_t before = 0;
   uint32_t limit = 50;
   try {
@@ -764,18 +789,29 @@ void HttpConsole::Impl::Batches(const Request& req, Response& res, bool api) {
     return SendError(req, res, Status::InvalidArgument("bad before or limit"),
                      api);
   }
-  auto page = ListBatches((*db)->get(), before, limit);
-  if (!page.ok()) return SendError(req, res, page.status(), api);
-  if (!api) return SendPage(req, res, RenderBatchList(*page), "Batches");
-  json list = json::array();
-  for (const auto& b : page->batches) {
-    list.push_back({{"batch_id", b.batch_id},
-                    {"submitted_ms", b.submitted_ms},
-                    {"first_task_id", b.first_task_id},
-                    {"counts", CountsJson(b.counts)}});
+  // The broker's list, as tq-ctl batches shows it: from its memory, so it
+  // costs the same at 1,000,000 tasks. `before` is a creation seq there.
+  auto listing =
+      WithClient([&](Client& c) { return c.Batches(limit, before); });
+  if (!listing.ok()) return SendError(req, res, listing.status(), api);
+  BatchListPage page;
+  for (const BatchOverview& b : listing->batches) {
+    page.batches.push_back(
+        {b.batch_id, FromProgress(b.counts), b.seq, b.created_ms});
   }
-  json j = {{"batches", list}};
-  if (page->next_before) j["next_before"] = page->next_before;
+  page.next_before = listing->next_before;
+  if (!api) return SendPage(req, res, RenderBatchList(page), "Batches");
+  json list = json::array();
+  for (const BatchOverview& b : listing->batches) {
+    list.push_back({{"batch_id", b.batch_id},
+                    {"submitted_ms", b.created_ms},
+                    {"created_ms", b.created_ms},
+                    {"submitter", b.submitter},
+                    {"seq", b.seq},
+                    {"counts", CountsJson(FromProgress(b.counts))}});
+  }
+  json j = {{"batches", list}, {"total", listing->total}};
+  if (page.next_before) j["next_before"] = page.next_before;
   SendJson(res, j);
 }
 
@@ -869,12 +905,33 @@ void HttpConsole::Impl::Task(const Request& req, Response& res, bool api) {
   }
   auto t = ReadTask((*db)->get(), id);
   if (!t.ok()) return SendError(req, res, t.status(), api);
-  if (!api) return SendPage(req, res, RenderTask(*t), "Batches");
+  // Every attempt and the live lease come from the broker, as tq-ctl task
+  // shows them (a pending task's attempts are in its memory only); without
+  // an answer, the finished task's history from the database.
+  auto report = WithClient([&](Client& c) { return c.Task(id); });
+  const RunningTask* lease = nullptr;
+  if (report.ok()) {
+    t->history = report->task.history;
+    if (report->leased) lease = &report->lease;
+  }
+  if (!api) return SendPage(req, res, RenderTask(*t, lease), "Batches");
   json j = TaskRowJson(t->row);
   j["priority"] = t->priority;
   j["max_attempts"] = t->max_attempts;
   j["time_limit_ms"] = t->time_limit_ms;
   j["options"] = json::parse(t->options_json, nullptr, false);
+  json attempts = json::array();
+  for (const AttemptRecord& a : t->history) {
+    attempts.push_back({{"attempt", a.attempt},
+                        {"worker", a.worker},
+                        {"started_ms", a.started_ms},
+                        {"ended_ms", a.ended_ms},
+                        {"ok", a.ok},
+                        {"outcome", a.outcome},
+                        {"error", a.error}});
+  }
+  j["history"] = attempts;
+  j["lease"] = lease ? RunningJson(*lease) : json();
   if (t->result) j["result"] = json::parse(ToJsonLine(*t->result));
   SendJson(res, j);
 }

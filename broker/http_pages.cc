@@ -251,6 +251,21 @@ Page RenderOverview(const OverviewData& d) {
   return p;
 }
 
+namespace {
+
+// The tasks a worker runs now, each a link to its page.
+std::string RunningCell(const WorkerSummary& w) {
+  if (w.current.empty()) return "<span class=\"dim\">-</span>";
+  std::string h;
+  for (const RunningTask& r : w.current) {
+    h += "<div><a href=\"/tasks/" + N(r.task_id) + "\">" + N(r.task_id) +
+         "</a> <span class=\"url\">" + E(r.url) + "</span></div>";
+  }
+  return h;
+}
+
+}  // namespace
+
 Page RenderWorkers(const WorkersView& v) {
   Page p;
   p.title = "Workers";
@@ -266,7 +281,7 @@ Page RenderWorkers(const WorkersView& v) {
        "th>"
        "<th>country</th><th>queues</th><th>slots</th><th>in flight</th>"
        "<th>credit</th><th>last heard</th><th>tasks done</th><th>state</th>"
-       "<th></th></tr></thead><tbody>";
+       "<th>running now</th><th></th></tr></thead><tbody>";
   for (size_t i = 0; i < workers.size(); ++i) {
     const WorkerSummary& w = workers[i];
     const bool draining = i < v.draining.size() && v.draining[i];
@@ -284,6 +299,7 @@ Page RenderWorkers(const WorkersView& v) {
          " s ago</td><td class=\"num\">" + N(w.tasks_done) + "</td><td>" +
          (draining ? "<span class=\"state retry_wait\">draining</span>"
                    : "<span class=\"state done\">active</span>") +
+         "</td><td class=\"running\">" + RunningCell(w) +
          "</td><td class=\"row-actions\">" +
          (draining ? ""
                    : "<form method=\"post\" action=\"" + E(base) +
@@ -295,8 +311,21 @@ Page RenderWorkers(const WorkersView& v) {
          "go back to their queues.\">" +
          CsrfField(v.csrf) + "<button>disconnect</button></form></td></tr>";
   }
-  if (workers.empty()) h += "<tr><td colspan=\"12\">no workers</td></tr>";
+  if (workers.empty()) h += "<tr><td colspan=\"13\">no workers</td></tr>";
   h += "</tbody></table>";
+  if (!v.offline.empty()) {
+    h += "<h2>Offline</h2><p class=\"dim\">Workers that left within the "
+         "last hour.</p><table class=\"workers offline\" "
+         "id=\"offline-workers\"><thead><tr><th>worker</th><th>last seen</th>"
+         "<th>tasks done</th><th>failed</th><th>state</th></tr></thead><tbody>";
+    for (const WorkerSummary& w : v.offline) {
+      h += "<tr><td>" + E(w.worker_id) + "</td><td>" +
+           E(FormatTime(w.last_seen_ms)) + "</td><td class=\"num\">" +
+           N(w.tasks_done) + "</td><td class=\"num\">" + N(w.failed) +
+           "</td><td><span class=\"state cancelled\">offline</span></td></tr>";
+    }
+    h += "</tbody></table>";
+  }
   return p;
 }
 
@@ -410,7 +439,7 @@ Page RenderBatch(const BatchView& v) {
   return p;
 }
 
-Page RenderTask(const TaskDetail& t) {
+Page RenderTask(const TaskDetail& t, const RunningTask* lease) {
   Page p;
   p.title = "Task " + N(t.row.task_id);
   std::string& h = p.live;
@@ -439,10 +468,36 @@ Page RenderTask(const TaskDetail& t) {
   if (t.not_before_ms > 0 && r.state == TaskState::kRetryWait) {
     row("next attempt", E(FormatTime(t.not_before_ms)));
   }
+  if (lease != nullptr) {
+    row("running", "<span id=\"task-lease\">on " + E(lease->worker) +
+                       " since " + E(FormatTime(lease->since_ms)) +
+                       " (attempt " + N(lease->attempt) + ")</span>");
+  }
   if (!r.error.empty())
     row("error", "<span class=\"err\">" + E(r.error) + "</span>");
   h += "</table><h2>Options</h2><pre>" + E(PrettyJson(t.options_json)) +
        "</pre>";
+  h += "<h2>Attempts</h2>";
+  if (t.history.empty()) {
+    h += "<p class=\"dim\" id=\"attempts-none\">no attempt has ended yet</p>";
+  } else {
+    h += "<table class=\"attempts\" id=\"attempts\"><thead><tr><th>#</th>"
+         "<th>worker</th><th>start</th><th>end</th><th>outcome</th>"
+         "<th>error</th></tr></thead><tbody>";
+    for (const AttemptRecord& a : t.history) {
+      const std::string outcome =
+          a.ok ? (a.outcome.empty() ? "ok" : a.outcome) : "failed";
+      h += "<tr><td class=\"num\">" + N(a.attempt) + "</td><td>" +
+           E(a.worker.empty() ? "-" : a.worker) + "</td><td>" +
+           E(a.started_ms ? FormatTime(a.started_ms) : "-") + "</td><td>" +
+           E(a.ended_ms ? FormatTime(a.ended_ms) : "-") + "</td><td>" +
+           (a.ok ? "<span class=\"state done\">"
+                 : "<span class=\"state dead\">") +
+           E(outcome) + "</span></td><td class=\"err\">" + E(a.error) +
+           "</td></tr>";
+    }
+    h += "</tbody></table>";
+  }
   if (t.result) {
     const TaskResult& res = *t.result;
     h += "<h2>Result</h2><p>" + std::string(res.ok ? "ok" : "failed") +
@@ -464,8 +519,6 @@ Page RenderTask(const TaskDetail& t) {
     }
     h += "</ul>";
   }
-  h += "<p class=\"dim\">Only the last attempt is kept: earlier attempts "
-       "show in the attempt count and the last error.</p>";
   return p;
 }
 

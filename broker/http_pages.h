@@ -43,7 +43,8 @@ Page RenderOverview(const OverviewData& d);
 
 struct WorkersView {
   std::vector<WorkerSummary> workers;
-  std::vector<bool> draining;  // per worker
+  std::vector<bool> draining;          // per worker
+  std::vector<WorkerSummary> offline;  // left within the last hour
   std::string broker_error;
   std::string notice;
   std::string csrf;
@@ -63,7 +64,9 @@ struct BatchView {
 };
 Page RenderBatch(const BatchView& v);
 
-Page RenderTask(const TaskDetail& t);
+// t.history: every ended attempt (the broker's TaskRequest, as tq-ctl task
+// shows them); lease: where it runs now, or null.
+Page RenderTask(const TaskDetail& t, const RunningTask* lease = nullptr);
 
 struct UploadView {
   std::string csrf;

@@ -120,6 +120,7 @@ tq::Status Serve(tq::Broker& core, const tq::Clock& clock,
                  tq::SqliteTaskStore& store, const tq::BrokerConfig& config,
                  tq::LatencyHistogram* sync_latency) {
   tq::ServerOptions options = config.server;
+  options.db_path = config.db_path;
   std::unique_ptr<tq::WalSyncer> syncer;
   if (config.store.deferred_sync) {
     syncer = std::make_unique<tq::WalSyncer>(store.wal_path(), sync_latency);

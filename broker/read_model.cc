@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <unordered_map>
 
 #include "broker/sqlite_util.h"
+#include "common/outcome.h"
 
 namespace tq {
 namespace {
@@ -278,7 +280,8 @@ Result<TaskDetail> ReadTask(sqlite3* db, uint64_t task_id) {
   Statement s(db, "SELECT " TQ_ROW_COLUMNS
                   ", priority, max_attempts, time_limit_ms, options_json, "
                   "not_before_ms, finish_seq, output, output_truncated, "
-                  "exit_code, stderr_tail, error FROM tasks WHERE id = ?1");
+                  "exit_code, stderr_tail, error, outcome, outcome_reason, "
+                  "history FROM tasks WHERE id = ?1");
   if (Status st = s.status(); !st.ok()) return st;
   BindInt(s.get(), 1, int64_t(task_id));
   const int rc = sqlite3_step(s.get());
@@ -315,6 +318,12 @@ Result<TaskDetail> ReadTask(sqlite3* db, uint64_t task_id) {
     r.exit_code = int32_t(ColumnInt(st, c + 8));
     r.stderr_tail = ColumnText(st, c + 9);
     r.error = ColumnText(st, c + 10);
+    if (sqlite3_column_type(st, c + 11) != SQLITE_NULL) {
+      r.outcome = std::string(OutcomeName(Outcome(ColumnInt(st, c + 11))));
+    }
+    r.outcome_reason = ColumnText(st, c + 12);
+    d.history = HistoryFromJson(ColumnText(st, c + 13));
+    r.history = d.history;
     auto files = ReadFileRefs(db, task_id);
     if (!files.ok()) return files.status();
     r.files = std::move(*files);
@@ -373,5 +382,40 @@ Result<std::vector<TaskResult>> ReadResults(sqlite3* db,
 }
 
 #undef TQ_ROW_COLUMNS
+
+std::string HistoryJson(const std::vector<AttemptRecord>& history) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const AttemptRecord& a : history) {
+    nlohmann::json j = {{"attempt", a.attempt},
+                        {"worker", a.worker},
+                        {"ok", a.ok},
+                        {"outcome", a.outcome},
+                        {"error", a.error}};
+    // Written since schema 7; older rows have none.
+    if (a.started_ms != 0) j["started_ms"] = a.started_ms;
+    if (a.ended_ms != 0) j["ended_ms"] = a.ended_ms;
+    list.push_back(std::move(j));
+  }
+  return list.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+std::vector<AttemptRecord> HistoryFromJson(const std::string& text) {
+  std::vector<AttemptRecord> history;
+  if (text.empty()) return history;
+  auto list = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!list.is_array()) return history;
+  for (const auto& a : list) {
+    if (!a.is_object()) continue;
+    AttemptRecord& r = history.emplace_back();
+    r.attempt = a.value("attempt", 0u);
+    r.worker = a.value("worker", std::string());
+    r.ok = a.value("ok", false);
+    r.outcome = a.value("outcome", std::string());
+    r.error = a.value("error", std::string());
+    r.started_ms = a.value("started_ms", int64_t(0));
+    r.ended_ms = a.value("ended_ms", int64_t(0));
+  }
+  return history;
+}
 
 }  // namespace tq

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "broker/task_detail.h"
 #include "common/status.h"
 #include "common/task_state.h"
 #include "tq/task_result.h"
@@ -99,23 +100,6 @@ struct TaskFilter {
   uint32_t limit = 50;             // capped at 1000
 };
 
-struct TaskRow {
-  uint64_t task_id = 0;
-  std::string batch_id;
-  uint32_t index = 0;
-  std::string queue;
-  std::string url;
-  TaskState state = TaskState::kQueued;
-  uint32_t attempts = 0;
-  std::string worker;
-  std::optional<bool> ok;  // set once finished
-  std::string error;       // the last attempt's error, or the last error seen
-  int64_t submitted_ms = 0;
-  int64_t started_ms = 0;   // 0: never started
-  int64_t finished_ms = 0;  // 0: not finished
-  uint32_t duration_ms = 0;
-};
-
 struct TaskPage {
   std::vector<TaskRow> tasks;
   // Pass as after_index for the next page; -1 when this is the last.
@@ -129,19 +113,13 @@ struct TaskPage {
 // reaches the end of the batch).
 Result<TaskPage> ListTasks(sqlite3* db, const TaskFilter& filter);
 
-struct TaskDetail {
-  TaskRow row;
-  int32_t priority = 0;
-  uint32_t max_attempts = 0;
-  uint32_t time_limit_ms = 0;
-  std::string options_json;  // as submitted, "{}" for none
-  int64_t not_before_ms = 0;
-  // The last attempt's result (files without content), when finished.
-  std::optional<TaskResult> result;
-};
-
-// NotFound for an unknown id.
+// NotFound for an unknown id. The broker answers TaskRequest (tq-ctl task)
+// with this same read on its own connection (TaskStore::ReadTask).
 Result<TaskDetail> ReadTask(sqlite3* db, uint64_t task_id);
+
+// The tasks.history column (a JSON array of ended attempts) and back.
+std::string HistoryJson(const std::vector<AttemptRecord>& history);
+std::vector<AttemptRecord> HistoryFromJson(const std::string& text);
 
 // Finished tasks of a batch whose finish_seq is above `after_seq`, in finish
 // order (the order of tq-submit --wait), at most `limit`, with their files'

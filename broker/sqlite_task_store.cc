@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 #include <utility>
 
+#include "broker/read_model.h"
 #include "broker/sqlite_util.h"
 #include "common/outcome.h"
 
@@ -146,6 +147,20 @@ CREATE TABLE paused_queues(
   paused_ms INTEGER NOT NULL
 ) WITHOUT ROWID;
 )sql",
+    // 7 -> 8: the views of tq-ctl and the console (#19): when each batch was
+    // created, in creation order (the rowid), so listing batches newest
+    // first needs no scan of the tasks; when each worker was last seen, so
+    // the ones that left are shown offline for an hour.
+    R"sql(
+ALTER TABLE workers ADD COLUMN last_seen_ms INTEGER NOT NULL DEFAULT 0;
+CREATE TABLE batches(
+  batch_id TEXT PRIMARY KEY,
+  created_ms INTEGER NOT NULL
+);
+INSERT INTO batches(batch_id, created_ms)
+  SELECT batch_id, MIN(submitted_ms) FROM tasks GROUP BY batch_id
+  ORDER BY MIN(id);
+)sql",
 };
 static_assert(std::size(kMigrations) == SqliteTaskStore::kSchemaVersion);
 
@@ -223,11 +238,12 @@ constexpr const char* kStatementSql[] = {
     /* kSaveWorker */
     "INSERT OR REPLACE INTO workers(worker_id, succeeded, failed, retried, "
     "timed_out, consecutive_failures, last_failure, first_seen_ms, "
-    "session_start_ms) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+    "session_start_ms, last_seen_ms) "
+    "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     /* kLoadWorkers */
     "SELECT worker_id, succeeded, failed, retried, timed_out, "
-    "consecutive_failures, last_failure, first_seen_ms, session_start_ms "
-    "FROM workers",
+    "consecutive_failures, last_failure, first_seen_ms, session_start_ms, "
+    "last_seen_ms FROM workers",
     /* kSetBatchOwner */
     "INSERT OR IGNORE INTO batch_owners(batch_id, key_name) VALUES(?1, ?2)",
     /* kLoadBatchOwners */ "SELECT batch_id, key_name FROM batch_owners",
@@ -235,40 +251,14 @@ constexpr const char* kStatementSql[] = {
     "INSERT OR IGNORE INTO paused_queues(queue, paused_ms) VALUES(?1, ?2)",
     /* kResumeQueue */ "DELETE FROM paused_queues WHERE queue = ?1",
     /* kLoadPausedQueues */ "SELECT queue FROM paused_queues ORDER BY queue",
+    /* kAddBatch */
+    "INSERT OR IGNORE INTO batches(batch_id, created_ms) VALUES(?1, ?2)",
+    /* kLoadBatches */
+    "SELECT rowid, batch_id, created_ms FROM batches ORDER BY rowid",
 };
 
 #undef TQ_PENDING_COLUMNS
 #undef TQ_FINISHED_COLUMNS
-
-// A task's ended attempts, as kept in tasks.history.
-std::string HistoryJson(const std::vector<AttemptRecord>& history) {
-  nlohmann::json list = nlohmann::json::array();
-  for (const AttemptRecord& a : history) {
-    list.push_back({{"attempt", a.attempt},
-                    {"worker", a.worker},
-                    {"ok", a.ok},
-                    {"outcome", a.outcome},
-                    {"error", a.error}});
-  }
-  return list.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-}
-
-std::vector<AttemptRecord> HistoryFromJson(const std::string& text) {
-  std::vector<AttemptRecord> history;
-  if (text.empty()) return history;
-  auto list = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (!list.is_array()) return history;
-  for (const auto& a : list) {
-    if (!a.is_object()) continue;
-    AttemptRecord& r = history.emplace_back();
-    r.attempt = a.value("attempt", 0u);
-    r.worker = a.value("worker", std::string());
-    r.ok = a.value("ok", false);
-    r.outcome = a.value("outcome", std::string());
-    r.error = a.value("error", std::string());
-  }
-  return history;
-}
 
 // Runs the missing migration steps in one transaction, so a crash leaves
 // either the old schema or the new one.
@@ -614,6 +604,7 @@ Status SqliteTaskStore::SaveWorker(const WorkerRecord& w) {
   BindText(stmt, 7, w.last_failure);
   BindInt(stmt, 8, w.first_seen_ms);
   BindInt(stmt, 9, w.session_start_ms);
+  BindInt(stmt, 10, w.last_seen_ms);
   if (sqlite3_step(stmt) != SQLITE_DONE) return FailWrite("save worker");
   return Status::Ok();
 }
@@ -634,6 +625,7 @@ Result<std::vector<WorkerRecord>> SqliteTaskStore::LoadWorkers() {
     w.last_failure = ColumnText(stmt, 6);
     w.first_seen_ms = ColumnInt(stmt, 7);
     w.session_start_ms = ColumnInt(stmt, 8);
+    w.last_seen_ms = ColumnInt(stmt, 9);
   }
   if (rc != SQLITE_DONE) return ReadError("load workers");
   return workers;
@@ -861,6 +853,37 @@ Status SqliteTaskStore::SetBatchOwner(const std::string& batch_id,
   BindText(stmt, 2, key_name);
   if (sqlite3_step(stmt) != SQLITE_DONE) return FailWrite("set batch owner");
   return Status::Ok();
+}
+
+Status SqliteTaskStore::AddBatch(const std::string& batch_id,
+                                 int64_t created_ms) {
+  if (Status s = BeginWrite(); !s.ok()) return s;
+  sqlite3_stmt* stmt = stmts_[kAddBatch];
+  ResetOnExit reset(stmt);
+  BindText(stmt, 1, batch_id);
+  BindInt(stmt, 2, created_ms);
+  if (sqlite3_step(stmt) != SQLITE_DONE) return FailWrite("add batch");
+  return Status::Ok();
+}
+
+Status SqliteTaskStore::LoadBatches(
+    const std::function<void(const std::string&, uint64_t, int64_t)>& each) {
+  sqlite3_stmt* stmt = stmts_[kLoadBatches];
+  ResetOnExit reset(stmt);
+  std::string batch;
+  int rc;
+  while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    AssignText(stmt, 1, &batch);
+    each(batch, uint64_t(ColumnInt(stmt, 0)), ColumnInt(stmt, 2));
+  }
+  if (rc != SQLITE_DONE) return ReadError("load batches");
+  return Status::Ok();
+}
+
+Result<TaskDetail> SqliteTaskStore::ReadTask(uint64_t id) {
+  // The console's query (broker/read_model.cc) on the broker's connection:
+  // one row by primary key, its files and history.
+  return tq::ReadTask(db_, id);
 }
 
 Status SqliteTaskStore::LoadBatchOwners(

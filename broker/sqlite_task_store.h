@@ -53,7 +53,7 @@ class SqliteTaskStore final : public TaskStore {
  public:
   // The schema version this code writes; older databases are migrated at
   // Open, newer ones refused.
-  static constexpr int kSchemaVersion = 7;
+  static constexpr int kSchemaVersion = 8;
 
   // Opens or creates the database at `path` and migrates it to
   // kSchemaVersion. Fails with IoError naming the path if the file cannot be
@@ -86,6 +86,10 @@ class SqliteTaskStore final : public TaskStore {
   Status LoadBatchOwners(
       const std::function<void(const std::string&, const std::string&)>& each)
       override;
+  Status AddBatch(const std::string& batch_id, int64_t created_ms) override;
+  Status LoadBatches(const std::function<void(const std::string&, uint64_t,
+                                              int64_t)>& each) override;
+  Result<TaskDetail> ReadTask(uint64_t id) override;
 
   Status SetQueuePaused(const std::string& queue, bool paused,
                         int64_t now_ms) override;
@@ -170,6 +174,8 @@ class SqliteTaskStore final : public TaskStore {
     kPauseQueue,
     kResumeQueue,
     kLoadPausedQueues,
+    kAddBatch,
+    kLoadBatches,
     kStmtCount,
   };
 

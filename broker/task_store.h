@@ -16,6 +16,7 @@
 #include <string_view>
 #include <vector>
 
+#include "broker/task_detail.h"
 #include "common/status.h"
 #include "common/task_state.h"
 #include "tq/task_result.h"
@@ -86,6 +87,7 @@ struct WorkerRecord {
   std::string last_failure;
   int64_t first_seen_ms = 0;     // wall clock
   int64_t session_start_ms = 0;  // wall clock, of its current session
+  int64_t last_seen_ms = 0;      // wall clock, when its last session ended
 };
 
 // What start-up needs to know of the finished tasks.
@@ -138,6 +140,9 @@ class TaskStore {
   // across restarts (docs/lifecycle.md, "Pausing a queue").
   virtual Status SetQueuePaused(const std::string& queue, bool paused,
                                 int64_t now_ms) = 0;
+  // Records a batch's creation (its first submit), unless recorded; the
+  // order of these calls is the batches' creation order.
+  virtual Status AddBatch(const std::string& batch_id, int64_t created_ms) = 0;
 
   // Deletes finished tasks and their file references; returns the digests
   // those references named (candidates for RemoveUnreferencedFiles).
@@ -184,6 +189,14 @@ class TaskStore {
   // Calls `each(queue)` for every paused queue.
   virtual Status LoadPausedQueues(
       const std::function<void(const std::string&)>& each) = 0;
+  // Calls `each(batch_id, seq, created_ms)` for every recorded batch, in
+  // creation order (seq ascending).
+  virtual Status LoadBatches(
+      const std::function<void(const std::string&, uint64_t, int64_t)>&
+          each) = 0;
+  // One task as tq-ctl task and the console show it (no file content);
+  // NotFound for an unknown id. A point read by primary key.
+  virtual Result<TaskDetail> ReadTask(uint64_t id) = 0;
   // Counts of the terminal tasks and the largest finish_seq.
   virtual Result<FinishedSummary> LoadFinishedSummary() = 0;
   // Terminal tasks of a batch with finish_seq > after, in finish_seq order.

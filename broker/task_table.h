@@ -154,6 +154,9 @@ class TaskTable {
   // --- reads ---
 
   const Counts* BatchCounts(const std::string& batch_id) const;
+  const std::unordered_map<std::string, Counts>& batches() const {
+    return batches_;
+  }
   const std::map<std::string, QueueState>& queues() const { return queues_; }
   // Ids of the queued and retry-waiting tasks `matches` selects, in id order.
   std::vector<uint64_t> WaitingIds(

@@ -167,6 +167,10 @@ class WorkerSessions {
   // The health of `worker_id`, created (first seen now) if unknown.
   WorkerHealth& Health(const std::string& worker_id, int64_t wall_now_ms);
   WorkerHealth* FindHealth(const std::string& worker_id);
+  // Every worker id ever seen (the offline ones for tq-ctl workers).
+  const std::unordered_map<std::string, WorkerHealth>& all_health() const {
+    return health_;
+  }
 
   // An accepted ok result of `task_id`. `failed_by`: the other workers whose
   // attempts at it failed. Returns those of them that the rule now

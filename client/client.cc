@@ -209,9 +209,9 @@ Result<std::vector<QueueSummary>> Client::Queues(BrokerStats* counters) {
   return queues;
 }
 
-Result<std::vector<WorkerSummary>> Client::Workers() {
+Result<std::vector<WorkerSummary>> Client::Workers(bool include_offline) {
   wire::Envelope request;
-  request.mutable_list_workers();
+  request.mutable_list_workers()->set_include_offline(include_offline);
   auto reply = impl_->channel->Call(std::move(request));
   if (!reply.ok()) return reply.status();
   if (!reply->has_worker_list()) return UnexpectedReply(*reply, "ListWorkers");
@@ -240,6 +240,90 @@ Result<uint64_t> Client::RetryDead(const std::string& batch_id,
   if (!reply.ok()) return reply.status();
   if (!reply->has_admin_ack()) return UnexpectedReply(*reply, "RetryDead");
   return reply->admin_ack().affected();
+}
+
+Result<BrokerStatus> Client::GetStatus() {
+  wire::Envelope request;
+  request.mutable_status_request();
+  auto reply = impl_->channel->Call(std::move(request));
+  if (!reply.ok()) return reply.status();
+  if (!reply->has_broker_status()) return UnexpectedReply(*reply, "Status");
+  const wire::BrokerStatus& w = reply->broker_status();
+  BrokerStatus st;
+  st.version = w.version();
+  st.pid = w.pid();
+  st.started_ms = w.started_ms();
+  st.uptime_ms = w.uptime_ms();
+  st.rss_bytes = w.rss_bytes();
+  st.db_path = w.db_path();
+  st.db_bytes = w.db_bytes();
+  st.wal_bytes = w.wal_bytes();
+  st.listen.assign(w.listen().begin(), w.listen().end());
+  st.workers = w.workers();
+  st.totals = ToBatchProgress(w.totals());
+  st.batches = w.batches();
+  st.stats = FromWire(w.stats());
+  return st;
+}
+
+Result<BatchListing> Client::Batches(uint32_t limit, uint64_t before) {
+  wire::Envelope request;
+  request.mutable_list_batches()->set_limit(limit);
+  request.mutable_list_batches()->set_before(before);
+  auto reply = impl_->channel->Call(std::move(request));
+  if (!reply.ok()) return reply.status();
+  if (!reply->has_batch_list()) return UnexpectedReply(*reply, "ListBatches");
+  const wire::BatchList& w = reply->batch_list();
+  BatchListing listing;
+  for (const wire::BatchInfo& b : w.batches()) {
+    BatchOverview& o = listing.batches.emplace_back();
+    o.batch_id = b.batch_id();
+    o.counts = ToBatchProgress(b.counts());
+    o.created_ms = b.created_ms();
+    o.submitter = b.submitter();
+    o.seq = b.seq();
+  }
+  listing.next_before = w.next_before();
+  listing.total = w.total();
+  return listing;
+}
+
+Result<TaskReport> Client::Task(uint64_t task_id) {
+  wire::Envelope request;
+  request.mutable_task_request()->set_task_id(task_id);
+  auto reply = impl_->channel->Call(std::move(request));
+  if (!reply.ok()) return reply.status();
+  if (!reply->has_task_report()) return UnexpectedReply(*reply, "Task");
+  const wire::TaskReport& w = reply->task_report();
+  TaskReport r;
+  r.task = FromWire(w.task());
+  r.finished = w.task().finish_seq() != 0;
+  r.options_json = w.options_json();
+  r.priority = w.priority();
+  r.max_attempts = w.max_attempts();
+  r.time_limit_ms = w.time_limit_ms();
+  r.not_before_ms = w.not_before_ms();
+  r.leased = w.leased();
+  if (w.leased()) r.lease = ToRunningTask(w.lease());
+  return r;
+}
+
+Result<std::vector<RunningTask>> Client::Active(const std::string& batch_id,
+                                                const std::string& queue,
+                                                const std::string& worker) {
+  wire::Envelope request;
+  wire::ListActive* q = request.mutable_list_active();
+  q->set_batch_id(batch_id);
+  q->set_queue(queue);
+  q->set_worker(worker);
+  auto reply = impl_->channel->Call(std::move(request));
+  if (!reply.ok()) return reply.status();
+  if (!reply->has_active_list()) return UnexpectedReply(*reply, "ListActive");
+  std::vector<RunningTask> tasks;
+  for (const auto& a : reply->active_list().tasks()) {
+    tasks.push_back(ToRunningTask(a));
+  }
+  return tasks;
 }
 
 Status Client::ReleaseWorker(const std::string& worker_id) {

@@ -68,6 +68,42 @@ void AddPauseCommands(CLI::App& app, CtlFlags* flags) {
   resume->add_option("QUEUE", flags->queue, "queue name")->required();
 }
 
+// The views (#19): queues, workers, status, batches, task, active.
+void AddViewCommands(CLI::App& app, CtlFlags* flags) {
+  CLI::App* queues = AddCommand(app, "queues", "task counts per queue",
+                                CtlCommand::kQueues, flags);
+  queues->add_flag("--all", flags->all,
+                   "also the queues with nothing to do that no connected "
+                   "worker serves");
+  AddCommand(app, "workers",
+             "connected workers, what each runs now, and the ones that left "
+             "within the last hour (offline)",
+             CtlCommand::kWorkers, flags);
+  AddCommand(app, "status",
+             "the broker: version, uptime, pid, memory, database, "
+             "addresses, workers, task totals",
+             CtlCommand::kStatus, flags);
+  CLI::App* batches =
+      AddCommand(app, "batches", "every batch, newest first, with its counts",
+                 CtlCommand::kBatches, flags);
+  batches->add_option("--limit", flags->limit, "batches per page")
+      ->check(CLI::Range(1, 1000))
+      ->capture_default_str();
+  batches->add_option("--before", flags->before,
+                      "older batches: the number the previous page named");
+  CLI::App* task =
+      AddCommand(app, "task", "one task: state, every attempt, the result",
+                 CtlCommand::kTask, flags);
+  task->add_option("ID", flags->task_id, "task id")
+      ->required()
+      ->check(CLI::PositiveNumber);
+  CLI::App* active = AddCommand(app, "active", "the tasks running now",
+                                CtlCommand::kActive, flags);
+  active->add_option("--batch", flags->batch_id, "only this batch's");
+  active->add_option("--queue", flags->queue, "only this queue's");
+  active->add_option("--worker", flags->worker, "only this worker's");
+}
+
 }  // namespace
 
 void AddCtlFlags(CLI::App& app, CtlFlags* flags) {
@@ -75,8 +111,8 @@ void AddCtlFlags(CLI::App& app, CtlFlags* flags) {
       ->envname(kBrokerEnvVar)
       ->capture_default_str();
   app.add_flag("--json", flags->json,
-               "one JSON document instead of columns (queues, workers, "
-               "batch, cancel, retry, purge, release)");
+               "one JSON document instead of columns (every command but "
+               "results)");
   app.add_option("--timeout", flags->request_timeout_s,
                  "seconds to wait for each broker reply (3 attempts)")
       ->check(CLI::Range(0.01, 3600.0))
@@ -92,9 +128,7 @@ void AddCtlFlags(CLI::App& app, CtlFlags* flags) {
   // Global flags may also follow the subcommand: `tq-ctl queues --json`.
   app.fallthrough();
 
-  AddCommand(app, "queues", "task counts per queue", CtlCommand::kQueues,
-             flags);
-  AddCommand(app, "workers", "connected workers", CtlCommand::kWorkers, flags);
+  AddViewCommands(app, flags);
   CLI::App* batch = AddCommand(app, "batch", "progress of a batch",
                                CtlCommand::kBatch, flags);
   batch->add_option("ID", flags->batch_id, "batch id")->required();

@@ -30,6 +30,11 @@ enum class CtlCommand {
   kEvents,      // follow the cluster live
   kPause,
   kResume,
+  // The views (#19): the same queries the web console shows.
+  kStatus,
+  kBatches,
+  kTask,
+  kActive,
 };
 
 // What the command line says, as given.
@@ -48,9 +53,13 @@ struct CtlFlags {
   // cancel: a task id (all digits), else a batch id (the older form);
   // --batch ID names a batch outright.
   std::string cancel_target;
-  uint64_t task_id = 0;       // cancel TASK_ID, once resolved
+  uint64_t task_id = 0;       // task ID; cancel TASK_ID, once resolved
   bool terminate = false;     // cancel TASK_ID --terminate
   std::string worker_filter;  // events --worker
+  bool all = false;           // queues --all: empty unserved queues too
+  uint32_t limit = 50;        // batches --limit
+  uint64_t before = 0;        // batches --before (a page's next_before)
+  std::string worker;         // active --worker
   CurveFlags curve;           // --broker-key, --key
 };
 

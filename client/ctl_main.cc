@@ -14,6 +14,7 @@
 #include "client/result_files.h"
 #include "client/table.h"
 #include "common/log.h"
+#include "common/time_format.h"
 #include "common/version.h"
 #include "tq/client.h"
 
@@ -113,10 +114,18 @@ int64_t NowMs() {
       .count();
 }
 
-int ShowQueues(Client& client, bool json) {
+// A queue with nothing queued, running or waiting to retry that no
+// connected worker serves: left out unless --all.
+bool IsIdleUnserved(const QueueSummary& q) {
+  const BatchProgress& c = q.counts;
+  return q.workers == 0 && c.queued + c.leased + c.retry_wait == 0;
+}
+
+int ShowQueues(Client& client, bool json, bool all) {
   BrokerStats counters;
   auto queues = client.Queues(&counters);
   if (!queues.ok()) return ExitFor(queues.status());
+  if (!all) std::erase_if(*queues, IsIdleUnserved);
   if (json) {
     ordered_json list = ordered_json::array();
     for (const auto& q : *queues) {
@@ -169,8 +178,27 @@ int ShowQueues(Client& client, bool json) {
   return kExitOk;
 }
 
+ordered_json RunningJson(const RunningTask& r) {
+  ordered_json j;
+  j["task_id"] = r.task_id;
+  j["url"] = r.url;
+  j["queue"] = r.queue;
+  j["batch_id"] = r.batch_id;
+  j["worker"] = r.worker;
+  j["since"] = FormatUtcMs(r.since_ms);
+  j["since_ms"] = r.since_ms;
+  j["attempt"] = r.attempt;
+  return j;
+}
+
+std::string TaskIds(const std::vector<RunningTask>& tasks) {
+  std::vector<std::string> ids;
+  for (const RunningTask& r : tasks) ids.push_back(std::to_string(r.task_id));
+  return ids.empty() ? "-" : Join(ids, ",");
+}
+
 int ShowWorkers(Client& client, bool json) {
-  auto workers = client.Workers();
+  auto workers = client.Workers(/*include_offline=*/true);
   if (!workers.ok()) return ExitFor(workers.status());
   const int64_t now_ms = NowMs();
   if (json) {
@@ -198,8 +226,15 @@ int ShowWorkers(Client& client, bool json) {
       j["last_failure"] = w.last_failure;
       j["first_seen_ms"] = w.first_seen_ms;
       j["session_start_ms"] = w.session_start_ms;
-      j["uptime_ms"] = std::max<int64_t>(0, now_ms - w.session_start_ms);
+      j["uptime_ms"] =
+          w.offline ? 0 : std::max<int64_t>(0, now_ms - w.session_start_ms);
       j["key_name"] = w.key_name;
+      j["offline"] = w.offline;
+      j["last_seen"] = FormatUtcMs(w.last_seen_ms);
+      j["last_seen_ms"] = w.last_seen_ms;
+      ordered_json current = ordered_json::array();
+      for (const RunningTask& r : w.current) current.push_back(RunningJson(r));
+      j["current"] = std::move(current);
       list.push_back(std::move(j));
     }
     ordered_json doc;
@@ -208,24 +243,31 @@ int ShowWorkers(Client& client, bool json) {
     return kExitOk;
   }
   Table t;
-  t.header = {"ID",     "COUNTRY",   "SOURCE",    "QUEUES",
-              "SLOTS",  "IN-FLIGHT", "LAST SEEN", "TASKS DONE",
-              "FAILED", "RETRIED",   "TIMED OUT", "IN A ROW",
-              "UPTIME", "STATE",     "HOST",      "KEY"};
-  t.right_align = {false, false, false, false, true, true,  true,  true,
-                   true,  true,  true,  true,  true, false, false, false};
-  std::vector<std::string> notes;
+  t.header = {"ID",        "COUNTRY",   "SOURCE",     "QUEUES", "SLOTS",
+              "IN-FLIGHT", "LAST SEEN", "TASKS DONE", "FAILED", "RETRIED",
+              "TIMED OUT", "IN A ROW",  "UPTIME",     "STATE",  "HOST",
+              "KEY",       "RUNNING"};
+  t.right_align = {false, false, false, false, true,  true,  true,  true, true,
+                   true,  true,  true,  true,  false, false, false, false};
+  std::vector<std::string> notes, running;
   for (const auto& w : *workers) {
     t.rows.push_back(
         {w.worker_id, w.country.empty() ? "-" : w.country,
-         w.country_source.empty() ? "-" : w.country_source, Join(w.queues, ","),
+         w.country_source.empty() ? "-" : w.country_source,
+         w.queues.empty() ? "-" : Join(w.queues, ","),
          std::to_string(w.concurrency), std::to_string(w.in_flight),
          FormatAgo(w.last_seen_ms_ago), std::to_string(w.tasks_done),
          std::to_string(w.failed), std::to_string(w.retried),
          std::to_string(w.timed_out), std::to_string(w.consecutive_failures),
-         FormatUptime(now_ms - w.session_start_ms), w.state,
+         w.offline ? "-" : FormatUptime(now_ms - w.session_start_ms), w.state,
          w.hostname.empty() ? "-" : w.hostname,
-         w.key_name.empty() ? "-" : w.key_name});
+         w.key_name.empty() ? "-" : w.key_name, TaskIds(w.current)});
+    for (const RunningTask& r : w.current) {
+      running.push_back(w.worker_id + " runs task " +
+                        std::to_string(r.task_id) + " (attempt " +
+                        std::to_string(r.attempt) + ", since " +
+                        FormatUtcMs(r.since_ms) + "): " + r.url);
+    }
     if (w.state == "quarantined") {
       notes.push_back(
           w.worker_id + " quarantined: " + w.state_reason +
@@ -234,6 +276,7 @@ int ShowWorkers(Client& client, bool json) {
     }
   }
   std::cout << FormatTable(t);
+  for (const std::string& r : running) std::cout << r << "\n";
   for (const std::string& n : notes) std::cout << n << "\n";
   return kExitOk;
 }
@@ -363,6 +406,274 @@ int PauseOrResume(Client& client, const CtlFlags& flags, bool pause) {
   return kExitOk;
 }
 
+// ------------------------------------------------------------ views (#19)
+
+// 1536 -> "1.5 KiB": sizes for people (--json has the bytes).
+std::string FormatBytes(uint64_t n) {
+  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(n);
+  int u = 0;
+  while (v >= 1024 && u < 4) {
+    v /= 1024;
+    ++u;
+  }
+  char buf[32];
+  if (u == 0) {
+    snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(n));
+  } else {
+    snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+  }
+  return buf;
+}
+
+// "3 of 4 (75%)": a batch's finished tasks.
+std::string FormatProgress(const BatchProgress& p) {
+  const uint64_t pct = p.total == 0 ? 0 : p.finished() * 100 / p.total;
+  return std::to_string(p.finished()) + " of " + std::to_string(p.total) +
+         " (" + std::to_string(pct) + "%)";
+}
+
+ordered_json StatsJson(const BrokerStats& s) {
+  ordered_json j;
+  j["messages_in"] = s.messages_in;
+  j["messages_out"] = s.messages_out;
+  j["bad_messages"] = s.bad_messages;
+  j["commits"] = s.commits;
+  j["commit_failures"] = s.commit_failures;
+  j["redeliveries"] = s.redeliveries;
+  j["store_ok"] = s.store_ok;
+  j["store_error"] = s.store_error;
+  return j;
+}
+
+std::string CountsLine(const BatchProgress& c) {
+  return std::to_string(c.total) + " (queued " + std::to_string(c.queued) +
+         ", leased " + std::to_string(c.leased) + ", retry_wait " +
+         std::to_string(c.retry_wait) + ", done " + std::to_string(c.done) +
+         ", dead " + std::to_string(c.dead) + ", cancelled " +
+         std::to_string(c.cancelled) + ")";
+}
+
+int ShowStatus(Client& client, bool json) {
+  auto st = client.GetStatus();
+  if (!st.ok()) return ExitFor(st.status());
+  if (json) {
+    ordered_json j;
+    j["version"] = st->version;
+    j["pid"] = st->pid;
+    j["started"] = FormatUtcMs(st->started_ms);
+    j["started_ms"] = st->started_ms;
+    j["uptime_ms"] = st->uptime_ms;
+    j["rss_bytes"] = st->rss_bytes;
+    j["db_path"] = st->db_path;
+    j["db_bytes"] = st->db_bytes;
+    j["wal_bytes"] = st->wal_bytes;
+    j["listen"] = st->listen;
+    j["workers"] = st->workers;
+    j["batches"] = st->batches;
+    j["totals"] = CountsJson(st->totals);
+    j["broker"] = StatsJson(st->stats);
+    std::cout << Dump(j) << "\n";
+    return kExitOk;
+  }
+  const BrokerStats& s = st->stats;
+  Table t;
+  t.rows = {
+      {"version", st->version},
+      {"pid", std::to_string(st->pid)},
+      {"started", FormatUtcMs(st->started_ms)},
+      {"uptime", FormatUptime(int64_t(st->uptime_ms))},
+      {"memory", FormatBytes(st->rss_bytes) + " resident"},
+      {"database", st->db_path.empty() ? "-" : st->db_path},
+      {"database size",
+       FormatBytes(st->db_bytes) + ", WAL " + FormatBytes(st->wal_bytes)},
+      {"listening on", Join(st->listen, ", ")},
+      {"workers", std::to_string(st->workers)},
+      {"batches", std::to_string(st->batches)},
+      {"tasks", CountsLine(st->totals)},
+      {"store", s.store_ok ? "ok" : "FAILED: " + s.store_error},
+      {"messages", std::to_string(s.messages_in) + " in, " +
+                       std::to_string(s.messages_out) + " out, " +
+                       std::to_string(s.bad_messages) + " bad"},
+      {"commits", std::to_string(s.commits) + " (" +
+                      std::to_string(s.commit_failures) + " failed)"},
+  };
+  std::cout << FormatTable(t);
+  return kExitOk;
+}
+
+int ShowBatches(Client& client, bool json, uint32_t limit, uint64_t before) {
+  auto listing = client.Batches(limit, before);
+  if (!listing.ok()) return ExitFor(listing.status());
+  if (json) {
+    ordered_json list = ordered_json::array();
+    for (const BatchOverview& b : listing->batches) {
+      ordered_json j;
+      j["batch_id"] = b.batch_id;
+      j["created"] = FormatUtcMs(b.created_ms);
+      j["created_ms"] = b.created_ms;
+      j["submitter"] = b.submitter;
+      j.update(CountsJson(b.counts));
+      j["finished"] = b.counts.finished();
+      j["complete"] = b.counts.complete();
+      j["seq"] = b.seq;
+      list.push_back(std::move(j));
+    }
+    ordered_json doc;
+    doc["batches"] = std::move(list);
+    doc["total"] = listing->total;
+    doc["next_before"] = listing->next_before;
+    std::cout << Dump(doc) << "\n";
+    return kExitOk;
+  }
+  Table t;
+  t.header = {"BATCH",  "CREATED",   "SUBMITTER",  "TOTAL",
+              "QUEUED", "LEASED",    "RETRY_WAIT", "DONE",
+              "DEAD",   "CANCELLED", "PROGRESS"};
+  t.right_align = {false, false, false, true, true, true,
+                   true,  true,  true,  true, true};
+  for (const BatchOverview& b : listing->batches) {
+    const BatchProgress& c = b.counts;
+    t.rows.push_back({b.batch_id, FormatUtcMs(b.created_ms),
+                      b.submitter.empty() ? "-" : b.submitter,
+                      std::to_string(c.total), std::to_string(c.queued),
+                      std::to_string(c.leased), std::to_string(c.retry_wait),
+                      std::to_string(c.done), std::to_string(c.dead),
+                      std::to_string(c.cancelled), FormatProgress(c)});
+  }
+  std::cout << FormatTable(t);
+  std::cout << listing->batches.size() << " of " << listing->total
+            << " batches";
+  if (listing->next_before != 0) {
+    std::cout << "; older ones: tq-ctl batches --before "
+              << listing->next_before;
+  }
+  std::cout << "\n";
+  return kExitOk;
+}
+
+// The handler's output as tq-submit --wait shows it: a JSON object or
+// array embedded, else text (the result line's "result" field).
+ordered_json EmbeddedResult(const TaskResult& r) {
+  ordered_json line = ordered_json::parse(ToJsonLine(r), nullptr, false);
+  if (line.is_discarded() || !line.contains("result")) return nullptr;
+  return line["result"];
+}
+
+ordered_json AttemptJson(const AttemptRecord& a) {
+  ordered_json j;
+  j["attempt"] = a.attempt;
+  j["worker"] = a.worker;
+  j["started"] = FormatUtcMs(a.started_ms);
+  j["started_ms"] = a.started_ms;
+  j["ended"] = FormatUtcMs(a.ended_ms);
+  j["ended_ms"] = a.ended_ms;
+  j["ok"] = a.ok;
+  j["outcome"] = a.outcome;
+  j["error"] = a.error;
+  return j;
+}
+
+int ShowTask(Client& client, uint64_t task_id, bool json) {
+  auto report = client.Task(task_id);
+  if (!report.ok()) return ExitFor(report.status());
+  const TaskResult& r = report->task;
+  ordered_json options =
+      ordered_json::parse(report->options_json, nullptr, false);
+  if (options.is_discarded()) options = report->options_json;
+  if (json) {
+    ordered_json j;
+    j["task_id"] = r.task_id;
+    j["batch_id"] = r.batch_id;
+    j["index"] = r.index;
+    j["url"] = r.url;
+    j["queue"] = r.queue;
+    j["state"] = r.state;
+    j["attempts"] = r.attempts;
+    j["max_attempts"] = report->max_attempts;
+    j["priority"] = report->priority;
+    j["time_limit_ms"] = report->time_limit_ms;
+    j["options"] = options;
+    j["submitted"] = FormatUtcMs(r.submitted_ms);
+    j["submitted_ms"] = r.submitted_ms;
+    j["finished"] = FormatUtcMs(r.finished_ms);
+    j["finished_ms"] = r.finished_ms;
+    if (report->not_before_ms != 0) {
+      j["retry_at"] = FormatUtcMs(report->not_before_ms);
+    }
+    j["lease"] = report->leased ? RunningJson(report->lease) : ordered_json();
+    ordered_json history = ordered_json::array();
+    for (const AttemptRecord& a : r.history) history.push_back(AttemptJson(a));
+    j["history"] = std::move(history);
+    if (report->finished) {
+      j["ok"] = r.ok;
+      j["worker"] = r.worker;
+      j["outcome"] = r.outcome;
+      j["error"] = r.error;
+      j["exit_code"] = r.exit_code;
+      j["duration_ms"] = r.duration_ms;
+      j["result"] = EmbeddedResult(r);
+    } else {
+      j["error"] = r.error;
+      j["result"] = nullptr;
+    }
+    std::cout << Dump(j) << "\n";
+    return kExitOk;
+  }
+  Table t;
+  t.rows = {
+      {"task", std::to_string(r.task_id)},
+      {"batch", r.batch_id + " (item " + std::to_string(r.index) + ")"},
+      {"url", r.url},
+      {"queue", r.queue},
+      {"state", r.state},
+      {"attempts", std::to_string(r.attempts) + " of " +
+                       std::to_string(report->max_attempts)},
+      {"priority", std::to_string(report->priority)},
+      {"time limit", std::to_string(report->time_limit_ms) + " ms"},
+      {"options", options.dump()},
+      {"submitted", FormatUtcMs(r.submitted_ms)},
+  };
+  if (report->finished) {
+    t.rows.push_back({"finished", FormatUtcMs(r.finished_ms)});
+  }
+  if (report->not_before_ms != 0) {
+    t.rows.push_back({"retry at", FormatUtcMs(report->not_before_ms)});
+  }
+  if (report->leased) {
+    t.rows.push_back(
+        {"running", "on " + report->lease.worker + " since " +
+                        FormatUtcMs(report->lease.since_ms) + " (attempt " +
+                        std::to_string(report->lease.attempt) + ")"});
+  }
+  if (report->finished) {
+    t.rows.push_back({"outcome", r.outcome.empty() ? "-" : r.outcome});
+  }
+  if (!r.error.empty()) t.rows.push_back({"error", r.error});
+  std::cout << FormatTable(t);
+  Table a;
+  a.header = {"ATTEMPT", "WORKER", "STARTED", "ENDED", "OUTCOME", "ERROR"};
+  a.right_align = {true};
+  for (const AttemptRecord& h : r.history) {
+    const std::string outcome =
+        h.ok ? (h.outcome.empty() ? "ok" : h.outcome) : "failed";
+    a.rows.push_back({std::to_string(h.attempt),
+                      h.worker.empty() ? "-" : h.worker,
+                      h.started_ms ? FormatUtcMs(h.started_ms) : "-",
+                      h.ended_ms ? FormatUtcMs(h.ended_ms) : "-", outcome,
+                      h.error.empty() ? "-" : h.error});
+  }
+  if (a.rows.empty()) {
+    std::cout << "\nno attempt has ended yet\n";
+  } else {
+    std::cout << "\n" << FormatTable(a);
+  }
+  if (report->finished) {
+    std::cout << "\nresult:\n" << Dump(EmbeddedResult(r)) << "\n";
+  }
+  return kExitOk;
+}
+
 volatile sig_atomic_t g_stop_events = 0;
 
 void StopEvents(int) { g_stop_events = 1; }
@@ -391,11 +702,34 @@ int FollowEvents(Client& client, const CtlFlags& flags) {
   return kExitOk;
 }
 
+int ShowActive(Client& client, const CtlFlags& flags) {
+  auto tasks = client.Active(flags.batch_id, flags.queue, flags.worker);
+  if (!tasks.ok()) return ExitFor(tasks.status());
+  if (flags.json) {
+    ordered_json list = ordered_json::array();
+    for (const RunningTask& r : *tasks) list.push_back(RunningJson(r));
+    ordered_json doc;
+    doc["tasks"] = std::move(list);
+    std::cout << Dump(doc) << "\n";
+    return kExitOk;
+  }
+  Table t;
+  t.header = {"TASK", "URL", "QUEUE", "BATCH", "WORKER", "SINCE", "ATTEMPT"};
+  t.right_align = {true, false, false, false, false, false, true};
+  for (const RunningTask& r : *tasks) {
+    t.rows.push_back({std::to_string(r.task_id), r.url, r.queue, r.batch_id,
+                      r.worker, FormatUtcMs(r.since_ms),
+                      std::to_string(r.attempt)});
+  }
+  std::cout << FormatTable(t);
+  return kExitOk;
+}
+
 // The subcommand's request and its answer on stdout.
 int RunCommand(Client& client, const CtlFlags& flags) {
   switch (flags.command) {
     case CtlCommand::kQueues:
-      return ShowQueues(client, flags.json);
+      return ShowQueues(client, flags.json, flags.all);
     case CtlCommand::kWorkers:
       return ShowWorkers(client, flags.json);
     case CtlCommand::kBatch:
@@ -455,6 +789,14 @@ int RunCommand(Client& client, const CtlFlags& flags) {
       return PauseOrResume(client, flags, /*pause=*/true);
     case CtlCommand::kResume:
       return PauseOrResume(client, flags, /*pause=*/false);
+    case CtlCommand::kStatus:
+      return ShowStatus(client, flags.json);
+    case CtlCommand::kBatches:
+      return ShowBatches(client, flags.json, flags.limit, flags.before);
+    case CtlCommand::kTask:
+      return ShowTask(client, flags.task_id, flags.json);
+    case CtlCommand::kActive:
+      return ShowActive(client, flags);
     case CtlCommand::kNone:
       break;
   }

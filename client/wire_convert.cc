@@ -51,7 +51,22 @@ WorkerSummary ToWorkerSummary(const wire::WorkerInfo& info) {
   w.state = info.state().empty() ? "active" : info.state();
   w.state_reason = info.state_reason();
   w.key_name = info.key_name();
+  for (const auto& a : info.current()) w.current.push_back(ToRunningTask(a));
+  w.offline = info.offline();
+  w.last_seen_ms = info.last_seen_ms();
   return w;
+}
+
+RunningTask ToRunningTask(const wire::ActiveTask& task) {
+  RunningTask r;
+  r.task_id = task.task_id();
+  r.url = task.url();
+  r.queue = task.queue();
+  r.batch_id = task.batch_id();
+  r.worker = task.worker();
+  r.since_ms = task.since_ms();
+  r.attempt = task.attempt();
+  return r;
 }
 
 }  // namespace tq

@@ -10,5 +10,6 @@ namespace tq {
 BatchProgress ToBatchProgress(const wire::BatchCounts& counts);
 QueueSummary ToQueueSummary(const wire::QueueInfo& info);
 WorkerSummary ToWorkerSummary(const wire::WorkerInfo& info);
+RunningTask ToRunningTask(const wire::ActiveTask& task);
 
 }  // namespace tq

@@ -75,6 +75,10 @@ Direction BodyDirection(wire::Envelope::BodyCase body) {
     case B::kUnsubscribe:
     case B::kCancelTask:
     case B::kPauseQueue:
+    case B::kStatusRequest:
+    case B::kListBatches:
+    case B::kTaskRequest:
+    case B::kListActive:
       return Direction::kToBroker;
     case B::kWelcome:
     case B::kAssign:
@@ -89,6 +93,10 @@ Direction BodyDirection(wire::Envelope::BodyCase body) {
     case B::kSubscribed:
     case B::kEvents:
     case B::kTerminateTask:
+    case B::kBrokerStatus:
+    case B::kBatchList:
+    case B::kTaskReport:
+    case B::kActiveList:
       return Direction::kFromBroker;
     case B::kHeartbeat:
     case B::kError:

@@ -82,6 +82,8 @@ void ToWire(TaskResult&& t, wire::TaskInfo* out) {
     w->set_ok(a.ok);
     w->set_outcome(std::move(a.outcome));
     w->set_error(std::move(a.error));
+    w->set_started_ms(a.started_ms);
+    w->set_ended_ms(a.ended_ms);
   }
   AttemptToWire(std::move(t), out);
 }
@@ -102,8 +104,8 @@ TaskResult FromWire(const wire::TaskInfo& info) {
   r.finish_seq = info.finish_seq();
   r.history.reserve(info.history_size());
   for (const wire::Attempt& a : info.history()) {
-    r.history.push_back(
-        {a.attempt(), a.worker(), a.ok(), a.outcome(), a.error()});
+    r.history.push_back({a.attempt(), a.worker(), a.ok(), a.outcome(),
+                         a.error(), a.started_ms(), a.ended_ms()});
   }
   return r;
 }

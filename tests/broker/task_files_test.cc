@@ -160,6 +160,7 @@ TEST_CASE("SchemaV1DatabaseIsMigratedToCurrent", "[store][files]") {
   REQUIRE(sqlite3_exec(db,
                        "DROP TABLE paused_queues;"
                        "DROP TABLE batch_owners;"
+                       "DROP TABLE batches;"
                        "DROP TABLE task_files; DROP INDEX tasks_by_finished_ms;"
                        "DROP INDEX tasks_finished;"
                        // v4's columns and table (worker health).

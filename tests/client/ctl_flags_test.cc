@@ -96,11 +96,13 @@ TEST_CASE("GlobalFlagsMayFollowTheSubcommand", "[ctl_flags]") {
 TEST_CASE("ParserRefusesMissingOrConflictingArguments", "[ctl_flags]") {
   CtlFlags flags;
   CHECK(Parse({}, &flags) ==
-        "a command is required (commands: queues, workers, batch, results, "
-        "cancel, retry, purge, release, events, pause, resume)");
+        "a command is required (commands: queues, workers, status, batches, "
+        "task, active, batch, results, cancel, retry, purge, release, events, "
+        "pause, resume)");
   CHECK(Parse({"nosuch"}, &flags) ==
-        "unknown command 'nosuch' (commands: queues, workers, batch, results, "
-        "cancel, retry, purge, release, events, pause, resume)");
+        "unknown command 'nosuch' (commands: queues, workers, status, "
+        "batches, task, active, batch, results, cancel, retry, purge, "
+        "release, events, pause, resume)");
   flags = CtlFlags();
   CHECK(Parse({"queues", "workers"}, &flags) ==
         "unexpected argument 'workers'");

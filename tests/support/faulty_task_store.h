@@ -75,6 +75,17 @@ class FaultyTaskStore final : public TaskStore {
       const std::function<void(const std::string&)>& each) override {
     return inner_.LoadPausedQueues(each);
   }
+  Status AddBatch(const std::string& batch_id, int64_t created_ms) override {
+    if (fail_writes_) return WriteError();
+    return inner_.AddBatch(batch_id, created_ms);
+  }
+  Status LoadBatches(const std::function<void(const std::string&, uint64_t,
+                                              int64_t)>& each) override {
+    return inner_.LoadBatches(each);
+  }
+  Result<TaskDetail> ReadTask(uint64_t id) override {
+    return inner_.ReadTask(id);
+  }
 
   Result<std::vector<std::string>> DeleteFinished(
       const std::vector<uint64_t>& ids) override {

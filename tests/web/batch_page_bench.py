@@ -72,6 +72,8 @@ con.executemany(
     " time_limit_ms, state, attempts, worker, submitted_ms, started_ms,"
     " finished_ms, finish_seq, ok, output, error, duration_ms)"
     " VALUES(?, ?, ?, ?, 0, 3, 300000, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows())
+con.execute("INSERT INTO batches(batch_id, created_ms) VALUES('big', ?)",
+            (now_ms - 8_000_000,))
 con.commit()
 con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 con.close()
@@ -110,6 +112,30 @@ try:
     timed("/api/v1/batches/big")
     timed("/batches", runs=5)
     timed("/", runs=5)
+
+    # tq-ctl's views: answered by the broker's loop from memory (or one
+    # point read), so each is a process start plus a round trip.
+    endpoint = open(os.path.join(tmp, "ready1")).read().strip()
+    ctl = os.path.join(build, "bin", "tq-ctl")
+
+    def timed_ctl(args, runs=20):
+        times = []
+        for _ in range(runs):
+            t = time.perf_counter()
+            subprocess.run([ctl, "--broker", endpoint] + args, check=True,
+                           stdout=subprocess.DEVNULL)
+            times.append((time.perf_counter() - t) * 1000)
+        times.sort()
+        print(f"{'tq-ctl ' + ' '.join(args):<58} median "
+              f"{statistics.median(times):7.1f} ms  p95 "
+              f"{times[int(len(times) * 0.95) - 1]:7.1f} ms  max "
+              f"{times[-1]:7.1f} ms")
+
+    timed_ctl(["batches"])
+    timed_ctl(["status"])
+    timed_ctl(["task", str(n // 2)])
+    timed_ctl(["active"])
+    timed_ctl(["workers"])
 finally:
     p.send_signal(signal.SIGTERM)
     p.wait(60)

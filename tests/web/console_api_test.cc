@@ -510,3 +510,93 @@ TEST_CASE("HttpAddressesAndTokenFilesParse", "[web]") {
 
 }  // namespace
 }  // namespace tq
+
+namespace tq {
+namespace {
+
+// The handler fails "bad" URLs, sleeps on "slow" ones, succeeds otherwise.
+WorkerSpec AttemptWorker(const std::string& id) {
+  WorkerSpec spec;
+  spec.id = id;
+  spec.concurrency = 2;
+  spec.handler = {"--exec",
+                  "sh -c 'case \"$1\" in *slow*) exec sleep 600;; *bad*) "
+                  "echo boom >&2; exit 1;; *) echo {};; esac' sh {url}"};
+  return spec;
+}
+
+}  // namespace
+
+TEST_CASE("TaskPageShowsEveryAttemptAndWorkersWhatTheyRun", "[web]") {
+  Console c;
+  json receipt = SubmitJson(
+      c, {{"text", "https://a.example/bad\nhttps://a.example/slow\n"},
+          {"countries", "generic"},
+          {"max_attempts", "2"}});
+  const std::string batch = receipt["batch_id"];
+  auto w1 = StartWorker(c.dir, c.broker->endpoint(), AttemptWorker("w1"));
+  // Task 1 fails twice (dead); task 2 runs.
+  auto task = [&](int id) {
+    return Body(c.Http().Get("/api/v1/tasks/" + std::to_string(id)));
+  };
+  REQUIRE(WaitUntil(
+      [&] {
+        return task(1)["state"] == "dead" && task(2)["state"] == "leased";
+      },
+      30s, 100ms));
+  json dead = task(1);
+  CHECK(dead["attempts"] == 2);
+  REQUIRE(dead["history"].size() == 2);
+  for (int i = 0; i < 2; ++i) {
+    const json& a = dead["history"][i];
+    CHECK(a["attempt"] == i + 1);
+    CHECK(a["worker"] == "w1");
+    CHECK(a["ok"] == false);
+    CHECK(a["started_ms"].get<int64_t>() > 0);
+    CHECK(a["ended_ms"].get<int64_t>() >= a["started_ms"].get<int64_t>());
+    CHECK(a["error"].get<std::string>().find("status 1") != std::string::npos);
+  }
+  CHECK(dead["lease"].is_null());
+  json running = task(2);
+  CHECK(running["history"].empty());
+  REQUIRE(running["lease"].is_object());
+  CHECK(running["lease"]["worker"] == "w1");
+  CHECK(running["lease"]["url"] == "https://a.example/slow");
+
+  // The pages: the attempts table, the lease, what the worker runs.
+  auto page = c.Http().Get("/tasks/1");
+  REQUIRE(page);
+  CHECK(page->body.find("id=\"attempts\"") != std::string::npos);
+  CHECK(page->body.find("exited with status 1") != std::string::npos);
+  auto running_page = c.Http().Get("/tasks/2");
+  REQUIRE(running_page);
+  CHECK(running_page->body.find("id=\"task-lease\">on w1 since ") !=
+        std::string::npos);
+  CHECK(running_page->body.find("no attempt has ended yet") !=
+        std::string::npos);
+  json workers = Body(c.Http().Get("/api/v1/workers"));
+  REQUIRE(workers["workers"].size() == 1);
+  REQUIRE(workers["workers"][0]["current"].size() == 1);
+  CHECK(workers["workers"][0]["current"][0]["task_id"] == 2);
+  CHECK(workers["offline"].empty());
+  auto workers_page = c.Http().Get("/workers");
+  REQUIRE(workers_page);
+  CHECK(
+      workers_page->body.find("<a href=\"/tasks/2\">2</a> <span "
+                              "class=\"url\">https://a.example/slow</span>") !=
+      std::string::npos);
+
+  // Killed, the worker is listed offline.
+  w1.reset();
+  REQUIRE(WaitUntil(
+      [&] {
+        json w = Body(c.Http().Get("/api/v1/workers"));
+        return w["workers"].empty() && w["offline"].size() == 1;
+      },
+      20s, 100ms));
+  auto gone = c.Http().Get("/workers");
+  REQUIRE(gone);
+  CHECK(gone->body.find("id=\"offline-workers\"") != std::string::npos);
+}
+
+}  // namespace tq

@@ -130,6 +130,10 @@ async function main() {
     check(good.includes(shownUrl) || shownUrl === hostileUrl, "the task page shows its URL");
     const result = await page.$eval("#result", (e) => e.textContent);
     check(result.includes("<script>window.__xss=1"), "the result's HTML shows as text");
+    // Every attempt, from the broker (as tq-ctl task lists them).
+    const attempts = await page.$$eval("#attempts tbody tr", (rows) => rows.map((r) => r.textContent));
+    check(attempts.length === 1 && /w[12]/.test(attempts[0]) && attempts[0].includes("ok"),
+          "the task page lists its attempt with its worker: " + attempts.join(" | "));
     await page.screenshot({ path: path.join(shotDir, "task.png"), fullPage: true });
 
     // The hostile task: hover its URL, look for any script having run.

@@ -185,6 +185,17 @@ struct ClusterEvent {
 // applies (non-empty, non-zero; count always for submitted and missed).
 std::string ToJsonLine(const ClusterEvent& event);
 
+// A task running now: its lease, as the broker's core holds it.
+struct RunningTask {
+  uint64_t task_id = 0;
+  std::string url;
+  std::string queue;
+  std::string batch_id;
+  std::string worker;
+  int64_t since_ms = 0;  // wall clock, when it was leased
+  uint32_t attempt = 0;  // 1 for the first
+};
+
 struct WorkerSummary {
   std::string worker_id;
   std::string country;
@@ -209,6 +220,60 @@ struct WorkerSummary {
   std::string state;             // "active", "draining" or "quarantined"
   std::string state_reason;      // why quarantined
   std::string key_name;  // the CURVE key it joined with; "" without keys
+  std::vector<RunningTask> current;  // what it runs now, by task id
+  // Workers(true) also lists the workers that left within the last hour:
+  // offline, state "offline", with only their id and accounting.
+  bool offline = false;
+  int64_t last_seen_ms = 0;  // wall clock
+};
+
+// tq-ctl status: the broker process and its totals.
+struct BrokerStatus {
+  std::string version;  // "0.1.0 (git a1b2c3d4e5f6)"
+  uint32_t pid = 0;
+  int64_t started_ms = 0;  // wall clock
+  uint64_t uptime_ms = 0;
+  uint64_t rss_bytes = 0;
+  std::string db_path;
+  uint64_t db_bytes = 0;
+  uint64_t wal_bytes = 0;
+  std::vector<std::string> listen;  // the broker's endpoints
+  uint32_t workers = 0;             // connected
+  BatchProgress totals;             // every task it knows, by state
+  uint64_t batches = 0;
+  BrokerStats stats;
+};
+
+struct BatchOverview {
+  std::string batch_id;
+  BatchProgress counts;
+  int64_t created_ms = 0;  // wall clock, its first submit
+  std::string submitter;   // the CURVE key that submitted it; "" without keys
+  uint64_t seq = 0;        // creation order
+};
+
+struct BatchListing {
+  std::vector<BatchOverview> batches;  // newest first
+  uint64_t next_before = 0;  // pass as `before` for older ones; 0: no more
+  uint64_t total = 0;        // batches visible to this client's key
+};
+
+// tq-ctl task: one task, its submission, every ended attempt and, once
+// finished, its result.
+struct TaskReport {
+  // state ("queued", "leased", "retry_wait", "done", "dead", "cancelled"),
+  // url, queue, batch_id, attempts, submitted_ms; history: every ended
+  // attempt (worker, started_ms, ended_ms, ok, outcome, error), oldest
+  // first; once finished, the result fields (files without content).
+  TaskResult task;
+  bool finished = false;
+  std::string options_json;  // as submitted, "{}" for none
+  int32_t priority = 0;
+  uint32_t max_attempts = 0;
+  uint32_t time_limit_ms = 0;
+  int64_t not_before_ms = 0;  // retry_wait: when it may run again
+  bool leased = false;        // running now: `lease` says where
+  RunningTask lease;
 };
 
 class Client {
@@ -264,7 +329,24 @@ class Client {
   Result<uint64_t> Cancel(const std::string& batch_id);
 
   Result<std::vector<QueueSummary>> Queues(BrokerStats* counters = nullptr);
-  Result<std::vector<WorkerSummary>> Workers();
+  // Connected workers by id, each with what it runs now; with
+  // include_offline also those that left within the last hour.
+  Result<std::vector<WorkerSummary>> Workers(bool include_offline = false);
+  // The broker's version, process, database, endpoints and totals. Needs
+  // the admin role on a keyed broker.
+  Result<BrokerStatus> GetStatus();
+  // Batches newest first, at most `limit` (0: 50, at most 1000), those
+  // created before `before` (a BatchListing::next_before; 0: the newest). A
+  // submit key sees only the batches it submitted.
+  Result<BatchListing> Batches(uint32_t limit = 0, uint64_t before = 0);
+  // One task; kNotFound for an unknown id. A submit key may look up only
+  // the tasks of its own batches.
+  Result<TaskReport> Task(uint64_t task_id);
+  // Running tasks by id, from the broker's leases; empty filters match any.
+  // Needs the admin role on a keyed broker.
+  Result<std::vector<RunningTask>> Active(const std::string& batch_id = "",
+                                          const std::string& queue = "",
+                                          const std::string& worker = "");
   // Dead tasks of a batch (or, with batch_id empty, of a queue) are queued
   // again with fresh attempts. Returns how many.
   Result<uint64_t> RetryDead(const std::string& batch_id,

@@ -44,8 +44,10 @@ struct AttemptRecord {
   uint32_t attempt = 0;  // 1 for the first
   std::string worker;
   bool ok = false;
-  std::string outcome;  // as AttemptResult::outcome
-  std::string error;    // why it failed, or why its lease ended
+  std::string outcome;     // as AttemptResult::outcome
+  std::string error;       // why it failed, or why its lease ended
+  int64_t started_ms = 0;  // wall clock, when it was leased; 0: unknown
+  int64_t ended_ms = 0;    // wall clock, when it ended; 0: unknown
 };
 
 // A finished task with the result of its last attempt.
