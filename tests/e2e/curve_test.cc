@@ -300,6 +300,65 @@ TEST_CASE("ItalianWorkerKeyNeverGetsAGermanTaskAndCannotSubmit",
   CHECK(Contains(submit.err, "lacks the submit role"));
 }
 
+// A worker refused at Hello for good exits at once, status 4, naming its key
+// and the reason; it does not say Hello again and again.
+TEST_CASE("WorkerRefusedAtHelloExitsFourNamingItsKeyAndWhy", "[e2e][curve]") {
+  TempDir dir;
+  Keys keys(dir);
+  keys.Make("alice", "submit");
+  keys.Make("it-box", "worker", "IT");
+  BrokerProcess broker(dir, keys.BrokerArgs());
+  const std::string& ep = broker.endpoint();
+
+  struct Case {
+    std::string id, country, key, why;
+  };
+  for (const Case& c :
+       {Case{"alice-w", "none", "alice", "lacks the worker role"},
+        Case{"it-as-de", "DE", "it-box", "may serve only IT and generic"}}) {
+    INFO(c.id);
+    auto worker = StartWorker(
+        dir, ep, {c.id, c.country, 1, Concat({"--noop"}, keys.Flags(c.key))});
+    const auto code = worker->Wait(20s);
+    REQUIRE(code.has_value());
+    CHECK(*code == 4);
+    const std::string log = ReadFile(dir.File("worker-" + c.id + ".log"));
+    CHECK(Contains(log, "refused this worker (id '" + c.id + "')"));
+    CHECK(Contains(log, "key '" + c.key + "'"));
+    CHECK(Contains(log, c.why));
+    CHECK(Contains(log, "not retrying, exit 4"));
+  }
+  // Each said Hello once.
+  const std::string log = broker.Log();
+  size_t hellos = 0;
+  for (size_t at = log.find("lacks the worker role needed for hello");
+       at != std::string::npos;
+       at = log.find("lacks the worker role needed for hello", at + 1)) {
+    ++hellos;
+  }
+  CHECK(hellos == 1);
+
+  // Not refused but unreachable: a worker keeps trying, and joins once the
+  // broker is there (transient errors still retry).
+  TempDir other;
+  Keys other_keys(other);
+  other_keys.Make("box", "worker");
+  int port = 0;
+  {
+    BrokerProcess first(other, other_keys.BrokerArgs());  // finds a free port
+    port = first.port();
+    first.process().Kill();
+  }
+  auto patient = StartWorker(
+      other, "tcp://127.0.0.1:" + std::to_string(port),
+      {"patient", "none", 1, Concat({"--noop"}, other_keys.Flags("box"))});
+  CHECK_FALSE(patient->Wait(1500ms).has_value());
+  BrokerProcess late(other, other_keys.BrokerArgs(), port);
+  CHECK(WaitUntil([&] { return Contains(late.Log(), "worker patient joined"); },
+                  20s));
+  CHECK(patient->Running());
+}
+
 TEST_CASE("RevokingAKeyEndsItsSessionAndRequeuesItsTasks", "[e2e][curve]") {
   TempDir dir;
   Keys keys(dir);
