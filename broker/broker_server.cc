@@ -115,6 +115,10 @@ Result<KeyReload> BrokerServer::ReloadKeys() {
   reload.keys = uint32_t(next->size());
   for (const KeyFileProblem& p : problems) reload.problems.push_back(p.reason);
   if (keys_) {
+    AuthorizedKeys::Changes changes = AuthorizedKeys::Diff(*keys_, *next);
+    reload.added = std::move(changes.added);
+    reload.removed = std::move(changes.removed);
+    reload.changed = std::move(changes.changed);
     for (const AuthorizedKey& k : AuthorizedKeys::Revoked(*keys_, *next)) {
       reload.revoked.push_back({k.name, k.public_key});
     }
@@ -131,13 +135,17 @@ Result<KeyReload> BrokerServer::ReloadKeys() {
   UseKeys(std::move(next));
   std::vector<std::string> names;
   for (const RevokedKey& k : reload.revoked) names.push_back(k.name);
-  spdlog::info(
-      "authorized keys: {} admitted from {}{}{}", reload.keys,
-      options_.authorized_keys_dir,
-      problems.empty() ? ""
-                       : fmt::format(", {} files skipped", problems.size()),
-      names.empty() ? ""
-                    : fmt::format("; revoked: {}", fmt::join(names, ", ")));
+  auto listed = [](const char* what, const std::vector<std::string>& v) {
+    return v.empty() ? std::string()
+                     : fmt::format("; {}: {}", what, fmt::join(v, ", "));
+  };
+  spdlog::info("authorized keys: {} admitted from {}{}{}{}{}{}", reload.keys,
+               options_.authorized_keys_dir,
+               problems.empty()
+                   ? ""
+                   : fmt::format(", {} files skipped", problems.size()),
+               listed("added", reload.added), listed("removed", reload.removed),
+               listed("changed", reload.changed), listed("revoked", names));
   return reload;
 }
 

@@ -21,6 +21,14 @@ CLI::App* AddCommand(CLI::App& app, const char* name, const char* help,
   return sub;
 }
 
+void AddReloadKeysCommand(CLI::App& app, CtlFlags* flags) {
+  AddCommand(app, "reload-keys",
+             "have a keyed broker read its --authorized-keys again (like "
+             "SIGHUP; admin role): prints the keys added, removed and "
+             "changed, and the sessions closed",
+             CtlCommand::kReloadKeys, flags);
+}
+
 }  // namespace
 
 void AddCtlFlags(CLI::App& app, CtlFlags* flags) {
@@ -29,7 +37,7 @@ void AddCtlFlags(CLI::App& app, CtlFlags* flags) {
       ->capture_default_str();
   app.add_flag("--json", flags->json,
                "one JSON document instead of columns (queues, workers, "
-               "batch, cancel, retry, purge, release)");
+               "batch, cancel, retry, purge, release, reload-keys)");
   app.add_option("--timeout", flags->request_timeout_s,
                  "seconds to wait for each broker reply (3 attempts)")
       ->check(CLI::Range(0.01, 3600.0))
@@ -86,6 +94,7 @@ void AddCtlFlags(CLI::App& app, CtlFlags* flags) {
       "end a quarantined worker's quarantine now (it takes tasks again)",
       CtlCommand::kRelease, flags);
   release->add_option("WORKER", flags->worker_id, "worker id")->required();
+  AddReloadKeysCommand(app, flags);
   purge->add_flag("--yes,-y", flags->yes,
                   "do not ask (needed when standard input is not a terminal)");
   // Extra words at the top level are the unknown command tq-ctl names; a

@@ -25,7 +25,8 @@ enum class CtlCommand {
   kCancel,
   kRetry,
   kPurge,
-  kRelease,  // end a worker's quarantine
+  kRelease,     // end a worker's quarantine
+  kReloadKeys,  // the broker reads --authorized-keys again
 };
 
 // What the command line says, as given.

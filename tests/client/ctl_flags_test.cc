@@ -97,10 +97,10 @@ TEST_CASE("ParserRefusesMissingOrConflictingArguments", "[ctl_flags]") {
   CtlFlags flags;
   CHECK(Parse({}, &flags) ==
         "a command is required (commands: queues, workers, batch, results, "
-        "cancel, retry, purge, release)");
+        "cancel, retry, purge, release, reload-keys)");
   CHECK(Parse({"nosuch"}, &flags) ==
         "unknown command 'nosuch' (commands: queues, workers, batch, results, "
-        "cancel, retry, purge, release)");
+        "cancel, retry, purge, release, reload-keys)");
   flags = CtlFlags();
   CHECK(Parse({"queues", "workers"}, &flags) ==
         "unexpected argument 'workers'");
@@ -182,6 +182,14 @@ TEST_CASE("CtlKeysComeFromTheEnvironmentUnlessGiven", "[ctl_flags]") {
   CHECK(flags.curve.key == "env.key_secret");
   CHECK(Parsed({"queues", "--broker-key", "b.key"}).curve.broker_key ==
         "b.key");
+}
+
+TEST_CASE("ReloadKeysIsACommandWithJson", "[ctl_flags]") {
+  CtlFlags flags = Parsed({"reload-keys", "--json"});
+  CHECK(flags.command == CtlCommand::kReloadKeys);
+  CHECK(flags.json);
+  CtlFlags extra;
+  CHECK(Parse({"reload-keys", "now"}, &extra) != "");
 }
 
 }  // namespace tq

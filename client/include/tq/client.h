@@ -148,6 +148,18 @@ struct QueueSummary {
   uint32_t workers = 0;
 };
 
+// What a reload of the broker's authorized keys did (Client::ReloadKeys).
+struct KeysReload {
+  uint32_t keys = 0;  // admitted now
+  // By key name: new, gone, and changed ("NAME: roles a -> b").
+  std::vector<std::string> added, removed, changed;
+  // Keys whose live sessions were closed (gone, or rules changed), and how
+  // many worker sessions that ended.
+  std::vector<std::string> revoked;
+  uint32_t sessions_ended = 0;
+  std::vector<std::string> problems;  // files skipped, each with its reason
+};
+
 struct WorkerSummary {
   std::string worker_id;
   std::string country;
@@ -237,6 +249,9 @@ class Client {
   // Ends the quarantine of a worker at once; kNotFound if it is not
   // quarantined.
   Status ReleaseWorker(const std::string& worker_id);
+  // Has a keyed broker read its --authorized-keys again (like SIGHUP); needs
+  // the admin role. InvalidArgument from a broker without keys.
+  Result<KeysReload> ReloadKeys();
 
  private:
   struct Impl;
