@@ -131,7 +131,7 @@ TEST_CASE("AnUnknownCommandIsNamedWithTheValidOnes", "[e2e][ops]") {
   CHECK(r.code == 2);
   CHECK(r.err ==
         "tq-ctl: unknown command 'frobnicate' (commands: queues, workers, "
-        "batch, results, cancel, retry, purge, release)\n");
+        "batch, results, cancel, retry, purge, release, reload-keys)\n");
   Run none = RunTool(dir, {Binary("tq-ctl")});
   CHECK(none.code == 2);
   CHECK(Has(none.err, "tq-ctl: a command is required (commands: queues,"));
