@@ -39,8 +39,10 @@ struct ServerOptions {
   size_t max_in_flight = 64;
   // Per peer and direction: messages ZeroMQ queues for a peer that does not
   // read (or does not keep up) before it refuses more. With max_in_flight
-  // this bounds what one peer holds in the broker: see docs/security.md.
-  int max_queued_messages = 1000;
+  // this bounds what one peer holds in the broker. Not much lower: libzmq
+  // learns late what a peer has read, so at 1,000 the bursts of
+  // acknowledgements to busy honest workers overflowed it (tq-bench 2x8).
+  int max_queued_messages = 10000;
   // A peer whose queue was full has its requests refused for this long.
   Millis full_queue_backoff{1000};
   // A transaction stays open across loop turns for up to this long, so one

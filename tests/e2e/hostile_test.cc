@@ -452,13 +452,15 @@ TEST_CASE("ThousandConnectDisconnectPeersLeaveBatchAndMemoryAlone",
 // [!mayfail] until issue #10's per-peer in-flight limit (or a lower SNDHWM)
 // bounds what waits for a peer that does not read.
 // The RSS bound: the broker holds, for this peer, at most max_in_flight (64)
-// answers being built or waiting for their commit, and ZeroMQ at most 1,000
-// messages queued each way (--max-queued... defaults in broker_server.h);
-// past that its requests are refused without reaching the core. The largest
-// answer here is a page of the 300 small results (under 40 KB), so the
-// worst case is about (64 + 1,000) x 40 KB = 42 MB over the start. 64 MiB
-// leaves room for the allocator. (It peaked at 525 MB and more before the
-// limit: ZeroMQ queued up to a million answers to a peer that never read.)
+// answers being built or waiting for their commit, and ZeroMQ at most
+// 10,000 messages queued each way (defaults in broker_server.h); once its
+// queue is full its requests are refused without reaching the core. Most
+// of what this peer is sent before that are small (queue lists, errors,
+// pages of a batch still filling): it peaks about 4 MB over the start.
+// 64 MiB is that with room for a loaded machine; the worst case of the
+// limits (10,064 pages of 300 results, ~40 KB each) is larger, ~400 MB.
+// (It peaked at 525 MB to 1.1 GB before: ZeroMQ queued up to a million
+// answers to a peer that never read.)
 TEST_CASE("PeerThatSendsFastAndNeverReadsDoesNotStopABatch", "[e2e][hostile]") {
   TempDir dir;
   BrokerProcess broker(dir);
