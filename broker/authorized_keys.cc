@@ -248,4 +248,50 @@ std::vector<AuthorizedKey> AuthorizedKeys::Revoked(
   return gone;
 }
 
+namespace {
+
+std::string CountriesText(const std::vector<std::string>& countries) {
+  if (countries.empty()) return "any";
+  std::string text;
+  for (const std::string& c : countries) {
+    if (!text.empty()) text += ",";
+    text += c;
+  }
+  return text;
+}
+
+}  // namespace
+
+AuthorizedKeys::Changes AuthorizedKeys::Diff(const AuthorizedKeys& before,
+                                             const AuthorizedKeys& after) {
+  Changes changes;
+  for (const AuthorizedKey& k : after.keys_) {
+    if (before.FindByName(k.name) == nullptr) changes.added.push_back(k.name);
+  }
+  for (const AuthorizedKey& was : before.keys_) {
+    const AuthorizedKey* now = after.FindByName(was.name);
+    if (now == nullptr) {
+      changes.removed.push_back(was.name);
+      continue;
+    }
+    std::vector<std::string> what;
+    if (now->public_key != was.public_key) what.push_back("new public key");
+    if (now->roles != was.roles) {
+      what.push_back("roles " + was.roles.ToString() + " -> " +
+                     now->roles.ToString());
+    }
+    if (now->countries != was.countries) {
+      what.push_back("countries " + CountriesText(was.countries) + " -> " +
+                     CountriesText(now->countries));
+    }
+    if (what.empty()) continue;
+    std::string line = was.name + ":";
+    for (size_t i = 0; i < what.size(); ++i) {
+      line += (i == 0 ? " " : "; ") + what[i];
+    }
+    changes.changed.push_back(std::move(line));
+  }
+  return changes;
+}
+
 }  // namespace tq

@@ -92,6 +92,15 @@ class AuthorizedKeys {
   static std::vector<AuthorizedKey> Revoked(const AuthorizedKeys& before,
                                             const AuthorizedKeys& after);
 
+  // What a reload changed, by key name (what operators call keys): names
+  // new in `after`, names gone from it, and names in both whose public key,
+  // roles or countries differ, each as "NAME: roles submit -> admin,submit".
+  struct Changes {
+    std::vector<std::string> added, removed, changed;
+  };
+  static Changes Diff(const AuthorizedKeys& before,
+                      const AuthorizedKeys& after);
+
  private:
   std::vector<AuthorizedKey> keys_;  // sorted by file name
   std::unordered_map<std::string, size_t> by_public_key_;

@@ -186,6 +186,9 @@ void Broker::HandleReloadKeys(const std::string& peer, uint64_t seq) {
   r->set_keys(reload->keys);
   for (const RevokedKey& k : reload->revoked) r->add_revoked(k.name);
   for (const std::string& p : reload->problems) r->add_problems(p);
+  for (const std::string& n : reload->added) r->add_added(n);
+  for (const std::string& n : reload->removed) r->add_removed(n);
+  for (const std::string& n : reload->changed) r->add_changed(n);
   r->set_sessions_ended(uint32_t(ended));
   // The requeued tasks are written: the answer waits for their commit.
   SendAfterCommit(peer, std::move(env));

@@ -19,6 +19,8 @@ namespace {
 
 constexpr const char* kMonitorEndpoint = "inproc://tq-router-monitor";
 constexpr Millis kMaxPollWait{1000};
+// An answer never sent (a bug, not a slow bulk job) frees its slot after this.
+constexpr Millis kInFlightMaxAge{10 * 60 * 1000};
 constexpr int kHandshakeFailed = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
                                  ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
                                  ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
@@ -59,6 +61,17 @@ uint64_t ResidentBytes() {
   return resident * uint64_t(sysconf(_SC_PAGESIZE));
 }
 
+// A ROUTER's routing id (binary) as text for the log: "peer 0080000001".
+std::string RoutingIdText(const std::string& peer) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string text = "peer ";
+  for (unsigned char c : peer.substr(0, 16)) {
+    text += kHex[c >> 4];
+    text += kHex[c & 15];
+  }
+  return text;
+}
+
 Millis Until(TimePoint deadline, TimePoint now) {
   if (deadline <= now) return Millis(0);
   return std::min(std::chrono::duration_cast<Millis>(deadline - now),
@@ -74,7 +87,9 @@ BrokerServer::BrokerServer(Broker& core, const Clock& clock,
       options_(std::move(options)),
       context_(1),
       router_(context_, zmq::socket_type::router),
-      monitor_(context_, zmq::socket_type::pair) {}
+      monitor_(context_, zmq::socket_type::pair),
+      in_flight_(options_.max_in_flight, kInFlightMaxAge,
+                 options_.full_queue_backoff) {}
 
 BrokerServer::~BrokerServer() {
   if (signal_fd_ >= 0) close(signal_fd_);
@@ -116,6 +131,10 @@ Result<KeyReload> BrokerServer::ReloadKeys() {
   reload.keys = uint32_t(next->size());
   for (const KeyFileProblem& p : problems) reload.problems.push_back(p.reason);
   if (keys_) {
+    AuthorizedKeys::Changes changes = AuthorizedKeys::Diff(*keys_, *next);
+    reload.added = std::move(changes.added);
+    reload.removed = std::move(changes.removed);
+    reload.changed = std::move(changes.changed);
     for (const AuthorizedKey& k : AuthorizedKeys::Revoked(*keys_, *next)) {
       reload.revoked.push_back({k.name, k.public_key});
     }
@@ -132,13 +151,17 @@ Result<KeyReload> BrokerServer::ReloadKeys() {
   UseKeys(std::move(next));
   std::vector<std::string> names;
   for (const RevokedKey& k : reload.revoked) names.push_back(k.name);
-  spdlog::info(
-      "authorized keys: {} admitted from {}{}{}", reload.keys,
-      options_.authorized_keys_dir,
-      problems.empty() ? ""
-                       : fmt::format(", {} files skipped", problems.size()),
-      names.empty() ? ""
-                    : fmt::format("; revoked: {}", fmt::join(names, ", ")));
+  auto listed = [](const char* what, const std::vector<std::string>& v) {
+    return v.empty() ? std::string()
+                     : fmt::format("; {}: {}", what, fmt::join(v, ", "));
+  };
+  spdlog::info("authorized keys: {} admitted from {}{}{}{}{}{}", reload.keys,
+               options_.authorized_keys_dir,
+               problems.empty()
+                   ? ""
+                   : fmt::format(", {} files skipped", problems.size()),
+               listed("added", reload.added), listed("removed", reload.removed),
+               listed("changed", reload.changed), listed("revoked", names));
   return reload;
 }
 
@@ -188,8 +211,8 @@ Status BrokerServer::Bind() {
                 options_.max_message_bytes + kZmqSlackBytes);
     // Fail loudly (EHOSTUNREACH) on a vanished peer instead of dropping.
     router_.set(zmq::sockopt::router_mandatory, 1);
-    router_.set(zmq::sockopt::sndhwm, 1'000'000);
-    router_.set(zmq::sockopt::rcvhwm, 1'000'000);
+    router_.set(zmq::sockopt::sndhwm, options_.max_queued_messages);
+    router_.set(zmq::sockopt::rcvhwm, options_.max_queued_messages);
     // IPv6 workers too (tcp://*:7070 becomes dual-stack); IPv4 peers then
     // show as ::ffff:a.b.c.d, which geolocation folds back to IPv4.
     router_.set(zmq::sockopt::ipv6, 1);
@@ -243,6 +266,7 @@ Status BrokerServer::Turn() {
   CommitIfDue();
   if (Status st = ReleaseDurable(); !st.ok()) return st;
   RunIdleWork();
+  warnings_.LogDue(clock_.Now());
   return Status::Ok();
 }
 
@@ -393,7 +417,7 @@ void BrokerServer::Receive(zmq::message_t& identity) {
     auto [it, inserted] = peer_by_fd_.try_emplace(fd, peer);
     if (!inserted && it->second != peer) {
       // The fd was reused: the connection of the previous peer is gone.
-      core_.OnDisconnect(it->second);
+      Disconnected(it->second);
       it->second = peer;
     }
   }
@@ -414,6 +438,11 @@ void BrokerServer::Receive(zmq::message_t& identity) {
             : "";
     core_.OnBadMessage(peer, d.error, detail, PeerAddress(first));
     return;
+  }
+  if (IsRequest(d.envelope)) {
+    const auto tag = in_flight_.Begin(peer, d.envelope.seq(), clock_.Now());
+    if (!tag) return RefuseBusy(peer, d.envelope.seq(), first);
+    d.envelope.set_seq(*tag);
   }
   // Only what needs it pays for the address lookup.
   const bool wants_address =
@@ -456,7 +485,7 @@ void BrokerServer::DrainMonitor() {
     const bool never_spoke_zmtp = std::exchange(handshake_failed_, false);
     auto it = peer_by_fd_.find(value);
     if (it != peer_by_fd_.end()) {
-      core_.OnDisconnect(it->second);
+      Disconnected(it->second);
       peer_by_fd_.erase(it);
     } else if (!never_spoke_zmtp) {
       // Its messages may still wait in the socket: decided after reading.
@@ -494,23 +523,92 @@ void BrokerServer::FillStatus(wire::BrokerStatus* st) const {
 void BrokerServer::SendAll(std::vector<Outgoing> messages) {
   for (Outgoing& o : messages) {
     if (o.peer.empty()) continue;  // an answer to a connection already gone
-    std::string bytes = Encode(o.envelope);
-    try {
-      zmq::message_t identity(o.peer.data(), o.peer.size());
-      if (!router_.send(identity,
-                        zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
-        spdlog::warn("peer's queue is full: dropped a message");
-        continue;
+    if (auto seq = in_flight_.Answered(o.peer, o.envelope.seq())) {
+      o.envelope.set_seq(*seq);
+    }
+    SendNow(o.peer, std::move(o.envelope));
+  }
+}
+
+void BrokerServer::SendNow(const std::string& peer, wire::Envelope envelope) {
+  std::string bytes = Encode(envelope);
+  try {
+    zmq::message_t identity(peer.data(), peer.size());
+    if (!router_.send(identity,
+                      zmq::send_flags::sndmore | zmq::send_flags::dontwait)) {
+      ++dropped_full_;
+      in_flight_.QueueFull(peer, clock_.Now());
+      const std::string who = RoutingIdText(peer);
+      if (warnings_.Allow(who, "queue full", clock_.Now())) {
+        spdlog::warn(
+            "{}: its queue is full ({} messages unread): dropped a message; "
+            "its requests are refused for {} ms ({} dropped so far)",
+            who, options_.max_queued_messages,
+            options_.full_queue_backoff.count(), dropped_full_);
       }
-      router_.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
-    } catch (const zmq::error_t& e) {
-      if (e.num() == EHOSTUNREACH) {
-        core_.OnDisconnect(o.peer);  // gone before we could answer
-      } else {
-        spdlog::warn("send failed: {}", e.what());
-      }
+      return;
+    }
+    router_.send(zmq::buffer(bytes), zmq::send_flags::dontwait);
+  } catch (const zmq::error_t& e) {
+    if (e.num() == EHOSTUNREACH) {
+      Disconnected(peer);  // gone before we could answer
+    } else {
+      spdlog::warn("send failed: {}", e.what());
     }
   }
+}
+
+bool BrokerServer::IsRequest(const wire::Envelope& envelope) {
+  using B = wire::Envelope::BodyCase;
+  switch (envelope.body_case()) {
+    case B::kSubmit:
+    case B::kFetchResults:
+    case B::kBatchStatusRequest:
+    case B::kCancelBatch:
+    case B::kListQueues:
+    case B::kListWorkers:
+    case B::kRetryDead:
+    case B::kPurgeQueue:
+    case B::kReleaseWorker:
+    case B::kDrainWorker:
+    case B::kDisconnectWorker:
+    case B::kReloadKeys:
+    case B::kCancelTask:
+    case B::kPauseQueue:
+    case B::kStatusRequest:
+    case B::kListBatches:
+    case B::kTaskRequest:
+    case B::kListActive:
+      return true;
+    default:
+      // Worker messages, Hello, Error, and kinds that may not get exactly
+      // one answer (Subscribe: its Events carry its seq; EventsAck is
+      // unanswered).
+      return false;
+  }
+}
+
+void BrokerServer::RefuseBusy(const std::string& peer, uint64_t seq,
+                              zmq::message_t& frame) {
+  ++refused_busy_;
+  const std::string address = PeerAddress(frame);
+  if (warnings_.Allow(address.empty() ? peer : address, "too many in flight",
+                      clock_.Now())) {
+    spdlog::warn(
+        "peer {} has {} requests unanswered or does not read its answers: "
+        "refusing more (RATE_LIMITED, {} so far)",
+        address.empty() ? "?" : address, in_flight_.outstanding(peer),
+        refused_busy_);
+  }
+  SendNow(peer, ErrorReply(seq, wire::RATE_LIMITED,
+                           "too many requests in flight: read the answers, "
+                           "then retry",
+                           true));
+}
+
+void BrokerServer::Disconnected(const std::string& peer) {
+  in_flight_.Forget(peer);
+  core_.OnDisconnect(peer);
 }
 
 }  // namespace tq

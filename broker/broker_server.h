@@ -16,9 +16,11 @@
 #include "broker/authorized_keys.h"
 #include "broker/broker.h"
 #include "broker/commit_syncer.h"
+#include "broker/peer_limits.h"
 #include "broker/zap_handler.h"
 #include "common/clock.h"
 #include "common/curve_keys.h"
+#include "common/log_limiter.h"
 #include "common/status.h"
 
 namespace tq {
@@ -34,6 +36,17 @@ struct ServerOptions {
   // over this plus kZmqSlackBytes with their connection.
   int64_t max_message_bytes = kMaxMessageBytes;
   size_t max_messages_per_turn = 4096;
+  // Per peer: requests received and not yet answered (PeerInFlight); more
+  // are answered RATE_LIMITED without reaching the core.
+  size_t max_in_flight = 64;
+  // Per peer and direction: messages ZeroMQ queues for a peer that does not
+  // read (or does not keep up) before it refuses more. With max_in_flight
+  // this bounds what one peer holds in the broker. Not much lower: libzmq
+  // learns late what a peer has read, so at 1,000 the bursts of
+  // acknowledgements to busy honest workers overflowed it (tq-bench 2x8).
+  int max_queued_messages = 10000;
+  // A peer whose queue was full has its requests refused for this long.
+  Millis full_queue_backoff{1000};
   // A transaction stays open across loop turns for up to this long, so one
   // commit (and one burst of acknowledgements) carries the work of many
   // turns. 0 commits at the end of every turn.
@@ -112,6 +125,14 @@ class BrokerServer {
   void SendAll(std::vector<Outgoing> messages);
   // What only the process knows, for StatusRequest (Broker::SetStatusFiller).
   void FillStatus(wire::BrokerStatus* status) const;
+  // Sends one message now; a full queue drops it (counted, logged).
+  void SendNow(const std::string& peer, wire::Envelope envelope);
+  // Whether a message of this kind is a request that gets one answer, and
+  // so counts against its peer's in-flight limit.
+  static bool IsRequest(const wire::Envelope& envelope);
+  // A request over its peer's in-flight limit: RATE_LIMITED, counted, logged.
+  void RefuseBusy(const std::string& peer, uint64_t seq, zmq::message_t& frame);
+  void Disconnected(const std::string& peer);
 
   // Connection events (socket monitor). libzmq 4.3 drops a frame over its
   // cap with the connection and reports only ZMQ_EVENT_DISCONNECTED, as for
@@ -159,6 +180,10 @@ class BrokerServer {
   // still silent once everything waiting has been read are counted.
   std::unordered_set<int> silent_closes_;
   std::deque<std::pair<uint64_t, Outgoing>> held_;  // (commit, message)
+  PeerInFlight in_flight_;
+  LogLimiter warnings_;        // about peers over their limits
+  uint64_t refused_busy_ = 0;  // requests over the in-flight limit
+  uint64_t dropped_full_ = 0;  // messages dropped: the peer's queue was full
 };
 
 }  // namespace tq

@@ -70,6 +70,8 @@ struct KeyReload {
   uint32_t keys = 0;  // admitted now
   std::vector<RevokedKey> revoked;
   std::vector<std::string> problems;  // files skipped, with the reason
+  // By name: keys new, gone, and changed ("NAME: roles a -> b").
+  std::vector<std::string> added, removed, changed;
 };
 
 }  // namespace tq

@@ -28,4 +28,48 @@ bool PeerRateLimit::Allow(const std::string& peer, TimePoint now) {
   return true;
 }
 
+std::optional<uint64_t> PeerInFlight::Begin(const std::string& peer,
+                                            uint64_t seq, TimePoint now) {
+  if (peers_.size() >= kMaxPeers && !peers_.contains(peer)) {
+    // Peers with nothing outstanding only remember a full queue: forgetting
+    // them costs a little backoff, never a wrong count.
+    std::erase_if(peers_,
+                  [](const auto& p) { return p.second.requests.empty(); });
+  }
+  Peer& p = peers_[peer];
+  std::erase_if(p.requests,
+                [&](const Entry& e) { return now - e.at >= max_age_; });
+  if (now < p.full_until || p.requests.size() >= limit_) return std::nullopt;
+  p.full_until = TimePoint{};
+  const uint64_t tag = kTagBit | ++next_tag_;
+  p.requests.push_back({tag, seq, now});
+  return tag;
+}
+
+std::optional<uint64_t> PeerInFlight::Answered(const std::string& peer,
+                                               uint64_t tag) {
+  if ((tag & kTagBit) == 0) return std::nullopt;
+  auto it = peers_.find(peer);
+  if (it == peers_.end()) return std::nullopt;
+  auto& requests = it->second.requests;
+  auto e = std::find_if(requests.begin(), requests.end(),
+                        [&](const Entry& r) { return r.tag == tag; });
+  if (e == requests.end()) return std::nullopt;
+  const uint64_t seq = e->seq;
+  requests.erase(e);
+  if (requests.empty() && it->second.full_until == TimePoint{}) {
+    peers_.erase(it);
+  }
+  return seq;
+}
+
+void PeerInFlight::QueueFull(const std::string& peer, TimePoint now) {
+  peers_[peer].full_until = now + full_backoff_;
+}
+
+size_t PeerInFlight::outstanding(const std::string& peer) const {
+  auto it = peers_.find(peer);
+  return it == peers_.end() ? 0 : it->second.requests.size();
+}
+
 }  // namespace tq

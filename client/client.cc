@@ -336,6 +336,26 @@ Status Client::ReleaseWorker(const std::string& worker_id) {
   return Status::Ok();
 }
 
+Result<KeysReload> Client::ReloadKeys() {
+  wire::Envelope request;
+  request.mutable_reload_keys();
+  auto reply = impl_->channel->Call(std::move(request));
+  if (!reply.ok()) return reply.status();
+  if (!reply->has_keys_reloaded()) {
+    return UnexpectedReply(*reply, "ReloadKeys");
+  }
+  const wire::KeysReloaded& r = reply->keys_reloaded();
+  KeysReload out;
+  out.keys = r.keys();
+  out.added.assign(r.added().begin(), r.added().end());
+  out.removed.assign(r.removed().begin(), r.removed().end());
+  out.changed.assign(r.changed().begin(), r.changed().end());
+  out.revoked.assign(r.revoked().begin(), r.revoked().end());
+  out.sessions_ended = r.sessions_ended();
+  out.problems.assign(r.problems().begin(), r.problems().end());
+  return out;
+}
+
 Result<uint64_t> Client::Purge(const std::string& queue) {
   if (Status s = ValidateQueueName(queue); !s.ok()) return s;
   wire::Envelope request;

@@ -104,6 +104,14 @@ void AddViewCommands(CLI::App& app, CtlFlags* flags) {
   active->add_option("--worker", flags->worker, "only this worker's");
 }
 
+void AddReloadKeysCommand(CLI::App& app, CtlFlags* flags) {
+  AddCommand(app, "reload-keys",
+             "have a keyed broker read its --authorized-keys again (like "
+             "SIGHUP; admin role): prints the keys added, removed and "
+             "changed, and the sessions closed",
+             CtlCommand::kReloadKeys, flags);
+}
+
 }  // namespace
 
 void AddCtlFlags(CLI::App& app, CtlFlags* flags) {
@@ -164,6 +172,7 @@ void AddCtlFlags(CLI::App& app, CtlFlags* flags) {
       "end a quarantined worker's quarantine now (it takes tasks again)",
       CtlCommand::kRelease, flags);
   release->add_option("WORKER", flags->worker_id, "worker id")->required();
+  AddReloadKeysCommand(app, flags);
   purge->add_flag("--yes,-y", flags->yes,
                   "do not ask (needed when standard input is not a terminal)");
   AddEventsCommand(app, flags);

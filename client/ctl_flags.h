@@ -35,6 +35,7 @@ enum class CtlCommand {
   kBatches,
   kTask,
   kActive,
+  kReloadKeys,  // the broker reads --authorized-keys again
 };
 
 // What the command line says, as given.

@@ -725,6 +725,41 @@ int ShowActive(Client& client, const CtlFlags& flags) {
   return kExitOk;
 }
 
+// reload-keys: what changed, a line per kind, or "no change".
+int ReloadKeys(Client& client, bool json) {
+  auto reload = client.ReloadKeys();
+  if (!reload.ok()) return ExitFor(reload.status());
+  const KeysReload& r = *reload;
+  if (json) {
+    ordered_json j;
+    j["keys"] = r.keys;
+    j["added"] = r.added;
+    j["removed"] = r.removed;
+    j["changed"] = r.changed;
+    j["revoked"] = r.revoked;
+    j["sessions_closed"] = r.sessions_ended;
+    j["problems"] = r.problems;
+    std::cout << Dump(j) << "\n";
+    return kExitOk;
+  }
+  std::cout << "reloaded the authorized keys: " << r.keys << " admitted\n";
+  const bool same = r.added.empty() && r.removed.empty() && r.changed.empty();
+  if (same) std::cout << "no change\n";
+  if (!r.added.empty()) std::cout << "added: " << Join(r.added, ", ") << "\n";
+  if (!r.removed.empty()) {
+    std::cout << "removed: " << Join(r.removed, ", ") << "\n";
+  }
+  for (const std::string& c : r.changed) std::cout << "changed: " << c << "\n";
+  if (!r.revoked.empty()) {
+    std::cout << "sessions closed: " << r.sessions_ended << " (keys "
+              << Join(r.revoked, ", ") << ")\n";
+  } else {
+    std::cout << "sessions closed: 0\n";
+  }
+  for (const std::string& p : r.problems) std::cout << "skipped: " << p << "\n";
+  return kExitOk;
+}
+
 // The subcommand's request and its answer on stdout.
 int RunCommand(Client& client, const CtlFlags& flags) {
   switch (flags.command) {
@@ -797,6 +832,8 @@ int RunCommand(Client& client, const CtlFlags& flags) {
       return ShowTask(client, flags.task_id, flags.json);
     case CtlCommand::kActive:
       return ShowActive(client, flags);
+    case CtlCommand::kReloadKeys:
+      return ReloadKeys(client, flags.json);
     case CtlCommand::kNone:
       break;
   }

@@ -82,7 +82,7 @@ void WorkerCore::SendHello() {
   resends_.clear();
   for (auto& [id, u] : unacked_) u.seq = 0;
   state_ = SessionState::kHelloSent;
-  Send(std::move(env));
+  hello_seq_ = Send(std::move(env));
 }
 
 void WorkerCore::OnConnected() {
@@ -309,6 +309,15 @@ void WorkerCore::OnError(uint64_t seq, const wire::Error& error) {
           config_.broker);
       SendHello();
       return;
+    case wire::PERMISSION_DENIED:
+      // Our Hello refused: the key or its countries are wrong, and saying
+      // Hello again would be refused again. Later messages' refusals are
+      // counted like any other error.
+      if (state_ == SessionState::kHelloSent && seq == hello_seq_) {
+        RefusedAtHello(error);
+        return;
+      }
+      break;
     case wire::STORE_UNAVAILABLE: {
       const TimePoint at = clock_.Now() + interval_;
       auto it = result_seq_.find(seq);
@@ -328,10 +337,25 @@ void WorkerCore::OnError(uint64_t seq, const wire::Error& error) {
       return;
     }
     default:
-      Refuse(seq, "broker error " + wire::ErrorCode_Name(error.code()) + ": " +
-                      error.message());
-      return;
+      break;
   }
+  Refuse(seq, "broker error " + wire::ErrorCode_Name(error.code()) + ": " +
+                  error.message());
+}
+
+void WorkerCore::RefusedAtHello(const wire::Error& error) {
+  spdlog::critical(
+      "broker {} refused this worker (id '{}'): {}; not retrying, exit {}. "
+      "Give the key the worker role (and the countries it serves) in the "
+      "broker's --authorized-keys, or change --country / --id",
+      config_.broker, config_.worker_id, error.message(), kWorkerExitRefused);
+  // Tasks still running from an earlier session are not ours any more.
+  kill_all_ = !running_.empty();
+  running_.clear();
+  close_socket_ = true;
+  state_ = SessionState::kDisconnected;
+  done_ = true;
+  exit_code_ = kWorkerExitRefused;
 }
 
 void WorkerCore::OnStopSignal() {

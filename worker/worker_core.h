@@ -32,6 +32,10 @@ inline constexpr Millis kMaxReconnectDelay{5000};
 // On top of the running tasks' time limits, how long a drain may wait for
 // results to be acknowledged before giving up.
 inline constexpr Millis kDrainGrace{5000};
+// tq-worker's exit status when the broker refuses its Hello for good
+// (PERMISSION_DENIED: its key lacks the worker role, may not serve its
+// country, or another key holds its id): retrying cannot help.
+inline constexpr int kWorkerExitRefused = 4;
 
 struct WorkerConfig {
   std::string broker;  // endpoint, for log lines only
@@ -137,6 +141,8 @@ class WorkerCore {
   void OnTerminate(const wire::TerminateTask& terminate);
   void OnError(uint64_t seq, const wire::Error& error);
   void Refuse(uint64_t seq, const std::string& what);
+  // The broker refused our Hello for good: stop, exit kWorkerExitRefused.
+  void RefusedAtHello(const wire::Error& error);
   void LoseBroker(const std::string& why);
   void FinishDrain();
   void Abort(const std::string& why);
@@ -155,6 +161,7 @@ class WorkerCore {
   Millis backoff_ = kInitialReconnectDelay;
   TimePoint reconnect_at_;
   uint64_t next_seq_ = 1;
+  uint64_t hello_seq_ = 0;  // of the last Hello sent
 
   // Work in hand: running tasks, and results awaiting ResultAck.
   std::unordered_map<uint64_t, Running> running_;

@@ -239,5 +239,34 @@ TEST_CASE("ReloadBuildsANewTableAndNamesTheRevokedKeys", "[auth]") {
   CHECK(AuthorizedKeys::Revoked(*after, *after).empty());
 }
 
+TEST_CASE("DiffNamesTheKeysAddedRemovedAndChanged", "[auth]") {
+  TempDir dir;
+  WriteKey(dir, "same.key", {{"roles", "worker"}});
+  WriteKey(dir, "drop.key", {{"roles", "worker"}});
+  WriteKey(dir, "rekey.key", {{"roles", "submit"}});
+  WriteKey(dir, "box.key", {{"roles", "worker"}, {"countries", "IT"}});
+  auto before = AuthorizedKeys::LoadDirectory(dir.path(), nullptr);
+  REQUIRE(before.ok());
+
+  std::filesystem::remove(dir.File("drop.key"));
+  WriteKey(dir, "rekey.key", {{"roles", "submit,admin"}});
+  WriteKey(dir, "box.key", {{"roles", "worker"}, {"countries", "IT,FR"}});
+  WriteKey(dir, "new.key", {{"roles", "admin"}});
+  auto after = AuthorizedKeys::LoadDirectory(dir.path(), nullptr);
+  REQUIRE(after.ok());
+
+  const auto changes = AuthorizedKeys::Diff(*before, *after);
+  CHECK(changes.added == std::vector<std::string>{"new"});
+  CHECK(changes.removed == std::vector<std::string>{"drop"});
+  REQUIRE(changes.changed.size() == 2);
+  CHECK(changes.changed[0] == "box: new public key; countries IT -> IT,FR");
+  CHECK(changes.changed[1] ==
+        "rekey: new public key; roles submit -> submit,admin");
+  const auto none = AuthorizedKeys::Diff(*after, *after);
+  CHECK(none.added.empty());
+  CHECK(none.removed.empty());
+  CHECK(none.changed.empty());
+}
+
 }  // namespace
 }  // namespace tq

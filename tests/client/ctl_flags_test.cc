@@ -97,12 +97,12 @@ TEST_CASE("ParserRefusesMissingOrConflictingArguments", "[ctl_flags]") {
   CtlFlags flags;
   CHECK(Parse({}, &flags) ==
         "a command is required (commands: queues, workers, status, batches, "
-        "task, active, batch, results, cancel, retry, purge, release, events, "
-        "pause, resume)");
+        "task, active, batch, results, cancel, retry, purge, release, "
+        "reload-keys, events, pause, resume)");
   CHECK(Parse({"nosuch"}, &flags) ==
         "unknown command 'nosuch' (commands: queues, workers, status, "
         "batches, task, active, batch, results, cancel, retry, purge, "
-        "release, events, pause, resume)");
+        "release, reload-keys, events, pause, resume)");
   flags = CtlFlags();
   CHECK(Parse({"queues", "workers"}, &flags) ==
         "unexpected argument 'workers'");
@@ -184,6 +184,14 @@ TEST_CASE("CtlKeysComeFromTheEnvironmentUnlessGiven", "[ctl_flags]") {
   CHECK(flags.curve.key == "env.key_secret");
   CHECK(Parsed({"queues", "--broker-key", "b.key"}).curve.broker_key ==
         "b.key");
+}
+
+TEST_CASE("ReloadKeysIsACommandWithJson", "[ctl_flags]") {
+  CtlFlags flags = Parsed({"reload-keys", "--json"});
+  CHECK(flags.command == CtlCommand::kReloadKeys);
+  CHECK(flags.json);
+  CtlFlags extra;
+  CHECK(Parse({"reload-keys", "now"}, &extra) != "");
 }
 
 }  // namespace tq

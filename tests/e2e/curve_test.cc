@@ -300,6 +300,65 @@ TEST_CASE("ItalianWorkerKeyNeverGetsAGermanTaskAndCannotSubmit",
   CHECK(Contains(submit.err, "lacks the submit role"));
 }
 
+// A worker refused at Hello for good exits at once, status 4, naming its key
+// and the reason; it does not say Hello again and again.
+TEST_CASE("WorkerRefusedAtHelloExitsFourNamingItsKeyAndWhy", "[e2e][curve]") {
+  TempDir dir;
+  Keys keys(dir);
+  keys.Make("alice", "submit");
+  keys.Make("it-box", "worker", "IT");
+  BrokerProcess broker(dir, keys.BrokerArgs());
+  const std::string& ep = broker.endpoint();
+
+  struct Case {
+    std::string id, country, key, why;
+  };
+  for (const Case& c :
+       {Case{"alice-w", "none", "alice", "lacks the worker role"},
+        Case{"it-as-de", "DE", "it-box", "may serve only IT and generic"}}) {
+    INFO(c.id);
+    auto worker = StartWorker(
+        dir, ep, {c.id, c.country, 1, Concat({"--noop"}, keys.Flags(c.key))});
+    const auto code = worker->Wait(20s);
+    REQUIRE(code.has_value());
+    CHECK(*code == 4);
+    const std::string log = ReadFile(dir.File("worker-" + c.id + ".log"));
+    CHECK(Contains(log, "refused this worker (id '" + c.id + "')"));
+    CHECK(Contains(log, "key '" + c.key + "'"));
+    CHECK(Contains(log, c.why));
+    CHECK(Contains(log, "not retrying, exit 4"));
+  }
+  // Each said Hello once.
+  const std::string log = broker.Log();
+  size_t hellos = 0;
+  for (size_t at = log.find("lacks the worker role needed for hello");
+       at != std::string::npos;
+       at = log.find("lacks the worker role needed for hello", at + 1)) {
+    ++hellos;
+  }
+  CHECK(hellos == 1);
+
+  // Not refused but unreachable: a worker keeps trying, and joins once the
+  // broker is there (transient errors still retry).
+  TempDir other;
+  Keys other_keys(other);
+  other_keys.Make("box", "worker");
+  int port = 0;
+  {
+    BrokerProcess first(other, other_keys.BrokerArgs());  // finds a free port
+    port = first.port();
+    first.process().Kill();
+  }
+  auto patient = StartWorker(
+      other, "tcp://127.0.0.1:" + std::to_string(port),
+      {"patient", "none", 1, Concat({"--noop"}, other_keys.Flags("box"))});
+  CHECK_FALSE(patient->Wait(1500ms).has_value());
+  BrokerProcess late(other, other_keys.BrokerArgs(), port);
+  CHECK(WaitUntil([&] { return Contains(late.Log(), "worker patient joined"); },
+                  20s));
+  CHECK(patient->Running());
+}
+
 TEST_CASE("RevokingAKeyEndsItsSessionAndRequeuesItsTasks", "[e2e][curve]") {
   TempDir dir;
   Keys keys(dir);
@@ -344,6 +403,84 @@ TEST_CASE("RevokingAKeyEndsItsSessionAndRequeuesItsTasks", "[e2e][curve]") {
         return Contains(broker.Log(), "key 'box-a' (no role (revoked?))");
       },
       20s));
+}
+
+// tq-ctl reload-keys: the broker reads its directory again (like SIGHUP)
+// and the command prints what changed and the sessions it closed.
+TEST_CASE("CtlReloadKeysPrintsWhatChangedAndTheSessionsClosed",
+          "[e2e][curve]") {
+  TempDir dir;
+  Keys keys(dir);
+  keys.Make("ops", "admin,submit");
+  keys.Make("box-a", "worker");
+  keys.Make("bob", "submit");
+  BrokerProcess broker(dir, keys.BrokerArgs());
+  const std::string& ep = broker.endpoint();
+  auto ops = keys.Connect(ep, "ops");
+  SubmitOptions so;
+  so.batch_id = "slow";
+  REQUIRE(ops->Submit({"http://127.0.0.1/1", "http://127.0.0.1/2"}, so).ok());
+  auto worker = StartWorker(
+      dir, ep,
+      {"w-a", "none", 2,
+       Concat({"--exec", "sh -c 'sleep 60' {url}"}, keys.Flags("box-a"))});
+  REQUIRE(WaitUntil(
+      [&] {
+        auto w = FindWorker(*ops, "w-a");
+        return w && w->in_flight == 2;
+      },
+      30s));
+
+  // Nothing changed yet.
+  Run same = RunTool(dir, Ctl(ep, keys.Flags("ops"), {"reload-keys"}));
+  INFO(same.err);
+  REQUIRE(same.code == 0);
+  CHECK(Contains(same.out, "reloaded the authorized keys: 4 admitted"));
+  CHECK(Contains(same.out, "no change"));
+  CHECK(Contains(same.out, "sessions closed: 0"));
+
+  // carol added, box-a removed, bob's roles changed, one bad file.
+  keys.Make("carol", "submit");
+  std::filesystem::remove(keys.authorized_dir() + "/box-a.key");
+  const std::string bob = keys.authorized_dir() + "/bob.key";
+  std::string text = ReadFile(bob);
+  const std::string roles = "roles = \"submit\"";
+  const size_t at = text.find(roles);
+  REQUIRE(at != std::string::npos);
+  text.replace(at, roles.size(), "roles = \"admin,submit\"");
+  WriteFile(bob, text);
+  WriteFile(keys.authorized_dir() + "/junk.key", "not a certificate\n");
+
+  Run changed = RunTool(dir, Ctl(ep, keys.Flags("ops"), {"reload-keys"}));
+  INFO(changed.out);
+  INFO(changed.err);
+  REQUIRE(changed.code == 0);
+  CHECK(Contains(changed.out, "reloaded the authorized keys: 4 admitted"));
+  CHECK(Contains(changed.out, "added: carol"));
+  CHECK(Contains(changed.out, "removed: box-a"));
+  CHECK(Contains(changed.out, "changed: bob: roles submit -> submit,admin"));
+  CHECK(Contains(changed.out, "sessions closed: 1 (keys box-a, bob)"));
+  CHECK(Contains(changed.out, "skipped: "));
+  CHECK(Contains(changed.out, "junk.key"));
+  CHECK_FALSE(Contains(changed.out, "no change"));
+  // The session of box-a is gone and its tasks are queued again.
+  CHECK(WaitUntil(
+      [&] {
+        auto p = ops->Progress("slow");
+        return p.ok() && p->queued == 2 && !FindWorker(*ops, "w-a");
+      },
+      10s));
+  CHECK(Contains(broker.Log(), "added: carol"));
+
+  // --json, and the admin role is needed.
+  Run json =
+      RunTool(dir, Ctl(ep, keys.Flags("ops"), {"reload-keys", "--json"}));
+  REQUIRE(json.code == 0);
+  CHECK(Contains(json.out, "\"sessions_closed\": 0"));
+  CHECK(Contains(json.out, "\"added\": []"));
+  Run denied = RunTool(dir, Ctl(ep, keys.Flags("carol"), {"reload-keys"}));
+  CHECK(denied.code == 4);
+  CHECK(Contains(denied.err, "lacks the admin role"));
 }
 
 TEST_CASE("NonLoopbackListenWithoutKeysRefusesToStart", "[e2e][curve]") {

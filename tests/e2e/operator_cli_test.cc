@@ -132,7 +132,7 @@ TEST_CASE("AnUnknownCommandIsNamedWithTheValidOnes", "[e2e][ops]") {
   CHECK(r.err ==
         "tq-ctl: unknown command 'frobnicate' (commands: queues, workers, "
         "status, batches, task, active, batch, results, cancel, retry, purge, "
-        "release, events, pause, resume)\n");
+        "release, reload-keys, events, pause, resume)\n");
   Run none = RunTool(dir, {Binary("tq-ctl")});
   CHECK(none.code == 2);
   CHECK(Has(none.err, "tq-ctl: a command is required (commands: queues,"));

@@ -9,6 +9,10 @@
 // assigned, and a Result, Release or Hello lease carrying a token below 256
 // gets one of them in its place (token % count). Other tokens stay, and
 // test the stale-lease paths.
+//
+// Peers may speak with CURVE identities chosen by the input (a key name,
+// roles, countries), and keys may be revoked, so the permission checks,
+// batch ownership, key-bound worker ids and revocation are fuzzed too.
 #include <google/protobuf/stubs/logging.h>
 #include <spdlog/sinks/null_sink.h>
 #include <spdlog/spdlog.h>
@@ -68,10 +72,44 @@ tq::BrokerOptions FuzzOptions() {
 
 std::string PeerName(int k) { return "p" + std::to_string(k); }
 
+// The identity byte of broker_input.h.
+tq::PeerIdentity IdentityOf(uint8_t v) {
+  if (v == tq::fuzz::kNoKey) return tq::PeerIdentity::Unkeyed();
+  tq::PeerIdentity who;
+  who.keyed = true;
+  who.key_name = "k" + std::to_string(v & 3);
+  // Z85 is 40 characters; the core only compares them.
+  who.public_key = std::string(39, 'K') + char('0' + (v & 3));
+  const uint8_t roles = (v >> 2) & 7;
+  for (tq::Role r : {tq::Role::kWorker, tq::Role::kSubmit, tq::Role::kAdmin}) {
+    if (roles & uint8_t(r)) who.roles.Add(r);
+  }
+  switch ((v >> 5) & 3) {
+    case 1:
+      who.countries = {"IT"};
+      break;
+    case 2:
+      who.countries = {"IT", "DE"};
+      break;
+    case 3:
+      who.countries = {"DE"};
+      break;
+    default:
+      break;
+  }
+  return who;
+}
+
 class Run {
  public:
   Run(tq::TaskStore& store) : broker_(store, clock_, FuzzOptions()) {
     TQ_FUZZ_CHECK(broker_.Start().ok());
+    broker_.SetKeyReloader([] {
+      tq::KeyReload r;
+      r.keys = 4;
+      return tq::Result<tq::KeyReload>(std::move(r));
+    });
+    for (auto& who : identities_) who = tq::PeerIdentity::Unkeyed();
   }
 
   void Feed(const uint8_t* data, size_t size) {
@@ -79,8 +117,22 @@ class Run {
     while (i < size) {
       const uint8_t op = data[i] & 7;
       const int peer = (data[i] >> 3) & 3;
+      const bool keyed_op = (data[i] & tq::fuzz::kKeyedBit) != 0;
       ++i;
-      if (op < tq::fuzz::kOpDisconnect) {
+      if (keyed_op && op == tq::fuzz::kOpTurn) {
+        identities_[peer] = IdentityOf(i < size ? data[i++] : 0);
+      } else if (keyed_op && op == tq::fuzz::kOpDisconnect) {
+        const tq::PeerIdentity& who = identities_[peer];
+        if (who.keyed) {
+          broker_.RevokeKeys({{who.key_name, who.public_key}});
+          // Its connections stay open but have no role any more.
+          for (auto& other : identities_) {
+            if (other.keyed && other.public_key == who.public_key) {
+              other.roles = tq::RoleSet();
+            }
+          }
+        }
+      } else if (op < tq::fuzz::kOpDisconnect) {
         size_t len = 0;
         if (i < size) len = data[i++];
         if (i < size) len |= size_t(data[i++]) << 8;
@@ -119,7 +171,8 @@ class Run {
     const bool wants_address = d.envelope.has_hello() ||
                                d.envelope.has_error() ||
                                d.envelope.body_case() == Envelope::BODY_NOT_SET;
-    broker_.OnMessage(name, d.envelope, wants_address ? address : "");
+    broker_.OnMessage(name, d.envelope, wants_address ? address : "",
+                      identities_[peer]);
   }
 
   template <typename Lease>
@@ -188,6 +241,7 @@ class Run {
 
   tq::FakeClock clock_;
   tq::Broker broker_;
+  tq::PeerIdentity identities_[tq::fuzz::kPeers];
   size_t submitted_ = 0;
   std::vector<std::pair<uint64_t, uint64_t>> assigned_;
 };

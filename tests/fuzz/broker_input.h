@@ -11,6 +11,17 @@
 //   op 6    a loop turn: OnTick, Flush, then Commit if one is pending;
 //           peer 3 means the commit is left for a later turn
 //   op 7    peer 3: BeginShutdown; otherwise as op 6
+// The top three bits of a record byte are 0 but for two keyed ops:
+//   op 6, top bits 1: the peer's CURVE identity becomes the one the next
+//           byte v describes (as if it had connected with that key):
+//           v == 0xff: no key (a broker without keys, every role);
+//           otherwise key "k<v & 3>" with roles v >> 2 & 7 (worker 1,
+//           submit 2, admin 4) and countries by v >> 5 & 3: any, IT,
+//           IT and DE, DE
+//   op 4, top bits 1: the peer's key is revoked (RevokeKeys), as by a
+//           reload that took its file away
+// Peers start without a key. A broker with a key reloader set answers
+// ReloadKeys with an empty change.
 // The input ends with one more turn.
 #pragma once
 
@@ -29,6 +40,14 @@ enum Op : uint8_t {
   kOpTurn = 6,
   kOpTurnOrShutdown = 7,
 };
+inline constexpr uint8_t kKeyedBit = 1 << 5;
+inline constexpr uint8_t kNoKey = 0xff;
+
+// The identity byte of op 6 with kKeyedBit: key "k<index>", its roles
+// (worker 1, submit 2, admin 4) and countries (0 any, 1 IT, 2 IT+DE, 3 DE).
+inline uint8_t IdentityByte(int key_index, uint8_t roles, uint8_t countries) {
+  return uint8_t((key_index & 3) | ((roles & 7) << 2) | ((countries & 3) << 5));
+}
 
 inline uint8_t RecordByte(uint8_t op, int peer) {
   return uint8_t(op | ((peer & 3) << 3));
@@ -52,6 +71,14 @@ class BrokerInput {
     bytes_ += char(RecordByte(kOpTurn, commit ? 0 : 3));
   }
   void Shutdown() { bytes_ += char(RecordByte(kOpTurnOrShutdown, 3)); }
+  // The peer now speaks with this key (IdentityByte, or kNoKey).
+  void Identity(int peer, uint8_t identity) {
+    bytes_ += char(RecordByte(kOpTurn, peer) | kKeyedBit);
+    bytes_ += char(identity);
+  }
+  void Revoke(int peer) {
+    bytes_ += char(RecordByte(kOpDisconnect, peer) | kKeyedBit);
+  }
   const std::string& bytes() const { return bytes_; }
 
  private:

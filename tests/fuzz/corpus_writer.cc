@@ -169,6 +169,12 @@ Envelope RetryDead(const std::string& batch, const std::string& queue) {
   return e;
 }
 
+Envelope ReloadKeys() {
+  Envelope e;
+  e.mutable_reload_keys();
+  return e;
+}
+
 Envelope Purge(const std::string& queue) {
   Envelope e;
   e.mutable_purge_queue()->set_queue(queue);
@@ -421,6 +427,67 @@ void WriteBroker(const fs::path& dir) {
     in.Shutdown();
     in.Message(c, Enc(Submit("b11", 1, "generic"), 8));
     in.Message(w, Enc(Result(0, true)));
+    in.Turn();
+  });
+  using tq::fuzz::IdentityByte;
+  constexpr uint8_t kWorker = 1, kSubmit = 2, kAdmin = 4;
+  runs.emplace_back("keyed_roles", [&](BrokerInput& in) {
+    // A submit key as worker, purging, listing; a worker key submitting.
+    in.Identity(w, IdentityByte(0, kWorker, 0));
+    in.Identity(c, IdentityByte(1, kSubmit, 0));
+    in.Identity(w2, IdentityByte(1, kSubmit, 0));
+    in.Message(c, Enc(Submit("kb1", 2, "generic"), 7));
+    in.Message(w2, Enc(Hello("w-submit", "", 1)));
+    in.Message(w, Enc(Hello("w1", "", 2)));
+    in.Message(w, Enc(Credit(2)));
+    in.Message(w, Enc(Submit("kb2", 1, "generic"), 8));
+    in.Turn();
+    in.Message(c, Enc(Purge("generic"), 9));
+    in.Message(c, Enc(ListWorkers(), 10));
+    in.Message(c, Enc(ListQueues(), 11));
+    in.Message(c, Enc(Fetch("kb1", 0, true), 12));
+    in.Message(w, Enc(Result(0, true)));
+    in.Turn();
+    in.Message(c, Enc(ReloadKeys(), 13));
+    in.Turn();
+  });
+  runs.emplace_back("keyed_owners", [&](BrokerInput& in) {
+    // Batches belong to their first submitter; admin sees them all.
+    in.Identity(c, IdentityByte(1, kSubmit, 0));
+    in.Identity(w2, IdentityByte(2, kSubmit, 0));
+    in.Identity(3, IdentityByte(3, kAdmin | kSubmit, 0));
+    in.Message(c, Enc(Submit("mine", 2, "generic"), 7));
+    in.Turn();
+    in.Message(w2, Enc(Submit("mine", 1, "generic"), 8));
+    in.Message(w2, Enc(Status("mine"), 9));
+    in.Message(w2, Enc(Cancel("mine"), 10));
+    in.Message(3, Enc(Status("mine"), 11));
+    in.Message(3, Enc(RetryDead("mine", ""), 12));
+    in.Message(3, Enc(ReloadKeys(), 13));
+    in.Turn();
+  });
+  runs.emplace_back("keyed_countries_revoked", [&](BrokerInput& in) {
+    // An IT key asks for DE, then IT; another key takes its worker id;
+    // then its key is revoked while it holds tasks.
+    in.Identity(c, IdentityByte(1, kSubmit | kAdmin, 0));
+    in.Identity(w, IdentityByte(0, kWorker, 1));
+    in.Identity(w2, IdentityByte(2, kWorker, 3));
+    in.Message(c, Enc(Submit("kb3", 2, "IT"), 7));
+    in.Message(c, Enc(Submit("kb4", 2, "DE"), 8));
+    in.Message(w, Enc(Hello("w-it", "DE", 2)));
+    in.Message(w, Enc(Hello("w-it", "IT", 2)));
+    in.Message(w, Enc(Credit(2)));
+    in.Turn();
+    in.Message(w2, Enc(Hello("w-it", "DE", 2)));
+    in.Message(w2, Enc(Hello("w-de", "DE", 2)));
+    in.Message(w2, Enc(Credit(2)));
+    in.Turn();
+    in.Revoke(w);
+    in.Message(w, Enc(Result(0, true)));
+    in.Message(w, Enc(Hello("w-it", "IT", 2)));
+    in.Turn();
+    in.Identity(w, tq::fuzz::kNoKey);
+    in.Message(w, Enc(Hello("w-open", "", 1)));
     in.Turn();
   });
   for (auto& [name, fill] : runs) {

@@ -595,6 +595,43 @@ TEST_CASE("OtherBrokerErrorsAreCountedNotAnswered", "[worker_core]") {
   CHECK(h.core.state() == SessionState::kReady);
 }
 
+TEST_CASE("PermissionDeniedHelloStopsTheWorkerWithExitFour", "[worker_core]") {
+  Harness h(2);
+  h.Connect();
+  auto out = h.Out();
+  REQUIRE(out.size() == 1);
+  REQUIRE(out[0].has_hello());
+  h.Error(wire::PERMISSION_DENIED, out[0].seq());
+  CHECK(h.core.done());
+  CHECK(h.core.exit_code() == kWorkerExitRefused);
+  CHECK(kWorkerExitRefused == 4);
+  CHECK(h.core.TakeCloseSocket());
+  // No second Hello, ever.
+  h.clock.Advance(Millis(60'000));
+  h.core.OnTick();
+  CHECK_FALSE(h.core.TakeOpenSocket());
+  CHECK(Count(h.Out(), wire::Envelope::kHello) == 0);
+}
+
+TEST_CASE("OtherRefusalsAtHelloAndLaterPermissionDeniedsDoNotStopTheWorker",
+          "[worker_core]") {
+  Harness h(2);
+  h.Connect();
+  auto out = h.Out();
+  REQUIRE(out.size() == 1);
+  // Transient or not about the Hello: the worker goes on (and, on silence,
+  // reconnects and says Hello again).
+  h.Error(wire::SHUTTING_DOWN, out[0].seq());
+  h.Error(wire::PERMISSION_DENIED, out[0].seq() + 100);
+  CHECK_FALSE(h.core.done());
+  CHECK(h.core.state() == SessionState::kHelloSent);
+  h.Welcome();
+  h.Error(wire::PERMISSION_DENIED, out[0].seq());
+  CHECK_FALSE(h.core.done());
+  CHECK(h.core.state() == SessionState::kReady);
+  CHECK(h.core.counters().refused_messages == 3);
+}
+
 }  // namespace
 }  // namespace tq
 

@@ -196,6 +196,18 @@ struct RunningTask {
   uint32_t attempt = 0;  // 1 for the first
 };
 
+// What a reload of the broker's authorized keys did (Client::ReloadKeys).
+struct KeysReload {
+  uint32_t keys = 0;  // admitted now
+  // By key name: new, gone, and changed ("NAME: roles a -> b").
+  std::vector<std::string> added, removed, changed;
+  // Keys whose live sessions were closed (gone, or rules changed), and how
+  // many worker sessions that ended.
+  std::vector<std::string> revoked;
+  uint32_t sessions_ended = 0;
+  std::vector<std::string> problems;  // files skipped, each with its reason
+};
+
 struct WorkerSummary {
   std::string worker_id;
   std::string country;
@@ -356,6 +368,9 @@ class Client {
   // Ends the quarantine of a worker at once; kNotFound if it is not
   // quarantined.
   Status ReleaseWorker(const std::string& worker_id);
+  // Has a keyed broker read its --authorized-keys again (like SIGHUP); needs
+  // the admin role. InvalidArgument from a broker without keys.
+  Result<KeysReload> ReloadKeys();
 
   // Cancels one task (see docs/lifecycle.md): queued or waiting to retry,
   // it is cancelled; leased, it is cancelled too and its worker's result is
