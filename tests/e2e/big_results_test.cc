@@ -8,6 +8,7 @@
 
 #include "tests/e2e/e2e_client.h"
 #include "tests/support/cluster.h"
+#include "tests/support/tool_run.h"
 #include "tests/support/wait.h"
 
 namespace tq {
@@ -18,29 +19,15 @@ using testing::Binary;
 using testing::BrokerProcess;
 using testing::Process;
 using testing::ReadFile;
+using testing::RunTool;
 using testing::StartWorker;
 using testing::TempDir;
+using testing::ToolRun;
 using testing::WaitUntil;
 using testing::WriteFile;
 
 constexpr int kTasks = 20;
 constexpr size_t kOutputBytes = 1'100'000;  // 20 of them: 22 MB, over 16 MiB
-
-struct Run {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-Run RunTool(const TempDir& dir, const std::vector<std::string>& argv) {
-  static int n = 0;
-  const std::string out = dir.File("out" + std::to_string(++n));
-  const std::string err = dir.File("err" + std::to_string(n));
-  Process p(argv, out, err);
-  auto code = p.Wait(120s);
-  REQUIRE(code.has_value());
-  return {*code, ReadFile(out), ReadFile(err)};
-}
 
 // Checks that `text` holds one line per task, each with its whole output.
 void CheckAllResults(const std::string& text,
@@ -88,8 +75,8 @@ TEST_CASE("ResultsOverTheMessageCapArePagedToCtlAndSubmitWait",
   WriteFile(file, file_text);
   const std::string endpoint = broker.endpoint();
 
-  Run submit = RunTool(dir, {Binary("tq-submit"), file, "--broker", endpoint,
-                             "--batch-id", "big"});
+  ToolRun submit = RunTool(dir, {Binary("tq-submit"), file, "--broker",
+                                 endpoint, "--batch-id", "big"});
   INFO(submit.err);
   REQUIRE(submit.code == 0);
   auto client = testing::Connect(endpoint);
@@ -101,15 +88,16 @@ TEST_CASE("ResultsOverTheMessageCapArePagedToCtlAndSubmitWait",
       120s, 50ms));
 
   // Everything is finished: one reply would carry all 22 MB.
-  Run ctl =
+  ToolRun ctl =
       RunTool(dir, {Binary("tq-ctl"), "--broker", endpoint, "results", "big"});
   INFO(ctl.err);
   CHECK(ctl.code == 0);
   CheckAllResults(ctl.out, urls);
 
   // Submitting the same file to the same batch again resumes the wait.
-  Run wait = RunTool(dir, {Binary("tq-submit"), file, "--broker", endpoint,
-                           "--batch-id", "big", "--wait", "--timeout", "60"});
+  ToolRun wait =
+      RunTool(dir, {Binary("tq-submit"), file, "--broker", endpoint,
+                    "--batch-id", "big", "--wait", "--timeout", "60"});
   INFO(wait.err);
   CHECK(wait.code == 0);
   CheckAllResults(wait.out, urls);

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "tests/support/cluster.h"
+#include "tests/support/tool_run.h"
 #include "tests/support/wait.h"
 
 namespace tq {
@@ -16,26 +17,11 @@ using testing::Binary;
 using testing::BrokerProcess;
 using testing::Process;
 using testing::ReadFile;
+using testing::RunTool;
 using testing::StartWorker;
 using testing::TempDir;
+using testing::ToolRun;
 using testing::WriteFile;
-
-struct Run {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-Run RunTool(const TempDir& dir, std::vector<std::string> argv,
-            const std::vector<std::string>& env = {}) {
-  static int n = 0;
-  const std::string out = dir.File("out" + std::to_string(++n));
-  const std::string err = dir.File("err" + std::to_string(n));
-  Process p(argv, out, err, env);
-  auto code = p.Wait(60s);
-  REQUIRE(code.has_value());
-  return {*code, ReadFile(out), ReadFile(err)};
-}
 
 std::vector<nlohmann::json> JsonLines(const std::string& text) {
   std::vector<nlohmann::json> lines;
@@ -62,8 +48,9 @@ TEST_CASE("UrlFileWithBadLinesNamesThemAndRunsTheGoodOnes", "[e2e][cli]") {
             "http://127.0.0.1/four\r\n"
             "http://exa mple.com/five\n"
             "https://127.0.0.1/six\n");
-  Run r = RunTool(dir, {Binary("tq-submit"), file, "--wait", "--timeout", "30"},
-                  {"TQ_BROKER=" + broker.endpoint()});
+  ToolRun r =
+      RunTool(dir, {Binary("tq-submit"), file, "--wait", "--timeout", "30"},
+              {"TQ_BROKER=" + broker.endpoint()});
   INFO(r.err);
   CHECK(r.code == 3);  // bad lines skipped, the rest done
   CHECK(r.err.find(file + ":3: scheme 'ftp' is not http or https") !=
@@ -90,12 +77,12 @@ TEST_CASE("StrictModeSendsNothingWhenAnyLineIsBad", "[e2e][cli]") {
   BrokerProcess broker(dir);
   const std::string file = dir.File("urls.txt");
   WriteFile(file, "http://127.0.0.1/ok\nnot a url\n");
-  Run r = RunTool(dir, {Binary("tq-submit"), "--broker", broker.endpoint(),
-                        "--strict", file});
+  ToolRun r = RunTool(dir, {Binary("tq-submit"), "--broker", broker.endpoint(),
+                            "--strict", file});
   CHECK(r.code == 2);
   CHECK(r.err.find(file + ":2:") != std::string::npos);
-  Run q = RunTool(dir, {Binary("tq-ctl"), "--broker", broker.endpoint(),
-                        "--json", "queues"});
+  ToolRun q = RunTool(dir, {Binary("tq-ctl"), "--broker", broker.endpoint(),
+                            "--json", "queues"});
   REQUIRE(q.code == 0);
   auto j = nlohmann::json::parse(q.out);
   INFO(q.out);
@@ -113,14 +100,14 @@ TEST_CASE("ResubmitWithSameBatchIdEnqueuesNoDuplicates", "[e2e][cli]") {
   std::vector<std::string> argv = {
       Binary("tq-submit"), "--broker",  broker.endpoint(), "--batch-id",
       "fixed-1",           "--country", "IT,IN",           file};
-  Run first = RunTool(dir, argv);
+  ToolRun first = RunTool(dir, argv);
   REQUIRE(first.code == 0);
   CHECK(first.out == "fixed-1\n");
-  Run second = RunTool(dir, argv);
+  ToolRun second = RunTool(dir, argv);
   REQUIRE(second.code == 0);
   CHECK(second.err.find("(4 duplicates)") != std::string::npos);
-  Run batch = RunTool(dir, {Binary("tq-ctl"), "--broker", broker.endpoint(),
-                            "--json", "batch", "fixed-1"});
+  ToolRun batch = RunTool(dir, {Binary("tq-ctl"), "--broker", broker.endpoint(),
+                                "--json", "batch", "fixed-1"});
   REQUIRE(batch.code == 0);
   INFO(batch.out);
   auto j = nlohmann::json::parse(batch.out);
@@ -138,11 +125,11 @@ TEST_CASE("ProgressBarIsDrawnOnlyWhenStderrIsATerminal", "[e2e][cli]") {
   const std::string submit = Binary("tq-submit") + " --broker " +
                              broker.endpoint() + " --wait " + file;
   // Not a terminal: JSON lines only, no progress bar.
-  Run plain = RunTool(dir, {"/bin/sh", "-c", submit});
+  ToolRun plain = RunTool(dir, {"/bin/sh", "-c", submit});
   CHECK(plain.code == 0);
   CHECK(plain.err.find("tasks/s") == std::string::npos);
   // Under a pseudo-terminal (script(1)) the bar is drawn in place.
-  Run tty = RunTool(dir, {"/usr/bin/script", "-qfec", submit, "/dev/null"});
+  ToolRun tty = RunTool(dir, {"/usr/bin/script", "-qfec", submit, "/dev/null"});
   INFO(tty.out);
   CHECK(tty.code == 0);
   CHECK(tty.out.find("tasks/s") != std::string::npos);
@@ -153,7 +140,7 @@ TEST_CASE("ProgressBarIsDrawnOnlyWhenStderrIsATerminal", "[e2e][cli]") {
 TEST_CASE("EveryCommandHasHelp", "[e2e][cli]") {
   TempDir dir;
   for (const char* tool : {"tq-broker", "tq-worker", "tq-submit", "tq-ctl"}) {
-    Run r = RunTool(dir, {Binary(tool), "--help"});
+    ToolRun r = RunTool(dir, {Binary(tool), "--help"});
     INFO(tool);
     CHECK(r.code == 0);
     CHECK(r.out.find("--") != std::string::npos);
@@ -165,8 +152,9 @@ TEST_CASE("UnreachableBrokerGivesExitCodeFour", "[e2e][cli]") {
   const std::string file = dir.File("urls.txt");
   WriteFile(file, "http://127.0.0.1/a\n");
   // Port 1 on loopback: nothing listens there.
-  Run r = RunTool(dir, {Binary("tq-submit"), "--broker", "tcp://127.0.0.1:1",
-                        "--request-timeout", "1", file});
+  ToolRun r =
+      RunTool(dir, {Binary("tq-submit"), "--broker", "tcp://127.0.0.1:1",
+                    "--request-timeout", "1", file});
   CHECK(r.code == 4);
   CHECK_FALSE(r.err.empty());
 }

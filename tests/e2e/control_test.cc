@@ -16,6 +16,7 @@
 
 #include "tests/e2e/e2e_client.h"
 #include "tests/support/cluster.h"
+#include "tests/support/tool_run.h"
 #include "tests/support/wait.h"
 #include "tq/client.h"
 
@@ -30,30 +31,16 @@ using testing::CollectByUrl;
 using testing::Connect;
 using testing::Process;
 using testing::ReadFile;
+using testing::RunTool;
 using testing::StartWorker;
 using testing::TempDir;
+using testing::ToolRun;
 using testing::WaitUntil;
 using testing::WorkerSpec;
 using testing::WriteFile;
 
-struct Run {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-Run RunTool(const TempDir& dir, std::vector<std::string> argv) {
-  static int n = 0;
-  const std::string out = dir.File("ctl-out" + std::to_string(++n));
-  const std::string err = dir.File("ctl-err" + std::to_string(n));
-  Process p(argv, out, err);
-  auto code = p.Wait(60s);
-  REQUIRE(code.has_value());
-  return {*code, ReadFile(out), ReadFile(err)};
-}
-
-Run Ctl(const TempDir& dir, const std::string& endpoint,
-        std::vector<std::string> args) {
+ToolRun Ctl(const TempDir& dir, const std::string& endpoint,
+            std::vector<std::string> args) {
   std::vector<std::string> argv = {Binary("tq-ctl"), "--broker", endpoint};
   for (auto& a : args) argv.push_back(std::move(a));
   return RunTool(dir, std::move(argv));
@@ -207,7 +194,7 @@ TEST_CASE("CancelTerminateKillsTheRunningHandlerAndFreesTheSlot",
   REQUIRE(handler > 0);
   REQUIRE_FALSE(ProcessGone(handler));
 
-  Run cancel = Ctl(dir, broker.endpoint(), {"cancel", "1", "--terminate"});
+  ToolRun cancel = Ctl(dir, broker.endpoint(), {"cancel", "1", "--terminate"});
   CHECK(cancel.code == 0);
   CHECK(cancel.out ==
         "cancelled task 1 (its handler, if running, is being terminated)\n");
@@ -229,13 +216,13 @@ TEST_CASE("CancelTerminateKillsTheRunningHandlerAndFreesTheSlot",
 
   // Finished now, and a task never seen: both "no such task", exit 5.
   for (const char* id : {"1", "77"}) {
-    Run again = Ctl(dir, broker.endpoint(), {"cancel", id});
+    ToolRun again = Ctl(dir, broker.endpoint(), {"cancel", id});
     CHECK(again.code == 5);
     CHECK(again.err == std::string("tq-ctl: no task ") + id +
                            " is queued, leased or waiting to retry (unknown, "
                            "or finished already)\n");
   }
-  Run bad = Ctl(dir, broker.endpoint(), {"cancel", "cx-2", "--terminate"});
+  ToolRun bad = Ctl(dir, broker.endpoint(), {"cancel", "cx-2", "--terminate"});
   CHECK(bad.code == 2);
   CHECK(bad.err == "tq-ctl: --terminate goes with a task id, not 'cx-2'\n");
 }
@@ -244,10 +231,10 @@ TEST_CASE("PausedQueueLeasesNothingUntilResumedEvenAfterARestart",
           "[e2e][pause]") {
   TempDir dir;
   BrokerProcess broker(dir);
-  Run pause = Ctl(dir, broker.endpoint(), {"pause", "generic"});
+  ToolRun pause = Ctl(dir, broker.endpoint(), {"pause", "generic"});
   CHECK(pause.code == 0);
   CHECK(pause.out == "paused queue generic\n");
-  Run twice = Ctl(dir, broker.endpoint(), {"pause", "generic"});
+  ToolRun twice = Ctl(dir, broker.endpoint(), {"pause", "generic"});
   CHECK(twice.code == 0);
   CHECK(twice.out == "queue generic was paused already\n");
 
@@ -260,7 +247,7 @@ TEST_CASE("PausedQueueLeasesNothingUntilResumedEvenAfterARestart",
   auto worker = StartWorker(dir, broker.endpoint(),
                             WorkerSpec{"w1", "none", 2, {"--noop"}});
   auto queue_doc = [&] {
-    Run q = Ctl(dir, broker.endpoint(), {"--json", "queues"});
+    ToolRun q = Ctl(dir, broker.endpoint(), {"--json", "queues"});
     REQUIRE(q.code == 0);
     const json doc = json::parse(q.out);
     for (const json& j : doc["queues"]) {
@@ -274,16 +261,16 @@ TEST_CASE("PausedQueueLeasesNothingUntilResumedEvenAfterARestart",
   json generic = queue_doc();
   CHECK(generic["paused"] == true);
   CHECK(generic["queued"] == 2);
-  Run table = Ctl(dir, broker.endpoint(), {"queues"});
+  ToolRun table = Ctl(dir, broker.endpoint(), {"queues"});
   CHECK(table.out.find(" paused\n") != std::string::npos);
 
-  Run resume = Ctl(dir, broker.endpoint(), {"resume", "generic"});
+  ToolRun resume = Ctl(dir, broker.endpoint(), {"resume", "generic"});
   CHECK(resume.code == 0);
   CHECK(resume.out == "resumed queue generic\n");
   CHECK(CollectByUrl(*client, "pz-1", 30s).size() == 2);
   CHECK(queue_doc()["paused"] == false);
 
-  Run bad = Ctl(dir, broker.endpoint(), {"pause", "italy"});
+  ToolRun bad = Ctl(dir, broker.endpoint(), {"pause", "italy"});
   CHECK(bad.code == 2);
 }
 
@@ -303,7 +290,7 @@ TEST_CASE("WorkerWithQueuesServesOnlyItsCountry", "[e2e][queues]") {
   REQUIRE(client->Submit({"http://a.example/gen"}, options).ok());
   CHECK(CollectByUrl(*client, "q-it", 30s).size() == 1);
 
-  Run workers = Ctl(dir, broker.endpoint(), {"--json", "workers"});
+  ToolRun workers = Ctl(dir, broker.endpoint(), {"--json", "workers"});
   REQUIRE(workers.code == 0);
   json w = json::parse(workers.out)["workers"];
   REQUIRE(w.size() == 1);
@@ -313,8 +300,9 @@ TEST_CASE("WorkerWithQueuesServesOnlyItsCountry", "[e2e][queues]") {
   REQUIRE(progress.ok());
   CHECK(progress->queued == 1);  // nobody serves generic
 
-  Run refused = RunTool(dir, {Binary("tq-worker"), "--broker",
-                              broker.endpoint(), "--queues", "it", "--noop"});
+  ToolRun refused =
+      RunTool(dir, {Binary("tq-worker"), "--broker", broker.endpoint(),
+                    "--queues", "it", "--noop"});
   CHECK(refused.code == 2);
   CHECK(refused.err.find("--queues 'it': country codes are upper case (use "
                          "--queues IT)") != std::string::npos);

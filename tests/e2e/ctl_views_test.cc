@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "tests/support/cluster.h"
+#include "tests/support/tool_run.h"
 #include "tests/support/wait.h"
 
 namespace tq {
@@ -21,35 +22,25 @@ using testing::Binary;
 using testing::BrokerProcess;
 using testing::Process;
 using testing::ReadFile;
+using testing::RunTool;
 using testing::StartWorker;
 using testing::TempDir;
+using testing::ToolRun;
 using testing::WaitUntil;
 using testing::WorkerSpec;
 using testing::WriteFile;
 
-struct Run {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-Run Ctl(const TempDir& dir, const std::string& endpoint,
-        std::vector<std::string> args) {
-  static int n = 0;
-  const std::string out = dir.File("ctl" + std::to_string(++n) + ".out");
-  const std::string err = dir.File("ctl" + std::to_string(n) + ".err");
+ToolRun Ctl(const TempDir& dir, const std::string& endpoint,
+            std::vector<std::string> args) {
   std::vector<std::string> argv = {Binary("tq-ctl"), "--broker", endpoint};
   argv.insert(argv.end(), args.begin(), args.end());
-  Process p(argv, out, err);
-  auto code = p.Wait(60s);
-  REQUIRE(code.has_value());
-  return {*code, ReadFile(out), ReadFile(err)};
+  return RunTool(dir, argv);
 }
 
 json CtlJson(const TempDir& dir, const std::string& endpoint,
              std::vector<std::string> args) {
   args.insert(args.begin(), "--json");
-  Run r = Ctl(dir, endpoint, args);
+  ToolRun r = Ctl(dir, endpoint, args);
   INFO(r.err);
   REQUIRE(r.code == 0);
   return json::parse(r.out);
@@ -147,7 +138,7 @@ TEST_CASE("EveryViewTableAgreesWithItsJson", "[e2e][views]") {
   SECTION("task") {
     for (int id : {1, 2, 3}) {
       INFO("task " << id);
-      Run table = Ctl(dir, ep, {"task", std::to_string(id)});
+      ToolRun table = Ctl(dir, ep, {"task", std::to_string(id)});
       REQUIRE(table.code == 0);
       json j = CtlJson(dir, ep, {"task", std::to_string(id)});
       auto kv = KeyValues(table.out);
@@ -202,7 +193,7 @@ TEST_CASE("EveryViewTableAgreesWithItsJson", "[e2e][views]") {
   }
 
   SECTION("active") {
-    Run table = Ctl(dir, ep, {"active"});
+    ToolRun table = Ctl(dir, ep, {"active"});
     REQUIRE(table.code == 0);
     json j = CtlJson(dir, ep, {"active"});
     auto rows = TableRows(table.out, "TASK");
@@ -226,7 +217,7 @@ TEST_CASE("EveryViewTableAgreesWithItsJson", "[e2e][views]") {
   }
 
   SECTION("workers") {
-    Run table = Ctl(dir, ep, {"workers"});
+    ToolRun table = Ctl(dir, ep, {"workers"});
     REQUIRE(table.code == 0);
     json j = CtlJson(dir, ep, {"workers"});
     auto rows = TableRows(table.out, "ID");
@@ -253,7 +244,7 @@ TEST_CASE("EveryViewTableAgreesWithItsJson", "[e2e][views]") {
           return k["workers"].size() == 1 && k["workers"][0]["offline"] == true;
         },
         20s, 100ms));
-    Run gone = Ctl(dir, ep, {"workers"});
+    ToolRun gone = Ctl(dir, ep, {"workers"});
     auto offline = TableRows(gone.out, "ID");
     REQUIRE(offline.size() == 1);
     CHECK(offline[0]["STATE"] == "offline");
@@ -262,7 +253,7 @@ TEST_CASE("EveryViewTableAgreesWithItsJson", "[e2e][views]") {
   }
 
   SECTION("batches, status and queues") {
-    Run table = Ctl(dir, ep, {"batches"});
+    ToolRun table = Ctl(dir, ep, {"batches"});
     REQUIRE(table.code == 0);
     json j = CtlJson(dir, ep, {"batches"});
     auto rows = TableRows(table.out, "BATCH");
@@ -283,7 +274,7 @@ TEST_CASE("EveryViewTableAgreesWithItsJson", "[e2e][views]") {
     CHECK(rows[0]["PROGRESS"] == "2 of 3 (66%)");
     CHECK(table.out.find("\n1 of 1 batches\n") != std::string::npos);
 
-    Run status = Ctl(dir, ep, {"status"});
+    ToolRun status = Ctl(dir, ep, {"status"});
     REQUIRE(status.code == 0);
     json s = CtlJson(dir, ep, {"status"});
     auto kv = KeyValues(status.out);
@@ -307,7 +298,7 @@ TEST_CASE("EveryViewTableAgreesWithItsJson", "[e2e][views]") {
     CHECK(s["totals"]["leased"] == 1);
     CHECK(kv["store"] == "ok");
 
-    Run queues = Ctl(dir, ep, {"queues"});
+    ToolRun queues = Ctl(dir, ep, {"queues"});
     json q = CtlJson(dir, ep, {"queues"});
     auto qrows = TableRows(queues.out, "QUEUE");
     REQUIRE(qrows.size() == 1);
@@ -324,25 +315,25 @@ TEST_CASE("ViewMistakesGiveExactMessagesAndExitCodes", "[e2e][views]") {
   TempDir dir;
   BrokerProcess broker(dir, {"--http", "off"});
   const std::string ep = broker.endpoint();
-  Run unknown = Ctl(dir, ep, {"task", "424242"});
+  ToolRun unknown = Ctl(dir, ep, {"task", "424242"});
   CHECK(unknown.code == 5);
   CHECK(unknown.out.empty());
   CHECK(unknown.err == "tq-ctl: no task 424242\n");
-  Run json_unknown = Ctl(dir, ep, {"--json", "task", "7"});
+  ToolRun json_unknown = Ctl(dir, ep, {"--json", "task", "7"});
   CHECK(json_unknown.code == 5);
   CHECK(json_unknown.err == "tq-ctl: no task 7\n");
-  Run word = Ctl(dir, ep, {"task", "abc"});
+  ToolRun word = Ctl(dir, ep, {"task", "abc"});
   CHECK(word.code == 2);
-  Run zero = Ctl(dir, ep, {"batches", "--limit", "0"});
+  ToolRun zero = Ctl(dir, ep, {"batches", "--limit", "0"});
   CHECK(zero.code == 2);
   CHECK(zero.err.find("--limit") != std::string::npos);
   // An empty broker: empty tables, not errors.
-  Run none = Ctl(dir, ep, {"batches"});
+  ToolRun none = Ctl(dir, ep, {"batches"});
   CHECK(none.code == 0);
   CHECK(none.out ==
         "BATCH  CREATED  SUBMITTER  TOTAL  QUEUED  LEASED  RETRY_WAIT  DONE  "
         "DEAD  CANCELLED  PROGRESS\n0 of 0 batches\n");
-  Run idle = Ctl(dir, ep, {"active"});
+  ToolRun idle = Ctl(dir, ep, {"active"});
   CHECK(idle.code == 0);
   CHECK(idle.out == "TASK  URL  QUEUE  BATCH  WORKER  SINCE  ATTEMPT\n");
 }
@@ -361,7 +352,7 @@ TEST_CASE("BatchesPageNewestFirstAndQueuesHideIdleUnservedOnes",
                    dir.File(std::string(b) + ".err"));
     REQUIRE(submit.Wait(60s) == 0);
   }
-  Run page = Ctl(dir, ep, {"batches", "--limit", "2"});
+  ToolRun page = Ctl(dir, ep, {"batches", "--limit", "2"});
   REQUIRE(page.code == 0);
   auto rows = TableRows(page.out, "BATCH");
   REQUIRE(rows.size() == 2);
@@ -372,7 +363,7 @@ TEST_CASE("BatchesPageNewestFirstAndQueuesHideIdleUnservedOnes",
   CHECK(before == j["batches"][1]["seq"]);
   CHECK(page.out.find("\n2 of 3 batches; older ones: tq-ctl batches --before " +
                       std::to_string(before) + "\n") != std::string::npos);
-  Run older = Ctl(
+  ToolRun older = Ctl(
       dir, ep, {"batches", "--limit", "2", "--before", std::to_string(before)});
   auto rest = TableRows(older.out, "BATCH");
   REQUIRE(rest.size() == 1);
@@ -386,7 +377,7 @@ TEST_CASE("BatchesPageNewestFirstAndQueuesHideIdleUnservedOnes",
     REQUIRE(Ctl(dir, ep, {"cancel", b}).code == 0);
   }
   CHECK(CtlJson(dir, ep, {"queues"})["queues"].empty());
-  Run hidden = Ctl(dir, ep, {"queues"});
+  ToolRun hidden = Ctl(dir, ep, {"queues"});
   CHECK(TableRows(hidden.out, "QUEUE").empty());
   json all = CtlJson(dir, ep, {"queues", "--all"});
   bool listed = false;
@@ -396,7 +387,7 @@ TEST_CASE("BatchesPageNewestFirstAndQueuesHideIdleUnservedOnes",
     CHECK(q["cancelled"] == 3);
   }
   CHECK(listed);
-  Run shown = Ctl(dir, ep, {"queues", "--all"});
+  ToolRun shown = Ctl(dir, ep, {"queues", "--all"});
   auto shown_rows = TableRows(shown.out, "QUEUE");
   CHECK(shown_rows.size() == all["queues"].size());
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "tests/support/cluster.h"
+#include "tests/support/tool_run.h"
 
 namespace tq {
 namespace {
@@ -18,25 +19,10 @@ using testing::Binary;
 using testing::BrokerProcess;
 using testing::Process;
 using testing::ReadFile;
+using testing::RunTool;
 using testing::TempDir;
+using testing::ToolRun;
 using testing::WriteFile;
-
-struct Run {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-Run RunTool(const TempDir& dir, std::vector<std::string> argv,
-            const std::vector<std::string>& env = {}) {
-  static int n = 0;
-  const std::string out = dir.File("out" + std::to_string(++n));
-  const std::string err = dir.File("err" + std::to_string(n));
-  Process p(argv, out, err, env);
-  auto code = p.Wait(60s);
-  REQUIRE(code.has_value());
-  return {*code, ReadFile(out), ReadFile(err)};
-}
 
 // DIR/NAME.key and DIR/NAME.key_secret, as a user makes them; the broker's
 // own key has no role.
@@ -45,7 +31,7 @@ void Keygen(const TempDir& dir, const std::string& name,
   std::vector<std::string> argv = {Binary("tq-keygen"), name, "--dir",
                                    dir.path()};
   if (!role.empty()) argv.insert(argv.end(), {"--role", role});
-  Run r = RunTool(dir, argv);
+  ToolRun r = RunTool(dir, argv);
   INFO(r.err);
   REQUIRE(r.code == 0);
 }
@@ -70,21 +56,21 @@ TEST_CASE("WorkerWithUnusableKeyFilesExitsTwoSayingWhy", "[e2e][curve]") {
     return argv;
   };
 
-  Run public_only = RunTool(
+  ToolRun public_only = RunTool(
       dir, with({"--broker-key", broker_key, "--key", dir.File("it-box.key")}));
   CHECK(public_only.code == 2);
   CHECK(public_only.err == "tq-worker: --key: " + dir.File("it-box.key") +
                                " holds only a public key (its secret is in " +
                                secret + ")\n");
 
-  Run no_such = RunTool(
+  ToolRun no_such = RunTool(
       dir, with({"--broker-key", dir.File("nope.key"), "--key", secret}));
   CHECK(no_such.code == 2);
   CHECK(no_such.err == "tq-worker: --broker-key: '" + dir.File("nope.key") +
                            "' is neither a Z85 public key nor a key file\n");
 
   REQUIRE(chmod(secret.c_str(), 0644) == 0);
-  Run readable =
+  ToolRun readable =
       RunTool(dir, with({"--broker-key", broker_key, "--key", secret}));
   CHECK(readable.code == 2);
   CHECK(readable.err == "tq-worker: --key: " + secret +
@@ -93,7 +79,7 @@ TEST_CASE("WorkerWithUnusableKeyFilesExitsTwoSayingWhy", "[e2e][curve]") {
                             secret + "\n");
 
   // From the environment: the key alone is not enough.
-  Run key_only = RunTool(dir, worker, {"TQ_KEY=" + secret});
+  ToolRun key_only = RunTool(dir, worker, {"TQ_KEY=" + secret});
   CHECK(key_only.code == 2);
   CHECK(key_only.err.starts_with(
       "tq-worker: --key (or $TQ_KEY) needs --broker-key"));
@@ -109,14 +95,14 @@ TEST_CASE("SubmitAndCtlCheckTheirKeysBeforeAnythingElse", "[e2e][curve]") {
   std::vector<std::string> submit = {Binary("tq-submit"), "--broker", kNowhere,
                                      dir.File("no-such-urls.txt")};
   submit.insert(submit.end(), keys.begin(), keys.end());
-  Run s = RunTool(dir, submit);
+  ToolRun s = RunTool(dir, submit);
   CHECK(s.code == 2);
   CHECK(s.err == "tq-submit: --key: " + dir.File("ops.key") +
                      " holds only a public key (its secret is in " +
                      dir.File("ops.key_secret") + ")\n");
 
-  Run c = RunTool(dir, {Binary("tq-ctl"), "--broker", kNowhere, "queues"},
-                  {"TQ_BROKER_KEY=" + dir.File("broker.key")});
+  ToolRun c = RunTool(dir, {Binary("tq-ctl"), "--broker", kNowhere, "queues"},
+                      {"TQ_BROKER_KEY=" + dir.File("broker.key")});
   CHECK(c.code == 2);
   CHECK(c.err.starts_with(
       "tq-ctl: --broker-key (or $TQ_BROKER_KEY) needs --key FILE"));
@@ -133,10 +119,10 @@ TEST_CASE("KeyedClientsGetNoAnswerFromABrokerWithoutKeys", "[e2e][curve]") {
       "TQ_BROKER=" + broker.endpoint(),
       "TQ_BROKER_KEY=" + dir.File("broker.key"),
       "TQ_KEY=" + dir.File("ops.key_secret")};
-  Run plain =
+  ToolRun plain =
       RunTool(dir, {Binary("tq-ctl"), "--broker", broker.endpoint(), "queues"});
   REQUIRE(plain.code == 0);
-  Run keyed =
+  ToolRun keyed =
       RunTool(dir, {Binary("tq-ctl"), "--timeout", "0.3", "queues"}, env);
   CHECK(keyed.code == 4);
   // The socket monitor sees the refused handshake, once.
@@ -146,7 +132,7 @@ TEST_CASE("KeyedClientsGetNoAnswerFromABrokerWithoutKeys", "[e2e][curve]") {
                          broker.endpoint() + " after 3 attempts of 300 ms\n");
   const std::string urls = dir.File("urls.txt");
   WriteFile(urls, "http://127.0.0.1/a\n");
-  Run submit = RunTool(
+  ToolRun submit = RunTool(
       dir, {Binary("tq-submit"), "--request-timeout", "0.3", "-q", urls}, env);
   CHECK(submit.code == 4);
 }

@@ -15,6 +15,7 @@
 #include "common/curve_keys.h"
 #include "tests/e2e/e2e_client.h"
 #include "tests/support/cluster.h"
+#include "tests/support/tool_run.h"
 #include "tests/support/wait.h"
 
 namespace tq {
@@ -25,34 +26,16 @@ using testing::Binary;
 using testing::BrokerProcess;
 using testing::Process;
 using testing::ReadFile;
+using testing::RunTool;
 using testing::StartWorker;
 using testing::TempDir;
+using testing::ToolRun;
 using testing::WaitUntil;
 using testing::WorkerSpec;
 using testing::WriteFile;
 
 // ctest's SKIP_RETURN_CODE for the capture test (tests/CMakeLists.txt).
 constexpr int kSkipped = 77;
-
-struct Run {
-  int code = -1;
-  std::string out;
-  std::string err;
-  std::chrono::milliseconds took{};
-};
-
-Run RunTool(const TempDir& dir, std::vector<std::string> argv) {
-  static int n = 0;
-  const std::string out = dir.File("tool-out" + std::to_string(++n));
-  const std::string err = dir.File("tool-err" + std::to_string(n));
-  const auto start = std::chrono::steady_clock::now();
-  Process p(argv, out, err);
-  auto code = p.Wait(60s);
-  REQUIRE(code.has_value());
-  return {*code, ReadFile(out), ReadFile(err),
-          std::chrono::duration_cast<std::chrono::milliseconds>(
-              std::chrono::steady_clock::now() - start)};
-}
 
 bool Contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
@@ -75,7 +58,7 @@ class Keys {
       argv.insert(argv.end(), {"--role", r});
     }
     if (!countries.empty()) argv.insert(argv.end(), {"--countries", countries});
-    Run r = RunTool(dir_, argv);
+    ToolRun r = RunTool(dir_, argv);
     INFO(r.err);
     REQUIRE(r.code == 0);
     if (authorize) {
@@ -163,7 +146,7 @@ TEST_CASE("KeyedBrokerAdmitsOnlyAuthorizedKeysThatKnowItsKey", "[e2e][curve]") {
   BrokerProcess broker(dir, keys.BrokerArgs());
   const std::string& ep = broker.endpoint();
 
-  Run ok = RunTool(dir, Ctl(ep, keys.Flags("ops"), {"queues"}));
+  ToolRun ok = RunTool(dir, Ctl(ep, keys.Flags("ops"), {"queues"}));
   INFO(ok.err);
   CHECK(ok.code == 0);
 
@@ -174,17 +157,17 @@ TEST_CASE("KeyedBrokerAdmitsOnlyAuthorizedKeysThatKnowItsKey", "[e2e][curve]") {
                                 ": handshake failed (CURVE keys?)\n"
                                 "tq-ctl: no answer from " +
                                 ep + " after 3 attempts of 300 ms\n";
-  Run no_key = RunTool(dir, Ctl(ep, {}, quick));
+  ToolRun no_key = RunTool(dir, Ctl(ep, {}, quick));
   CHECK(no_key.code == 4);
   CHECK(no_key.err == no_answer);
-  Run unknown = RunTool(dir, Ctl(ep, keys.Flags("eve"), quick));
+  ToolRun unknown = RunTool(dir, Ctl(ep, keys.Flags("eve"), quick));
   CHECK(unknown.code == 4);
   CHECK(unknown.err == no_answer);
   // The right client key, the wrong broker key: the handshake cannot open.
-  Run wrong_broker = RunTool(dir, Ctl(ep, keys.Flags("ops", "eve"), quick));
+  ToolRun wrong_broker = RunTool(dir, Ctl(ep, keys.Flags("ops", "eve"), quick));
   CHECK(wrong_broker.code == 4);
   CHECK(wrong_broker.err == no_answer);
-  for (const Run* r : {&no_key, &unknown, &wrong_broker}) {
+  for (const ToolRun* r : {&no_key, &unknown, &wrong_broker}) {
     CHECK(r->took < 10s);  // three 300 ms attempts, not a hang
   }
   CHECK(Contains(broker.Log(), "ZAP: refused CURVE client key"));
@@ -202,28 +185,30 @@ TEST_CASE("SubmitKeyCannotPurgeReadAnotherBatchOrActAsWorker", "[e2e][curve]") {
 
   const std::string urls = dir.File("urls.txt");
   WriteFile(urls, "http://127.0.0.1/a\nhttp://127.0.0.1/b\n");
-  Run submit = RunTool(dir, Concat({Binary("tq-submit"), "--broker", ep, "-q",
-                                    "--batch-id", "alice-1", urls},
-                                   keys.Flags("alice")));
+  ToolRun submit = RunTool(dir, Concat({Binary("tq-submit"), "--broker", ep,
+                                        "-q", "--batch-id", "alice-1", urls},
+                                       keys.Flags("alice")));
   INFO(submit.err);
   REQUIRE(submit.code == 0);
 
-  Run purge =
+  ToolRun purge =
       RunTool(dir, Ctl(ep, keys.Flags("alice"), {"purge", "generic", "--yes"}));
   CHECK(purge.code == 4);
   CHECK(Contains(purge.err, "PERMISSION_DENIED"));
   CHECK(Contains(purge.err, "lacks the admin role"));
 
-  Run own = RunTool(dir, Ctl(ep, keys.Flags("alice"), {"batch", "alice-1"}));
+  ToolRun own =
+      RunTool(dir, Ctl(ep, keys.Flags("alice"), {"batch", "alice-1"}));
   CHECK(own.code == 0);
-  Run other = RunTool(dir, Ctl(ep, keys.Flags("bob"), {"batch", "alice-1"}));
+  ToolRun other =
+      RunTool(dir, Ctl(ep, keys.Flags("bob"), {"batch", "alice-1"}));
   CHECK(other.code == 4);
   CHECK(Contains(other.err, "may use only the batches it submitted"));
-  Run other_results =
+  ToolRun other_results =
       RunTool(dir, Ctl(ep, keys.Flags("bob"), {"results", "alice-1"}));
   CHECK(other_results.code == 4);
   CHECK(!Contains(other_results.out, "127.0.0.1/a"));
-  Run other_cancel =
+  ToolRun other_cancel =
       RunTool(dir, Ctl(ep, keys.Flags("bob"), {"cancel", "alice-1"}));
   CHECK(other_cancel.code == 4);
 
@@ -288,14 +273,14 @@ TEST_CASE("ItalianWorkerKeyNeverGetsAGermanTaskAndCannotSubmit",
   REQUIRE(w.has_value());
   CHECK(w->key_name == "it-box");
   CHECK(w->queues == std::vector<std::string>{"IT", "generic"});
-  Run ctl = RunTool(dir, Ctl(ep, keys.Flags("ops"), {"workers"}));
+  ToolRun ctl = RunTool(dir, Ctl(ep, keys.Flags("ops"), {"workers"}));
   CHECK(Contains(ctl.out, "it-box"));
 
   const std::string urls = dir.File("urls.txt");
   WriteFile(urls, "http://127.0.0.1/x\n");
-  Run submit = RunTool(dir, Concat({Binary("tq-submit"), "--broker", ep, "-q",
-                                    "--country", "DE", urls},
-                                   keys.Flags("it-box")));
+  ToolRun submit = RunTool(dir, Concat({Binary("tq-submit"), "--broker", ep,
+                                        "-q", "--country", "DE", urls},
+                                       keys.Flags("it-box")));
   CHECK(submit.code == 4);
   CHECK(Contains(submit.err, "lacks the submit role"));
 }
@@ -432,7 +417,7 @@ TEST_CASE("CtlReloadKeysPrintsWhatChangedAndTheSessionsClosed",
       30s));
 
   // Nothing changed yet.
-  Run same = RunTool(dir, Ctl(ep, keys.Flags("ops"), {"reload-keys"}));
+  ToolRun same = RunTool(dir, Ctl(ep, keys.Flags("ops"), {"reload-keys"}));
   INFO(same.err);
   REQUIRE(same.code == 0);
   CHECK(Contains(same.out, "reloaded the authorized keys: 4 admitted"));
@@ -451,7 +436,7 @@ TEST_CASE("CtlReloadKeysPrintsWhatChangedAndTheSessionsClosed",
   WriteFile(bob, text);
   WriteFile(keys.authorized_dir() + "/junk.key", "not a certificate\n");
 
-  Run changed = RunTool(dir, Ctl(ep, keys.Flags("ops"), {"reload-keys"}));
+  ToolRun changed = RunTool(dir, Ctl(ep, keys.Flags("ops"), {"reload-keys"}));
   INFO(changed.out);
   INFO(changed.err);
   REQUIRE(changed.code == 0);
@@ -473,20 +458,21 @@ TEST_CASE("CtlReloadKeysPrintsWhatChangedAndTheSessionsClosed",
   CHECK(Contains(broker.Log(), "added: carol"));
 
   // --json, and the admin role is needed.
-  Run json =
+  ToolRun json =
       RunTool(dir, Ctl(ep, keys.Flags("ops"), {"reload-keys", "--json"}));
   REQUIRE(json.code == 0);
   CHECK(Contains(json.out, "\"sessions_closed\": 0"));
   CHECK(Contains(json.out, "\"added\": []"));
-  Run denied = RunTool(dir, Ctl(ep, keys.Flags("carol"), {"reload-keys"}));
+  ToolRun denied = RunTool(dir, Ctl(ep, keys.Flags("carol"), {"reload-keys"}));
   CHECK(denied.code == 4);
   CHECK(Contains(denied.err, "lacks the admin role"));
 }
 
 TEST_CASE("NonLoopbackListenWithoutKeysRefusesToStart", "[e2e][curve]") {
   TempDir dir;
-  Run refused = RunTool(dir, {Binary("tq-broker"), "--db", dir.File("tq.db"),
-                              "--listen", "tcp://0.0.0.0:0"});
+  ToolRun refused =
+      RunTool(dir, {Binary("tq-broker"), "--db", dir.File("tq.db"), "--listen",
+                    "tcp://0.0.0.0:0"});
   CHECK(refused.code == 2);
   CHECK(Contains(refused.err,
                  "refusing to listen on tcp://0.0.0.0:0 without "

@@ -20,6 +20,7 @@
 #include "tests/e2e/e2e_client.h"
 #include "tests/support/cluster.h"
 #include "tests/support/fixture_server.h"
+#include "tests/support/tool_run.h"
 #include "tests/support/wait.h"
 #include "tq/client.h"
 
@@ -34,27 +35,13 @@ using testing::Connect;
 using testing::FixtureServer;
 using testing::Process;
 using testing::ReadFile;
+using testing::RunTool;
 using testing::StartWorker;
 using testing::TempDir;
+using testing::ToolRun;
 using testing::WaitUntil;
 using testing::WorkerSpec;
 using testing::WriteFile;
-
-struct Run {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-Run RunTool(const TempDir& dir, std::vector<std::string> argv) {
-  static int n = 0;
-  const std::string out = dir.File("health-out" + std::to_string(++n));
-  const std::string err = dir.File("health-err" + std::to_string(n));
-  Process p(argv, out, err);
-  auto code = p.Wait(90s);
-  REQUIRE(code.has_value());
-  return {*code, ReadFile(out), ReadFile(err)};
-}
 
 // An executable shell script in `dir`.
 std::string Script(const TempDir& dir, const std::string& name,
@@ -167,14 +154,14 @@ TEST_CASE("BrokenWorkerIsQuarantinedAndEveryTaskIsDoneByAGoodOne",
   CHECK(log.find("quarantined: ") != std::string::npos);
 
   // tq-ctl shows it with its reason.
-  Run ctl = RunTool(
+  ToolRun ctl = RunTool(
       dir, {Binary("tq-ctl"), "--broker", broker.endpoint(), "workers"});
   INFO(ctl.out);
   CHECK(ctl.code == 0);
   CHECK(ctl.out.find("quarantined") != std::string::npos);
   CHECK(ctl.out.find("bad quarantined: ") != std::string::npos);
-  Run json = RunTool(dir, {Binary("tq-ctl"), "--broker", broker.endpoint(),
-                           "--json", "workers"});
+  ToolRun json = RunTool(dir, {Binary("tq-ctl"), "--broker", broker.endpoint(),
+                               "--json", "workers"});
   REQUIRE(json.code == 0);
   bool seen = false;
   const nlohmann::json doc = nlohmann::json::parse(json.out);
@@ -189,8 +176,9 @@ TEST_CASE("BrokenWorkerIsQuarantinedAndEveryTaskIsDoneByAGoodOne",
 
 TEST_CASE("WorkerWhoseProgramIsMissingRefusesToStart", "[e2e][health]") {
   TempDir dir;
-  Run r = RunTool(dir, {Binary("tq-worker"), "--broker", "tcp://127.0.0.1:1",
-                        "--exec", "no-such-thug-program {url}"});
+  ToolRun r =
+      RunTool(dir, {Binary("tq-worker"), "--broker", "tcp://127.0.0.1:1",
+                    "--exec", "no-such-thug-program {url}"});
   CHECK(r.code == 2);
   CHECK(r.err.find("no-such-thug-program") != std::string::npos);
   CHECK(r.err.find("PATH") != std::string::npos);
@@ -198,18 +186,18 @@ TEST_CASE("WorkerWhoseProgramIsMissingRefusesToStart", "[e2e][health]") {
   // A path that is not executable is refused the same way.
   const std::string plain = dir.File("not-executable.sh");
   WriteFile(plain, "#!/bin/sh\necho hi\n");
-  Run p = RunTool(dir, {Binary("tq-worker"), "--broker", "tcp://127.0.0.1:1",
-                        "--exec", plain + " {url}"});
+  ToolRun p = RunTool(dir, {Binary("tq-worker"), "--broker",
+                            "tcp://127.0.0.1:1", "--exec", plain + " {url}"});
   CHECK(p.code == 2);
   CHECK(p.err.find(plain) != std::string::npos);
 
   // --check says so too, and passes a handler that works.
-  Run bad = RunTool(dir, {Binary("tq-worker"), "--check", "--exec",
-                          "no-such-thug-program {url}"});
+  ToolRun bad = RunTool(dir, {Binary("tq-worker"), "--check", "--exec",
+                              "no-such-thug-program {url}"});
   CHECK(bad.code == 2);
   CHECK(bad.out.find("verdict: FAIL") != std::string::npos);
-  Run good = RunTool(dir, {Binary("tq-worker"), "--check", "--check-url",
-                           "http://127.0.0.1/x", "--exec", "echo {url}"});
+  ToolRun good = RunTool(dir, {Binary("tq-worker"), "--check", "--check-url",
+                               "http://127.0.0.1/x", "--exec", "echo {url}"});
   INFO(good.out << good.err);
   CHECK(good.code == 0);
   CHECK(good.out.find("verdict: PASS") != std::string::npos);
@@ -274,8 +262,8 @@ TEST_CASE("AnalyserOutcomesReachResultLinesCountsAndTheSummary",
   const std::string file = dir.File("urls.txt");
   WriteFile(file, good + "\n" + missing + "\n" + closed + "\n");
 
-  Run r = RunTool(dir, {Binary("tq-submit"), "--broker", broker.endpoint(),
-                        "--batch-id", "outcomes-1", "--wait", file});
+  ToolRun r = RunTool(dir, {Binary("tq-submit"), "--broker", broker.endpoint(),
+                            "--batch-id", "outcomes-1", "--wait", file});
   INFO(r.out << r.err);
   CHECK(r.code == 0);  // every task done: the default exit status is 0
   std::map<std::string, nlohmann::json> by_url;
@@ -294,16 +282,16 @@ TEST_CASE("AnalyserOutcomesReachResultLinesCountsAndTheSummary",
   CHECK(r.err.find("3 done: 1 ok, 1 unreachable, 1 http_error; 0 dead") !=
         std::string::npos);
 
-  Run batch = RunTool(dir, {Binary("tq-ctl"), "--broker", broker.endpoint(),
-                            "--json", "batch", "outcomes-1"});
+  ToolRun batch = RunTool(dir, {Binary("tq-ctl"), "--broker", broker.endpoint(),
+                                "--json", "batch", "outcomes-1"});
   REQUIRE(batch.code == 0);
   auto counts = nlohmann::json::parse(batch.out);
   CHECK(counts["done"] == 3);
   CHECK(counts["outcomes"]["ok"] == 1);
   CHECK(counts["outcomes"]["unreachable"] == 1);
   CHECK(counts["outcomes"]["http_error"] == 1);
-  Run queues = RunTool(dir, {Binary("tq-ctl"), "--broker", broker.endpoint(),
-                             "--json", "queues"});
+  ToolRun queues = RunTool(dir, {Binary("tq-ctl"), "--broker",
+                                 broker.endpoint(), "--json", "queues"});
   REQUIRE(queues.code == 0);
   const nlohmann::json queue_doc = nlohmann::json::parse(queues.out);
   for (const auto& q : queue_doc["queues"]) {
@@ -311,11 +299,12 @@ TEST_CASE("AnalyserOutcomesReachResultLinesCountsAndTheSummary",
   }
 
   // --fail-on unreachable: the same batch again, and a non-zero exit.
-  Run fail = RunTool(dir, {Binary("tq-submit"), "--broker", broker.endpoint(),
-                           "--wait", "--fail-on", "unreachable", file});
+  ToolRun fail =
+      RunTool(dir, {Binary("tq-submit"), "--broker", broker.endpoint(),
+                    "--wait", "--fail-on", "unreachable", file});
   INFO(fail.err);
   CHECK(fail.code == 1);
-  Run only_timeout =
+  ToolRun only_timeout =
       RunTool(dir, {Binary("tq-submit"), "--broker", broker.endpoint(),
                     "--wait", "--fail-on", "timeout", file});
   CHECK(only_timeout.code == 0);

@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "tests/support/cluster.h"
+#include "tests/support/tool_run.h"
 #include "tests/support/wait.h"
 
 namespace tq {
@@ -26,27 +27,12 @@ using testing::Binary;
 using testing::BrokerProcess;
 using testing::Process;
 using testing::ReadFile;
+using testing::RunTool;
 using testing::StartWorker;
 using testing::TempDir;
+using testing::ToolRun;
 using testing::WaitUntil;
 using testing::WriteFile;
-
-struct Run {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-Run RunTool(const TempDir& dir, std::vector<std::string> argv,
-            const std::vector<std::string>& env = {}) {
-  static int n = 0;
-  const std::string out = dir.File("out" + std::to_string(++n));
-  const std::string err = dir.File("err" + std::to_string(n));
-  Process p(argv, out, err, env);
-  auto code = p.Wait(60s);
-  REQUIRE(code.has_value());
-  return {*code, ReadFile(out), ReadFile(err)};
-}
 
 bool Has(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
@@ -73,15 +59,15 @@ TEST_CASE("AnEndpointWithoutSchemeIsRefusedWithTheExpectedForm", "[e2e][ops]") {
   const std::string expected =
       "--broker: '127.0.0.1:7070' is not a broker endpoint (no scheme): "
       "expected tcp://HOST:PORT, e.g. tcp://127.0.0.1:7070\n";
-  Run submit =
+  ToolRun submit =
       RunTool(dir, {Binary("tq-submit"), "--broker", "127.0.0.1:7070", urls});
   CHECK(submit.code == 2);
   CHECK(submit.err == "tq-submit: " + expected);
-  Run ctl =
+  ToolRun ctl =
       RunTool(dir, {Binary("tq-ctl"), "--broker", "127.0.0.1:7070", "queues"});
   CHECK(ctl.code == 2);
   CHECK(ctl.err == "tq-ctl: " + expected);
-  Run worker = RunTool(
+  ToolRun worker = RunTool(
       dir, {Binary("tq-worker"), "--broker", "broker.example", "--noop"});
   CHECK(worker.code == 2);
   CHECK(Has(worker.err,
@@ -92,21 +78,21 @@ TEST_CASE("AnEndpointWithoutSchemeIsRefusedWithTheExpectedForm", "[e2e][ops]") {
 
 TEST_CASE("PortsOutsideTheRangeAreRefusedEverywhere", "[e2e][ops]") {
   TempDir dir;
-  Run broker = RunTool(dir, {Binary("tq-broker"), "--db", dir.File("tq.db"),
-                             "--listen", "tcp://127.0.0.1:70000"});
+  ToolRun broker = RunTool(dir, {Binary("tq-broker"), "--db", dir.File("tq.db"),
+                                 "--listen", "tcp://127.0.0.1:70000"});
   CHECK(broker.code == 2);
   CHECK(Has(broker.err,
             "--listen: 'tcp://127.0.0.1:70000': port 70000 is out of range "
             "1-65535"));
-  Run ctl = RunTool(
+  ToolRun ctl = RunTool(
       dir, {Binary("tq-ctl"), "--broker", "tcp://127.0.0.1:0", "queues"});
   CHECK(ctl.code == 2);
   CHECK(ctl.err ==
         "tq-ctl: --broker: 'tcp://127.0.0.1:0': port 0 is out of range "
         "1-65535 (0 only for --listen)\n");
   // TQ_LISTEN, not TQ_BROKER, is the broker's own address.
-  Run env = RunTool(dir, {Binary("tq-broker"), "--db", dir.File("tq2.db")},
-                    {"TQ_LISTEN=tcp://127.0.0.1:99999"});
+  ToolRun env = RunTool(dir, {Binary("tq-broker"), "--db", dir.File("tq2.db")},
+                        {"TQ_LISTEN=tcp://127.0.0.1:99999"});
   CHECK(env.code == 2);
   CHECK(Has(env.err, "port 99999 is out of range"));
 }
@@ -116,7 +102,7 @@ TEST_CASE("EveryBinaryPrintsItsVersion", "[e2e][ops]") {
   for (const char* name : {"tq-broker", "tq-worker", "tq-submit", "tq-ctl",
                            "tq-keygen", "tq-geoip", "tq-bench"}) {
     INFO(name);
-    Run r = RunTool(dir, {Binary(name), "--version"});
+    ToolRun r = RunTool(dir, {Binary(name), "--version"});
     CHECK(r.code == 0);
     CHECK(r.out.rfind(std::string(name) + " 0.1.0 (git ", 0) == 0);
     CHECK(Has(r.out, "\nlibzmq 4."));
@@ -127,13 +113,13 @@ TEST_CASE("EveryBinaryPrintsItsVersion", "[e2e][ops]") {
 
 TEST_CASE("AnUnknownCommandIsNamedWithTheValidOnes", "[e2e][ops]") {
   TempDir dir;
-  Run r = RunTool(dir, {Binary("tq-ctl"), "frobnicate"});
+  ToolRun r = RunTool(dir, {Binary("tq-ctl"), "frobnicate"});
   CHECK(r.code == 2);
   CHECK(r.err ==
         "tq-ctl: unknown command 'frobnicate' (commands: queues, workers, "
         "status, batches, task, active, batch, results, cancel, retry, purge, "
         "release, reload-keys, events, pause, resume)\n");
-  Run none = RunTool(dir, {Binary("tq-ctl")});
+  ToolRun none = RunTool(dir, {Binary("tq-ctl")});
   CHECK(none.code == 2);
   CHECK(Has(none.err, "tq-ctl: a command is required (commands: queues,"));
 }
@@ -142,30 +128,30 @@ TEST_CASE("NoSuchBatchOrQueueExits5AndPurgeAsksFirst", "[e2e][ops]") {
   TempDir dir;
   BrokerProcess broker(dir);
   const std::vector<std::string> env = {"TQ_BROKER=" + broker.endpoint()};
-  Run retry =
+  ToolRun retry =
       RunTool(dir, {Binary("tq-ctl"), "retry", "--batch", "nosuch"}, env);
   CHECK(retry.code == 5);
-  Run retry_queue =
+  ToolRun retry_queue =
       RunTool(dir, {Binary("tq-ctl"), "retry", "--queue", "IT"}, env);
   CHECK(retry_queue.code == 5);
   CHECK(retry_queue.err == "tq-ctl: no such queue: IT\n");
-  Run batch = RunTool(dir, {Binary("tq-ctl"), "batch", "nosuch"}, env);
+  ToolRun batch = RunTool(dir, {Binary("tq-ctl"), "batch", "nosuch"}, env);
   CHECK(batch.code == 5);
 
   const std::string urls = dir.File("urls.txt");
   WriteFile(urls, "http://127.0.0.1/a\nhttp://127.0.0.1/b\n");
-  Run submit = RunTool(dir, {Binary("tq-submit"), urls}, env);
+  ToolRun submit = RunTool(dir, {Binary("tq-submit"), urls}, env);
   REQUIRE(submit.code == 0);
   // Standard input is no terminal here: purge wants --yes, changes nothing.
-  Run refused = RunTool(dir, {Binary("tq-ctl"), "purge", "generic"}, env);
+  ToolRun refused = RunTool(dir, {Binary("tq-ctl"), "purge", "generic"}, env);
   CHECK(refused.code == 2);
   CHECK(refused.err ==
         "tq-ctl: purge deletes queued tasks: pass --yes (standard input is "
         "not a terminal to ask on)\n");
-  Run queues = RunTool(dir, {Binary("tq-ctl"), "--json", "queues"}, env);
+  ToolRun queues = RunTool(dir, {Binary("tq-ctl"), "--json", "queues"}, env);
   auto j = nlohmann::json::parse(queues.out);
   CHECK(j["queues"][0]["queued"] == 2);
-  Run purged =
+  ToolRun purged =
       RunTool(dir, {Binary("tq-ctl"), "purge", "generic", "--yes"}, env);
   CHECK(purged.code == 0);
   CHECK(purged.out == "purged 2 tasks from queue generic\n");
@@ -203,7 +189,7 @@ TEST_CASE("UrlFileMistakesGetHints", "[e2e][ops]") {
             "127.0.0.1:8766/a.html\n"
             "http://127.0.0.1:8766/a.html\n"
             "http://127.0.0.1:8766/b.html\n");
-  Run r = RunTool(
+  ToolRun r = RunTool(
       dir, {Binary("tq-submit"), urls, "--wait", "--timeout", "30s"}, env);
   INFO(r.err);
   CHECK(r.code == 3);
@@ -220,7 +206,7 @@ TEST_CASE("UrlFileMistakesGetHints", "[e2e][ops]") {
   while (std::getline(lines, line)) ++results;
   CHECK(results == 2);
 
-  Run again =
+  ToolRun again =
       RunTool(dir, {Binary("tq-submit"), urls, "--allow-duplicates"}, env);
   CHECK(Has(again.err, "submitted 3 tasks (0 duplicates) in batch "));
 
@@ -231,7 +217,7 @@ TEST_CASE("UrlFileMistakesGetHints", "[e2e][ops]") {
   many += "http://127.0.0.1/ok\n";
   const std::string bad = dir.File("bad.txt");
   WriteFile(bad, many);
-  Run capped = RunTool(dir, {Binary("tq-submit"), bad}, env);
+  ToolRun capped = RunTool(dir, {Binary("tq-submit"), bad}, env);
   CHECK(capped.code == 3);
   CHECK(Has(capped.err, bad + ":20: scheme 'ftp'"));
   CHECK_FALSE(Has(capped.err, bad + ":21: "));
@@ -245,7 +231,7 @@ TEST_CASE("UrlFileMistakesGetHints", "[e2e][ops]") {
   binary += "junk\nmore junk\n";
   const std::string exe = dir.File("a.out");
   WriteFile(exe, binary);
-  Run refused = RunTool(dir, {Binary("tq-submit"), exe}, env);
+  ToolRun refused = RunTool(dir, {Binary("tq-submit"), exe}, env);
   CHECK(refused.code == 2);
   CHECK(refused.err == "tq-submit: " + exe +
                            " is a binary file (a NUL byte on line 1), not a "
@@ -256,15 +242,16 @@ TEST_CASE("CountryNamesAndUkGetTheirCode", "[e2e][ops]") {
   TempDir dir;
   const std::string urls = dir.File("urls.txt");
   WriteFile(urls, "http://127.0.0.1/a\n");
-  Run uk = RunTool(dir, {Binary("tq-submit"), "--country", "UK", urls});
+  ToolRun uk = RunTool(dir, {Binary("tq-submit"), "--country", "UK", urls});
   CHECK(uk.code == 2);
   CHECK(uk.err ==
         "tq-submit: queue 'UK' is not an ISO 3166-1 alpha-2 country code "
         "(use 'GB')\n");
-  Run italy = RunTool(dir, {Binary("tq-submit"), "--country", "italy", urls});
+  ToolRun italy =
+      RunTool(dir, {Binary("tq-submit"), "--country", "italy", urls});
   CHECK(italy.code == 2);
   CHECK(Has(italy.err, "(use 'IT')"));
-  Run worker =
+  ToolRun worker =
       RunTool(dir, {Binary("tq-worker"), "--country", "Italy", "--noop"});
   CHECK(worker.code == 2);
   CHECK(Has(worker.err,
@@ -278,7 +265,7 @@ TEST_CASE("GenericIsAcceptedByTheWorkerAndUnservedQueuesWarn", "[e2e][ops]") {
   const std::vector<std::string> env = {"TQ_BROKER=" + broker.endpoint()};
   const std::string urls = dir.File("urls.txt");
   WriteFile(urls, "http://127.0.0.1/a\n");
-  Run warned =
+  ToolRun warned =
       RunTool(dir, {Binary("tq-submit"), "--country", "IT", urls}, env);
   CHECK(warned.code == 0);
   CHECK(Has(warned.err,
@@ -290,11 +277,11 @@ TEST_CASE("GenericIsAcceptedByTheWorkerAndUnservedQueuesWarn", "[e2e][ops]") {
                  dir.File("worker.out"), dir.File("worker.log"));
   REQUIRE(WaitUntil(
       [&] {
-        Run w = RunTool(dir, {Binary("tq-ctl"), "--json", "workers"}, env);
+        ToolRun w = RunTool(dir, {Binary("tq-ctl"), "--json", "workers"}, env);
         return Has(w.out, "\"worker_id\": \"g\"");
       },
       20s, 100ms));
-  Run served = RunTool(dir, {Binary("tq-submit"), urls}, env);
+  ToolRun served = RunTool(dir, {Binary("tq-submit"), urls}, env);
   CHECK(served.code == 0);
   CHECK_FALSE(Has(served.err, "warning"));
 }
@@ -305,10 +292,10 @@ TEST_CASE("AWaitThatGivesUpSaysHowToResumeAndTheResumeWorks", "[e2e][ops]") {
   const std::vector<std::string> env = {"TQ_BROKER=" + broker.endpoint()};
   const std::string urls = dir.File("urls.txt");
   WriteFile(urls, "http://127.0.0.1/a\nhttp://127.0.0.1/b\n");
-  Run first = RunTool(dir,
-                      {Binary("tq-submit"), "--batch-id", "resume-1", urls,
-                       "--wait", "--timeout", "500ms"},
-                      env);
+  ToolRun first = RunTool(dir,
+                          {Binary("tq-submit"), "--batch-id", "resume-1", urls,
+                           "--wait", "--timeout", "500ms"},
+                          env);
   CHECK(first.code == 1);
   CHECK(Has(first.err,
             "tq-submit: gave up waiting after 0.5 s: 2 of 2 tasks unfinished "
@@ -316,7 +303,7 @@ TEST_CASE("AWaitThatGivesUpSaysHowToResumeAndTheResumeWorks", "[e2e][ops]") {
                 broker.endpoint() + " --wait)\n"));
   auto worker = StartWorker(dir, broker.endpoint(), {"w", "none", 2});
   // No FILE: only wait for the batch already submitted.
-  Run resumed = RunTool(
+  ToolRun resumed = RunTool(
       dir, {Binary("tq-submit"), "--batch-id", "resume-1", "--wait"}, env);
   INFO(resumed.err);
   CHECK(resumed.code == 0);
@@ -329,10 +316,10 @@ TEST_CASE("AWaitThatGivesUpSaysHowToResumeAndTheResumeWorks", "[e2e][ops]") {
     CHECK(j["finished"].get<std::string>().back() == 'Z');
   }
   CHECK(seen.size() == 2);
-  Run nosuch = RunTool(
+  ToolRun nosuch = RunTool(
       dir, {Binary("tq-submit"), "--batch-id", "nosuch", "--wait"}, env);
   CHECK(nosuch.code == 5);
-  Run nofile = RunTool(dir, {Binary("tq-submit")}, env);
+  ToolRun nofile = RunTool(dir, {Binary("tq-submit")}, env);
   CHECK(nofile.code == 2);
   CHECK(nofile.err ==
         "tq-submit: FILE is required (or --batch-id ID --wait, to wait for a "
@@ -386,12 +373,12 @@ TEST_CASE("TqBenchSigtermedLeavesNoProcessBehind", "[e2e][ops]") {
 
 TEST_CASE("TqBenchWithoutArgumentsPrintsHelpAndBadOnesExit2", "[e2e][ops]") {
   TempDir dir;
-  Run none = RunTool(dir, {Binary("tq-bench")});
+  ToolRun none = RunTool(dir, {Binary("tq-bench")});
   CHECK(none.code == 2);
   CHECK(Has(none.out, "Usage:"));
-  Run bad = RunTool(dir, {Binary("tq-bench"), "nosuch"});
+  ToolRun bad = RunTool(dir, {Binary("tq-bench"), "nosuch"});
   CHECK(bad.code == 2);
-  Run flag = RunTool(dir, {Binary("tq-bench"), "--frobnicate"});
+  ToolRun flag = RunTool(dir, {Binary("tq-bench"), "--frobnicate"});
   CHECK(flag.code == 2);
 }
 
