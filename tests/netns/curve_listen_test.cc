@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/netns/netns_support.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait.h"
@@ -23,52 +24,17 @@
 namespace {
 
 using tq::testing::Binary;
+using tq::testing::InNs;
+using tq::testing::Namespaces;
 using tq::testing::Process;
 using tq::testing::ReadFile;
+using tq::testing::Sh;
 using tq::testing::TempDir;
 using tq::testing::WaitUntil;
 using namespace std::chrono_literals;
 
-void Sh(const std::string& cmd) {
-  INFO(cmd);
-  REQUIRE(std::system((cmd + " >/dev/null").c_str()) == 0);
-}
-
 bool Contains(const std::string& haystack, const std::string& needle) {
   return haystack.find(needle) != std::string::npos;
-}
-
-// Namespaces made by the test; deleted (with their veths) however it ends.
-class Namespaces {
- public:
-  ~Namespaces() {
-    for (const auto& ns : names_)
-      std::system(("ip netns del " + ns + " 2>/dev/null").c_str());
-  }
-  std::string Add(const std::string& role) {
-    const std::string ns = "tqkey-" + role + "-" + std::to_string(getpid());
-    std::system(("ip netns del " + ns + " 2>/dev/null").c_str());
-    Sh("ip netns add " + ns);
-    names_.push_back(ns);
-    Sh("ip -n " + ns + " link set lo up");
-    return ns;
-  }
-
- private:
-  std::vector<std::string> names_;
-};
-
-// Process runs a path, not a name looked up in PATH.
-std::string IpCommand() {
-  for (const char* p : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"})
-    if (access(p, X_OK) == 0) return p;
-  return "ip";
-}
-
-std::vector<std::string> InNs(const std::string& ns,
-                              std::vector<std::string> argv) {
-  argv.insert(argv.begin(), {IpCommand(), "netns", "exec", ns});
-  return argv;
 }
 
 struct Run {
@@ -97,7 +63,7 @@ std::string Endpoint(const std::string& ready_file) {
 TEST_CASE("NonLoopbackListenInANamespaceNeedsKeysAndWorksWithThem",
           "[netns][curve]") {
   TempDir dir;
-  Namespaces namespaces;
+  Namespaces namespaces("tqkey");
   const std::string broker_ns = namespaces.Add("b");
   const std::string worker_ns = namespaces.Add("w");
   const std::string a = "tqk" + std::to_string(getpid() % 100000) + "a";

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/netns/netns_support.h"
 #include "tests/support/process.h"
 #include "tests/support/temp_dir.h"
 #include "tests/support/wait.h"
@@ -25,36 +26,14 @@
 namespace {
 
 using tq::testing::Binary;
+using tq::testing::InNs;
+using tq::testing::Namespaces;
 using tq::testing::Process;
 using tq::testing::ReadFile;
+using tq::testing::Sh;
 using tq::testing::TempDir;
 using tq::testing::WaitUntil;
 using namespace std::chrono_literals;
-
-void Sh(const std::string& cmd) {
-  INFO(cmd);
-  REQUIRE(std::system((cmd + " >/dev/null").c_str()) == 0);
-}
-
-// Namespaces made by the test; deleted (with their veths) however it ends.
-class Namespaces {
- public:
-  ~Namespaces() {
-    for (const auto& ns : names_)
-      std::system(("ip netns del " + ns + " 2>/dev/null").c_str());
-  }
-  std::string Add(const std::string& role) {
-    const std::string ns = "tqgeo-" + role + "-" + std::to_string(getpid());
-    std::system(("ip netns del " + ns + " 2>/dev/null").c_str());
-    Sh("ip netns add " + ns);
-    names_.push_back(ns);
-    Sh("ip -n " + ns + " link set lo up");
-    return ns;
-  }
-
- private:
-  std::vector<std::string> names_;
-};
 
 struct Host {
   std::string name;     // worker id
@@ -66,19 +45,6 @@ struct Host {
 
 std::string Bracketed(const std::string& host) {
   return host.find(':') != std::string::npos ? "[" + host + "]" : host;
-}
-
-// Process runs a path, not a name looked up in PATH.
-std::string IpCommand() {
-  for (const char* p : {"/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"})
-    if (access(p, X_OK) == 0) return p;
-  return "ip";
-}
-
-std::vector<std::string> InNs(const std::string& ns,
-                              std::vector<std::string> argv) {
-  argv.insert(argv.begin(), {IpCommand(), "netns", "exec", ns});
-  return argv;
 }
 
 // Runs a command to completion; its stdout. Each run gets fresh files
@@ -99,7 +65,7 @@ std::string Output(const TempDir& dir, std::string name,
 
 TEST_CASE("AutoWorkersAreRoutedByTheCountryOfTheirAddress", "[netns][geo]") {
   TempDir dir;
-  Namespaces namespaces;
+  Namespaces namespaces("tqgeo");
 
   // The database: one country per worker link.
   tq::testing::WriteFile(dir.File("nets.csv"),
