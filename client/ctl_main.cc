@@ -71,6 +71,19 @@ std::string Join(const std::vector<std::string>& items, const char* sep) {
   return out;
 }
 
+ordered_json StatsJson(const BrokerStats& s) {
+  ordered_json j;
+  j["messages_in"] = s.messages_in;
+  j["messages_out"] = s.messages_out;
+  j["bad_messages"] = s.bad_messages;
+  j["commits"] = s.commits;
+  j["commit_failures"] = s.commit_failures;
+  j["redeliveries"] = s.redeliveries;
+  j["store_ok"] = s.store_ok;
+  j["store_error"] = s.store_error;
+  return j;
+}
+
 ordered_json CountsJson(const BatchProgress& p) {
   ordered_json j;
   j["total"] = p.total;
@@ -136,18 +149,9 @@ int ShowQueues(Client& client, bool json, bool all) {
       j["paused"] = q.paused;
       list.push_back(std::move(j));
     }
-    ordered_json broker;
-    broker["messages_in"] = counters.messages_in;
-    broker["messages_out"] = counters.messages_out;
-    broker["bad_messages"] = counters.bad_messages;
-    broker["commits"] = counters.commits;
-    broker["commit_failures"] = counters.commit_failures;
-    broker["redeliveries"] = counters.redeliveries;
-    broker["store_ok"] = counters.store_ok;
-    broker["store_error"] = counters.store_error;
     ordered_json doc;
     doc["queues"] = std::move(list);
-    doc["broker"] = std::move(broker);
+    doc["broker"] = StatsJson(counters);
     std::cout << Dump(doc) << "\n";
     return kExitOk;
   }
@@ -431,19 +435,6 @@ std::string FormatProgress(const BatchProgress& p) {
   const uint64_t pct = p.total == 0 ? 0 : p.finished() * 100 / p.total;
   return std::to_string(p.finished()) + " of " + std::to_string(p.total) +
          " (" + std::to_string(pct) + "%)";
-}
-
-ordered_json StatsJson(const BrokerStats& s) {
-  ordered_json j;
-  j["messages_in"] = s.messages_in;
-  j["messages_out"] = s.messages_out;
-  j["bad_messages"] = s.bad_messages;
-  j["commits"] = s.commits;
-  j["commit_failures"] = s.commit_failures;
-  j["redeliveries"] = s.redeliveries;
-  j["store_ok"] = s.store_ok;
-  j["store_error"] = s.store_error;
-  return j;
 }
 
 std::string CountsLine(const BatchProgress& c) {
